@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"net"
+	"net/http"
+	"strings"
+)
+
+// cgiEnv is the environment of one connection's child: the CGI variables of
+// the handshake request, the passed-through variables, and nothing else.
+type cgiEnv struct {
+	req        *http.Request
+	id         string
+	scriptName string
+	pathInfo   string
+	remoteHost string
+	software   string
+	passEnv    []string
+}
+
+func (e cgiEnv) list() []string {
+	r := e.req
+	remoteAddr, remotePort := splitHostPort(r.RemoteAddr)
+	serverName, serverPort := splitHostPort(r.Host)
+	if serverPort == "" {
+		serverPort = localPort(r)
+	}
+	remoteHost := e.remoteHost
+	if remoteHost == "" {
+		remoteHost = remoteAddr
+	}
+	env := make([]string, 0, 32+len(r.Header))
+	env = append(env, e.passEnv...)
+	add := func(name, value string) { env = append(env, name+"="+value) }
+	add("SERVER_SOFTWARE", e.software)
+	add("GATEWAY_INTERFACE", "CGI/1.1")
+	add("SERVER_PROTOCOL", r.Proto)
+	add("SERVER_NAME", serverName)
+	add("SERVER_PORT", serverPort)
+	add("REQUEST_METHOD", r.Method)
+	add("REQUEST_URI", r.URL.RequestURI())
+	add("SCRIPT_NAME", e.scriptName)
+	add("PATH_INFO", e.pathInfo)
+	add("PATH_TRANSLATED", e.pathInfo)
+	add("QUERY_STRING", r.URL.RawQuery)
+	add("REMOTE_ADDR", remoteAddr)
+	add("REMOTE_HOST", remoteHost)
+	add("REMOTE_PORT", remotePort)
+	add("REMOTE_IDENT", "")
+	add("REMOTE_USER", "")
+	add("AUTH_TYPE", "")
+	add("CONTENT_LENGTH", "")
+	add("CONTENT_TYPE", "")
+	add("UNIQUE_ID", e.id)
+	if r.TLS != nil {
+		add("HTTPS", "on")
+	}
+	add("HTTP_HOST", r.Host)
+	for name, values := range r.Header {
+		if envName, ok := headerEnvName(name); ok {
+			add(envName, strings.Join(values, ", "))
+		}
+	}
+	return env
+}
+
+// headerEnvName maps a request header to its HTTP_ variable. Names with
+// characters other than letters, digits and '-' are dropped, so that two
+// headers cannot map to one name, and Proxy never becomes HTTP_PROXY
+// (httpoxy). Host is set from the request itself.
+func headerEnvName(name string) (string, bool) {
+	for _, c := range name {
+		if !(c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return "", false
+		}
+	}
+	upper := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	if upper == "PROXY" || upper == "HOST" {
+		return "", false
+	}
+	return "HTTP_" + upper, true
+}
+
+// splitHostPort splits "host:port", "[v6]:port" or a bare host.
+func splitHostPort(hostport string) (host, port string) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return strings.Trim(hostport, "[]"), ""
+	}
+	return host, port
+}
+
+// localPort is the port the request came in on, for a Host header without one.
+func localPort(r *http.Request) string {
+	addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return ""
+	}
+	_, port := splitHostPort(addr.String())
+	return port
+}

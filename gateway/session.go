@@ -1,0 +1,307 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/process"
+)
+
+// closeAbnormal is the code logged for a connection that ended without any
+// close frame (RFC 6455 reserves 1006 for exactly this).
+const closeAbnormal = websocket.CloseAbnormalClosure
+
+// session is one WebSocket connection and the child behind it.
+//
+// The goroutine that runs it owns it: it starts the output and stderr
+// copiers, reads the client itself, and returns only after both copiers have
+// finished and the child is reaped. The output copier is the only writer of
+// data messages; control frames go through WriteControl, which gorilla allows
+// from any goroutine.
+type session struct {
+	gw    *Gateway
+	conn  *websocket.Conn
+	req   *http.Request
+	id    string
+	log   *slog.Logger
+	start time.Time
+	proc  *process.Process
+
+	deadlineMu sync.Mutex // orders read-deadline changes
+	closing    bool       // a close frame was sent; guarded by deadlineMu
+	lastExtend time.Time  // when the ping deadline was last pushed back
+
+	closeMu     sync.Mutex
+	closeCode   int // first close code sent or received; 0 while open
+	closeReason string
+
+	msgsIn, bytesIn, msgsOut, bytesOut atomic.Int64
+	replacedUTF8                       atomic.Bool
+}
+
+func newSession(g *Gateway, conn *websocket.Conn, r *http.Request, id string) *session {
+	return &session{
+		gw:    g,
+		conn:  conn,
+		req:   r,
+		id:    id,
+		log:   g.log.With("id", id),
+		start: time.Now(),
+	}
+}
+
+// refuse ends a session before any child starts, with a close frame.
+func (s *session) refuse(code int, reason string) {
+	s.log.Info("connection refused", "remote", s.req.RemoteAddr, "path", s.req.URL.Path, "reason", reason)
+	s.sendClose(code, reason)
+	s.readUntilClosed()
+	s.conn.Close()
+	s.logAccess()
+}
+
+// run starts the child and serves the connection until both sides are done.
+func (s *session) run(ctx context.Context) {
+	proc, err := process.Start(s.spec())
+	if err != nil {
+		s.log.Error("command failed to start", "err", err)
+		s.refuse(websocket.CloseInternalServerErr, truncateReason(err.Error()))
+		return
+	}
+	s.proc = proc
+	s.gw.setLive(s, true)
+	defer s.gw.setLive(s, false)
+	s.log = s.log.With("pid", proc.Pid())
+	s.log.Log(ctx, LevelTrace, "session started", "remote", s.req.RemoteAddr, "path", s.req.URL.Path)
+
+	s.configureConn()
+	stopShutdownWatch := context.AfterFunc(ctx, s.goingAway)
+	defer stopShutdownWatch()
+	pings := s.startPings()
+	defer pings.stop()
+
+	var copiers sync.WaitGroup
+	copiers.Add(2)
+	go func() {
+		defer copiers.Done()
+		s.copyOutput()
+	}()
+	go func() {
+		defer copiers.Done()
+		s.logStderr()
+	}()
+
+	readErr := s.copyInput()
+	s.conn.Close() // unblocks a write to a client that is gone
+	s.proc.Stop()
+	copiers.Wait()
+	s.proc.Close()
+	s.noteReadEnd(readErr)
+	s.logAccess()
+}
+
+func (s *session) spec() process.Spec {
+	cfg := s.gw.cfg
+	env := cgiEnv{
+		req:        s.req,
+		id:         s.id,
+		scriptName: "/",
+		pathInfo:   s.req.URL.Path,
+		software:   cfg.ServerSoftware,
+		passEnv:    cfg.PassEnv,
+	}
+	return process.Spec{
+		Path:  cfg.Command[0],
+		Args:  cfg.Command[1:],
+		Env:   env.list(),
+		Grace: cfg.CloseGrace,
+	}
+}
+
+func (s *session) configureConn() {
+	s.conn.SetReadLimit(s.gw.cfg.MaxMessageSize)
+	s.conn.SetCloseHandler(s.onClose)
+	s.conn.SetPongHandler(func(string) error {
+		s.extendReadDeadline(true)
+		return nil
+	})
+	s.extendReadDeadline(true)
+}
+
+// onClose records the client's close code and answers it.
+func (s *session) onClose(code int, text string) error {
+	s.recordClose(code, text)
+	msg := websocket.FormatCloseMessage(code, "")
+	if code == websocket.CloseNoStatusReceived {
+		msg = websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+	}
+	_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(controlWriteWait))
+	return nil
+}
+
+// goingAway closes the session because the gateway is shutting down.
+func (s *session) goingAway() {
+	s.sendClose(websocket.CloseGoingAway, "server shutting down")
+}
+
+// sendClose sends a close frame, unless one was sent or received already,
+// and gives the client closeWait to answer it.
+func (s *session) sendClose(code int, reason string) {
+	if !s.recordClose(code, reason) {
+		return
+	}
+	msg := websocket.FormatCloseMessage(code, reason)
+	_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(controlWriteWait))
+	s.deadlineMu.Lock()
+	s.closing = true
+	_ = s.conn.SetReadDeadline(time.Now().Add(closeWait))
+	s.deadlineMu.Unlock()
+}
+
+// recordClose keeps the first close code of the session and reports whether
+// this was it.
+func (s *session) recordClose(code int, reason string) bool {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closeCode != 0 {
+		return false
+	}
+	s.closeCode, s.closeReason = code, reason
+	return true
+}
+
+// extendReadDeadline pushes back the time by which the client must have been
+// heard from: two ping intervals. Unless forced it does so at most a few
+// times per interval, since it is called for every message.
+func (s *session) extendReadDeadline(force bool) {
+	interval := s.gw.cfg.PingInterval
+	if interval <= 0 {
+		return
+	}
+	s.deadlineMu.Lock()
+	defer s.deadlineMu.Unlock()
+	now := time.Now()
+	if s.closing || !force && now.Sub(s.lastExtend) < interval/4 {
+		return
+	}
+	s.lastExtend = now
+	_ = s.conn.SetReadDeadline(now.Add(2 * interval))
+}
+
+// copyInput is the only reader of the connection: it writes each client
+// message to the child's stdin until the client closes, drops or falls
+// silent, and then returns why.
+func (s *session) copyInput() error {
+	var buf []byte
+	stdin := s.proc.Stdin()
+	stdinOpen := true
+	for {
+		s.extendReadDeadline(false)
+		msgType, r, err := s.conn.NextReader()
+		if err != nil {
+			return err
+		}
+		if buf, err = readMessage(buf[:0], r); err != nil {
+			return err
+		}
+		if s.isClosing() || !stdinOpen {
+			continue // waiting for the close handshake, or the child stopped reading
+		}
+		if msgType == websocket.TextMessage && !utf8.Valid(buf) {
+			s.log.Info("client sent invalid UTF-8", "remote", s.req.RemoteAddr)
+			s.sendClose(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message")
+			continue
+		}
+		s.msgsIn.Add(1)
+		s.bytesIn.Add(int64(len(buf)))
+		if !s.gw.cfg.Binary {
+			buf = append(buf, '\n')
+		}
+		if _, err := stdin.Write(buf); err != nil {
+			s.log.Debug("child stdin closed", "err", err)
+			stdinOpen = false
+		}
+		if cap(buf) > 64<<10 {
+			buf = nil // do not keep a large message's memory for an idle session
+		}
+	}
+}
+
+func (s *session) isClosing() bool {
+	s.deadlineMu.Lock()
+	defer s.deadlineMu.Unlock()
+	return s.closing
+}
+
+// readUntilClosed reads and discards until the client answers the close
+// frame or closeWait passes.
+func (s *session) readUntilClosed() {
+	for {
+		if _, _, err := s.conn.NextReader(); err != nil {
+			return
+		}
+	}
+}
+
+// noteReadEnd records why the connection ended when no close frame did.
+func (s *session) noteReadEnd(err error) {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		s.recordClose(ce.Code, ce.Text)
+		return
+	}
+	if errors.Is(err, websocket.ErrReadLimit) {
+		s.recordClose(websocket.CloseMessageTooBig, "message too big")
+		return
+	}
+	reason := "connection dropped"
+	if isTimeout(err) {
+		reason = "ping timeout"
+	}
+	if s.recordClose(closeAbnormal, reason) {
+		s.log.Debug("client gone", "reason", reason, "err", err)
+	}
+}
+
+func (s *session) logAccess() {
+	s.closeMu.Lock()
+	code, reason := s.closeCode, s.closeReason
+	s.closeMu.Unlock()
+	attrs := []any{
+		"remote", s.req.RemoteAddr,
+		"path", s.req.URL.RequestURI(),
+		"duration", time.Since(s.start).Round(time.Millisecond),
+	}
+	if s.proc != nil {
+		attrs = append(attrs, "exit", s.proc.Status().String())
+	}
+	attrs = append(attrs,
+		"close_code", code,
+		"close_reason", reason,
+		"msgs_in", s.msgsIn.Load(),
+		"bytes_in", s.bytesIn.Load(),
+		"msgs_out", s.msgsOut.Load(),
+		"bytes_out", s.bytesOut.Load(),
+	)
+	s.log.Log(context.Background(), LevelAccess, "session ended", attrs...)
+}
+
+// truncateReason fits a close reason in a control frame (123 bytes), cut at
+// a character boundary.
+func truncateReason(reason string) string {
+	const max = 123
+	if len(reason) <= max {
+		return reason
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut]
+}
