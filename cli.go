@@ -47,7 +47,6 @@ func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
 		kong.Vars{"version": "wsgate " + version},
 		kong.DefaultEnvars("WSGATE"),
 		kong.Configuration(kong.JSON),
-		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 	}, options...)
 	parser, err := kong.New(&cli, options...)

@@ -54,6 +54,7 @@ type Spec struct {
 // Process is one running child and its process group.
 type Process struct {
 	cmd    *exec.Cmd
+	pid    int
 	grace  time.Duration
 	stdin  *os.File
 	stdout *outputPipe
@@ -99,6 +100,7 @@ func Start(spec Spec) (*Process, error) {
 
 	p := &Process{
 		cmd:           cmd,
+		pid:           cmd.Process.Pid,
 		grace:         spec.Grace,
 		stdin:         files.stdin,
 		exited:        make(chan struct{}),
@@ -113,7 +115,7 @@ func Start(spec Spec) (*Process, error) {
 }
 
 // Pid returns the child's process id, which is also its process group id.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.pid }
 
 // Stdin is the write end of the child's standard input. Closing it tells the
 // child no more input comes; Stop closes it too.
@@ -168,8 +170,8 @@ func (p *Process) Close() {
 // open, and is then killed and reaped whatever it was doing.
 func (p *Process) supervise() {
 	defer close(p.finished)
-	state, _ := p.cmd.Process.Wait()
-	p.status = statusOf(state)
+	p.status = statusOf(waitLeader(p.Pid()))
+	_ = p.cmd.Process.Release() // reaped by hand: drop exec's own handle
 	close(p.exited)
 
 	p.signalUntil(p.outputsClosed)

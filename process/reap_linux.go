@@ -2,6 +2,7 @@ package process
 
 import (
 	"errors"
+	"os"
 	"sync"
 	"syscall"
 )
@@ -30,6 +31,46 @@ func reapGroup(pgid int) {
 		}
 		if err != nil { // ECHILD: none left
 			return
+		}
+	}
+}
+
+// sysPidfdOpen is pidfd_open(2)'s number, the same on every architecture.
+const sysPidfdOpen = 434
+
+// waitLeader waits for the child pid to exit and reaps it. It parks on a
+// pidfd in the runtime's poller rather than in a blocking wait, so that ten
+// thousand waiting children do not hold ten thousand OS threads.
+func waitLeader(pid int) syscall.WaitStatus {
+	fd, _, errno := syscall.Syscall(sysPidfdOpen, uintptr(pid), syscall.O_NONBLOCK, 0)
+	if errno != 0 {
+		return blockingWait(pid)
+	}
+	pidfd := os.NewFile(fd, "pidfd")
+	defer pidfd.Close()
+	conn, err := pidfd.SyscallConn()
+	if err != nil {
+		return blockingWait(pid)
+	}
+	var ws syscall.WaitStatus
+	reaped := false
+	err = conn.Read(func(uintptr) bool {
+		got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		reaped = got == pid
+		return reaped || err != nil && err != syscall.EINTR
+	})
+	if err != nil || !reaped {
+		return blockingWait(pid) // the pidfd is not pollable here
+	}
+	return ws
+}
+
+func blockingWait(pid int) syscall.WaitStatus {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			return ws
 		}
 	}
 }

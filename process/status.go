@@ -2,7 +2,6 @@ package process
 
 import (
 	"fmt"
-	"os"
 	"syscall"
 )
 
@@ -26,12 +25,9 @@ func (s Status) String() string {
 	return fmt.Sprintf("exit status %d", s.Code)
 }
 
-func statusOf(state *os.ProcessState) Status {
-	if state == nil {
-		return Status{Code: -1, Signal: syscall.SIGKILL}
-	}
-	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+func statusOf(ws syscall.WaitStatus) Status {
+	if ws.Signaled() {
 		return Status{Code: -1, Signal: ws.Signal()}
 	}
-	return Status{Code: state.ExitCode()}
+	return Status{Code: ws.ExitStatus()}
 }
