@@ -33,6 +33,9 @@ const (
 	closeWait = time.Second
 	// controlWriteWait bounds writing one control frame.
 	controlWriteWait = time.Second
+	// stdinCheckInterval is how often a write to a child that does not read
+	// its stdin wakes to check whether the client hung up meanwhile.
+	stdinCheckInterval = time.Second
 )
 
 // Config says what the gateway runs and how. The zero value of each limit

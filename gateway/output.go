@@ -137,7 +137,7 @@ func (s *session) logStderrLines(buf []byte, final bool) []byte {
 		case i >= 0:
 			s.logStderrRecord(trimEOL(buf[:i+1]), false)
 			buf = buf[i+1:]
-		case len(buf) >= stderrRecordSize:
+		case len(buf) > stderrRecordSize:
 			s.logStderrRecord(buf[:stderrRecordSize], true)
 			buf = buf[stderrRecordSize:]
 		case final && len(buf) > 0:

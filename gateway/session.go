@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,8 @@ type session struct {
 	deadlineMu sync.Mutex // orders read-deadline changes
 	closing    bool       // a close frame was sent; guarded by deadlineMu
 	lastExtend time.Time  // when the ping deadline was last pushed back
+
+	stdinDeadline time.Time // when a blocked stdin write next wakes; guarded by deadlineMu
 
 	closeMu     sync.Mutex
 	closeCode   int // first close code sent or received; 0 while open
@@ -71,7 +74,7 @@ func (s *session) run(ctx context.Context) {
 	proc, err := process.Start(s.spec())
 	if err != nil {
 		s.log.Error("command failed to start", "err", err)
-		s.refuse(websocket.CloseInternalServerErr, truncateReason(err.Error()))
+		s.refuse(websocket.CloseInternalServerErr, truncateReason("cannot start command: "+rootCause(err).Error()))
 		return
 	}
 	s.proc = proc
@@ -97,12 +100,11 @@ func (s *session) run(ctx context.Context) {
 		s.logStderr()
 	}()
 
-	readErr := s.copyInput()
+	s.noteReadEnd(s.copyInput())
 	s.conn.Close() // unblocks a write to a client that is gone
 	s.proc.Stop()
 	copiers.Wait()
 	s.proc.Close()
-	s.noteReadEnd(readErr)
 	s.logAccess()
 }
 
@@ -161,6 +163,9 @@ func (s *session) sendClose(code int, reason string) {
 	s.deadlineMu.Lock()
 	s.closing = true
 	_ = s.conn.SetReadDeadline(time.Now().Add(closeWait))
+	if s.proc != nil {
+		_ = s.proc.Stdin().SetWriteDeadline(time.Now()) // a blocked write gives up now
+	}
 	s.deadlineMu.Unlock()
 }
 
@@ -199,7 +204,6 @@ func (s *session) extendReadDeadline(force bool) {
 // silent, and then returns why.
 func (s *session) copyInput() error {
 	var buf []byte
-	stdin := s.proc.Stdin()
 	stdinOpen := true
 	for {
 		s.extendReadDeadline(false)
@@ -223,7 +227,9 @@ func (s *session) copyInput() error {
 		if !s.gw.cfg.Binary {
 			buf = append(buf, '\n')
 		}
-		if _, err := stdin.Write(buf); err != nil {
+		if err := s.writeInput(buf); errors.Is(err, errClientGone) {
+			return err
+		} else if err != nil {
 			s.log.Debug("child stdin closed", "err", err)
 			stdinOpen = false
 		}
@@ -231,6 +237,48 @@ func (s *session) copyInput() error {
 			buf = nil // do not keep a large message's memory for an idle session
 		}
 	}
+}
+
+// errClientGone reports a client that hung up while its child was not
+// reading what it had sent.
+var errClientGone = errors.New("client hung up")
+
+// writeInput writes one message to the child's stdin. A child that does not
+// read blocks the write, and so, through TCP, the client: that is the
+// backpressure. While blocked, the write wakes every stdinCheckInterval to see
+// whether the client has hung up or the session is closing, since the socket
+// is not being read and would not tell.
+func (s *session) writeInput(buf []byte) error {
+	stdin := s.proc.Stdin()
+	for {
+		if !s.pushStdinDeadline() {
+			return nil // closing: the input is no longer wanted
+		}
+		n, err := stdin.Write(buf)
+		buf = buf[n:]
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		if peerHungUp(s.conn.NetConn()) {
+			return errClientGone
+		}
+	}
+}
+
+// pushStdinDeadline sets the next stdin wake-up, unless the session is
+// closing; it reports whether the write should go on.
+func (s *session) pushStdinDeadline() bool {
+	s.deadlineMu.Lock()
+	defer s.deadlineMu.Unlock()
+	if s.closing {
+		return false
+	}
+	now := time.Now()
+	if now.After(s.stdinDeadline.Add(-stdinCheckInterval / 2)) {
+		s.stdinDeadline = now.Add(stdinCheckInterval)
+		_ = s.proc.Stdin().SetWriteDeadline(s.stdinDeadline)
+	}
+	return true
 }
 
 func (s *session) isClosing() bool {
@@ -252,7 +300,7 @@ func (s *session) readUntilClosed() {
 // noteReadEnd records why the connection ended when no close frame did.
 func (s *session) noteReadEnd(err error) {
 	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
+	if errors.As(err, &ce) && ce.Code != closeAbnormal {
 		s.recordClose(ce.Code, ce.Text)
 		return
 	}
@@ -290,6 +338,17 @@ func (s *session) logAccess() {
 		"bytes_out", s.bytesOut.Load(),
 	)
 	s.log.Log(context.Background(), LevelAccess, "session ended", attrs...)
+}
+
+// rootCause returns the innermost error, such as "permission denied".
+func rootCause(err error) error {
+	for {
+		inner := errors.Unwrap(err)
+		if inner == nil {
+			return err
+		}
+		err = inner
+	}
 }
 
 // truncateReason fits a close reason in a control frame (123 bytes), cut at

@@ -118,8 +118,9 @@ func Start(spec Spec) (*Process, error) {
 func (p *Process) Pid() int { return p.pid }
 
 // Stdin is the write end of the child's standard input. Closing it tells the
-// child no more input comes; Stop closes it too.
-func (p *Process) Stdin() io.WriteCloser { return p.stdin }
+// child no more input comes; Stop closes it too. Its write deadline bounds a
+// write to a child that does not read.
+func (p *Process) Stdin() *os.File { return p.stdin }
 
 // Stdout is the read end of the child's standard output. It reports io.EOF
 // once every process holding the pipe has closed it or has been swept.

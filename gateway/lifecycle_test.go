@@ -1,0 +1,342 @@
+package gateway
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func TestExitStatusBecomesCloseCode(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, script string
+		code         int
+		reason       string
+	}{
+		{"exit-0", "echo bye", websocket.CloseNormalClosure, "exit status 0"},
+		{"exit-3", "echo bye; exit 3", websocket.CloseInternalServerErr, "exit status 3"},
+		{"killed", "echo bye; kill -KILL $$", websocket.CloseInternalServerErr, "signal: killed"},
+		{"exits-at-once", "exec true", websocket.CloseNormalClosure, "exit status 0"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			tg := newTestGateway(t, script(t, c.script))
+			conn := tg.dial(t, "/", nil)
+			begin := time.Now()
+			_, ce := readUntilClose(t, conn, 5*time.Second)
+			assertClose(t, ce, c.code, c.reason)
+			if took := time.Since(begin); took > 500*time.Millisecond {
+				t.Errorf("close came %v after the child ended", took)
+			}
+		})
+	}
+}
+
+func TestCloseEndsTCPWithinASecondWhenClientIsSilent(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, script(t, "exit 0"))
+	conn := tg.dial(t, "/", nil)
+	// Read raw bytes so that the client never answers the close frame.
+	raw := conn.UnderlyingConn()
+	_ = raw.SetReadDeadline(time.Now().Add(3 * time.Second))
+	begin := time.Now()
+	buf := make([]byte, 512)
+	for {
+		if _, err := raw.Read(buf); err != nil {
+			break
+		}
+	}
+	if took := time.Since(begin); took > 1500*time.Millisecond {
+		t.Errorf("TCP connection ended %v after the close frame, want about 1s", took)
+	}
+}
+
+// A client that leaves ends its child by the stop sequence, whatever the
+// child does, and nothing of its group is left afterwards.
+func TestClientLeavingStopsTheWholeGroup(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, script string
+		within       time.Duration
+	}{
+		{"exits-on-stdin-close", "echo $$; exec cat", 500 * time.Millisecond},
+		{"ignores-every-signal", "echo $$; trap '' INT TERM; while :; do sleep 0.05; done", 1500 * time.Millisecond},
+		{"grandchildren-ignore-signals", "echo $$; (trap '' INT TERM; exec sleep 30) & (trap '' INT TERM; exec sleep 31) & wait", 1500 * time.Millisecond},
+		{"never-reads-stdin", "echo $$; exec sleep 30", 1500 * time.Millisecond},
+	}
+	for _, c := range cases {
+		for _, how := range []string{"close-frame", "drop"} {
+			t.Run(c.name+"/"+how, func(t *testing.T) {
+				t.Parallel()
+				tg := newTestGateway(t, script(t, c.script))
+				conn := tg.dial(t, "/", nil)
+				pgid := readPid(t, conn)
+				time.Sleep(50 * time.Millisecond) // let traps and grandchildren start
+				if how == "close-frame" {
+					msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
+					_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+				} else {
+					conn.Close()
+				}
+				waitGroupGone(t, pgid, c.within)
+			})
+		}
+	}
+}
+
+// A client that resets its connection while its child is not reading stdin is
+// noticed although the socket is not being read.
+func TestChildThatNeverReadsStdinCannotHoldTheClient(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, script(t, "echo $$; exec sleep 30"))
+	conn := tg.dial(t, "/", nil)
+	pgid := readPid(t, conn)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		chunk := strings.Repeat("s", 64<<10)
+		for range 64 { // 4 MiB: far more than the pipe and socket buffers hold
+			if conn.WriteMessage(websocket.TextMessage, []byte(chunk)) != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	// Its unsent data would hold back a FIN for minutes; a reset goes at once.
+	_ = conn.UnderlyingConn().(*net.TCPConn).SetLinger(0)
+	conn.Close()
+	<-sent
+	waitGroupGone(t, pgid, 1500*time.Millisecond)
+	tg.waitForLog(t, "session ended", 2*time.Second)
+}
+
+func TestGrandchildHoldingStdoutCannotHoldTheConnection(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, script(t, "echo $$; sleep 30 & echo leader-exits"))
+	conn := tg.dial(t, "/", nil)
+	pgid := readPid(t, conn)
+	begin := time.Now()
+	msgs, ce := readUntilClose(t, conn, 5*time.Second)
+	if strings.Join(msgs, "|") != "leader-exits" {
+		t.Errorf("messages = %q", msgs)
+	}
+	assertClose(t, ce, websocket.CloseNormalClosure, "exit status 0")
+	if took := time.Since(begin); took > time.Second {
+		t.Errorf("closed %v after the leader exited, want under 1s", took)
+	}
+	waitGroupGone(t, pgid, time.Second)
+}
+
+func TestMaxForksRefusesWith1013(t *testing.T) {
+	t.Parallel()
+	cfg := command(t, "cat")
+	cfg.MaxForks = 1
+	tg := newTestGateway(t, cfg)
+	first := tg.dial(t, "/", nil)
+	send(t, first, websocket.TextMessage, "first")
+	if got := readMessageText(t, first); got != "first" {
+		t.Fatalf("echo = %q", got)
+	}
+	second := tg.dial(t, "/", nil)
+	_, ce := readUntilClose(t, second, 3*time.Second)
+	assertClose(t, ce, websocket.CloseTryAgainLater, "too many connections")
+
+	first.Close()
+	tg.waitForLog(t, `close_reason="connection dropped"`, 3*time.Second)
+	third := tg.dial(t, "/", nil)
+	send(t, third, websocket.TextMessage, "third")
+	if got := readMessageText(t, third); got != "third" {
+		t.Errorf("after a slot freed, echo = %q", got)
+	}
+}
+
+func TestCommandThatCannotStartCloses1011(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "not-executable.sh")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\necho hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tg := newTestGateway(t, Config{Command: []string{path}})
+	conn := tg.dial(t, "/", nil)
+	_, ce := readUntilClose(t, conn, 3*time.Second)
+	if ce == nil || ce.Code != websocket.CloseInternalServerErr || !strings.Contains(ce.Text, "permission denied") {
+		t.Errorf("close = %v, want 1011 saying permission denied", ce)
+	}
+	tg.waitForLog(t, "command failed to start", time.Second)
+}
+
+func TestChildEnvironmentIsCGIOnly(t *testing.T) {
+	t.Setenv("WSGATE_CANARY", "must not leak")
+	t.Setenv("HTTP_PROXY", "http://must-not-leak")
+	cfg := command(t, "env")
+	cfg.PassEnv = []string{"PATH=/usr/bin:/bin"}
+	tg := newTestGateway(t, cfg)
+	header := http.Header{}
+	header.Set("X-Custom", "v1")
+	header.Add("X-Multi", "a")
+	header.Add("X-Multi", "b")
+	header.Set("Proxy", "http://attacker")
+	header["X_Under"] = []string{"dropped"}
+	conn := tg.dial(t, "/some/path?x=1&y=2", header)
+	msgs, _ := readUntilClose(t, conn, 5*time.Second)
+	env := map[string]string{}
+	for _, m := range msgs {
+		name, value, _ := strings.Cut(m, "=")
+		env[name] = value
+	}
+	host := strings.TrimPrefix(tg.srv.URL, "http://")
+	_, port, _ := net.SplitHostPort(host)
+	want := map[string]string{
+		"PATH": "/usr/bin:/bin", "SERVER_SOFTWARE": "wsgate/test", "GATEWAY_INTERFACE": "CGI/1.1",
+		"SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": port,
+		"REQUEST_METHOD": "GET", "REQUEST_URI": "/some/path?x=1&y=2", "SCRIPT_NAME": "/",
+		"PATH_INFO": "/some/path", "PATH_TRANSLATED": "/some/path", "QUERY_STRING": "x=1&y=2",
+		"REMOTE_ADDR": "127.0.0.1", "REMOTE_HOST": "127.0.0.1", "REMOTE_IDENT": "", "REMOTE_USER": "",
+		"AUTH_TYPE": "", "CONTENT_LENGTH": "", "CONTENT_TYPE": "", "HTTP_HOST": host,
+		"HTTP_X_CUSTOM": "v1", "HTTP_X_MULTI": "a, b",
+		"HTTP_CONNECTION": "Upgrade", "HTTP_UPGRADE": "websocket", "HTTP_SEC_WEBSOCKET_VERSION": "13",
+		"HTTP_USER_AGENT": "Go-http-client/1.1",
+	}
+	for name, value := range want {
+		if got, ok := env[name]; !ok || got != value {
+			t.Errorf("%s = %q (set %v), want %q", name, got, ok, value)
+		}
+	}
+	var extra []string
+	for name := range env {
+		if _, ok := want[name]; !ok && name != "REMOTE_PORT" && name != "UNIQUE_ID" && name != "HTTP_SEC_WEBSOCKET_KEY" {
+			extra = append(extra, name)
+		}
+	}
+	sort.Strings(extra)
+	if len(extra) > 0 {
+		t.Errorf("unexpected variables: %v", extra)
+	}
+	if env["REMOTE_PORT"] == "" || env["UNIQUE_ID"] == "" {
+		t.Errorf("REMOTE_PORT %q and UNIQUE_ID %q must be set", env["REMOTE_PORT"], env["UNIQUE_ID"])
+	}
+}
+
+func TestPingsKeepAnsweringClientAlive(t *testing.T) {
+	t.Parallel()
+	cfg := command(t, "cat")
+	cfg.PingInterval = 50 * time.Millisecond
+	tg := newTestGateway(t, cfg)
+	conn := tg.dial(t, "/", nil)
+	pings := 0
+	conn.SetPingHandler(func(data string) error {
+		pings++
+		return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	_ = conn.SetReadDeadline(time.Now().Add(400 * time.Millisecond))
+	_, _, err := conn.ReadMessage()
+	if !isTimeout(err) {
+		t.Fatalf("read = %v, want our own deadline: the server must not have dropped us", err)
+	}
+	if pings < 4 {
+		t.Errorf("got %d pings in 400ms at a 50ms interval", pings)
+	}
+}
+
+func TestSilentClientIsDroppedAndItsChildStopped(t *testing.T) {
+	t.Parallel()
+	cfg := script(t, "echo $$; exec cat")
+	cfg.PingInterval = 50 * time.Millisecond
+	tg := newTestGateway(t, cfg)
+	conn := tg.dial(t, "/", nil)
+	pgid := readPid(t, conn)
+	// Never read again, so pings go unanswered.
+	tg.waitForLog(t, `close_reason="ping timeout"`, time.Second)
+	waitGroupGone(t, pgid, time.Second)
+	raw := conn.UnderlyingConn()
+	_ = raw.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 1024)
+	for {
+		if _, err := raw.Read(buf); err != nil {
+			if isTimeout(err) {
+				t.Error("server kept the silent client's TCP connection open")
+			}
+			break
+		}
+	}
+}
+
+func TestShutdownClosesEverySessionWith1001(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, script(t, "echo $$; exec cat"))
+	var conns []*websocket.Conn
+	var pgids []int
+	for range 3 {
+		conn := tg.dial(t, "/", nil)
+		conns = append(conns, conn)
+		pgids = append(pgids, readPid(t, conn))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	shutdown := make(chan error, 1)
+	begin := time.Now()
+	go func() { shutdown <- tg.gw.Shutdown(ctx) }()
+	for _, conn := range conns {
+		_, ce := readUntilClose(t, conn, 3*time.Second)
+		assertClose(t, ce, websocket.CloseGoingAway, "server shutting down")
+		conn.Close()
+	}
+	if err := <-shutdown; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("Shutdown took %v", took)
+	}
+	for _, pgid := range pgids {
+		waitGroupGone(t, pgid, 100*time.Millisecond)
+	}
+	// New handshakes are refused once shutdown has begun.
+	if _, resp, err := websocket.DefaultDialer.Dial(tg.url("/"), nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("handshake after shutdown: %v, want 503", err)
+	}
+}
+
+func TestAccessLineSaysHowTheSessionWent(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, script(t, "echo $$; exec cat"))
+	conn := tg.dial(t, "/path?q=1", nil)
+	pgid := readPid(t, conn)
+	send(t, conn, websocket.TextMessage, "ab")
+	send(t, conn, websocket.TextMessage, "cde")
+	readMessageText(t, conn)
+	readMessageText(t, conn)
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "done")
+	_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	logs := tg.waitForLog(t, "session ended", 3*time.Second)
+	for _, want := range []string{
+		"level=ACCESS", `path="/path?q=1"`, "remote=127.0.0.1:", "duration=",
+		"pid=" + itoa(pgid), `exit="exit status 0"`, "close_code=1000", "close_reason=done",
+		"msgs_in=2", "bytes_in=5", "msgs_out=3", "bytes_out=",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("access line lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+func TestPlainHTTPRequestGets404(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, command(t, "cat"))
+	resp, err := http.Get(tg.srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("status = %d, want 404", resp.StatusCode)
+	}
+}
