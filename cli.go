@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -15,8 +16,25 @@ import (
 // CLI is wsgate's command line. Flags keep websocketd's names and meanings;
 // each can also come from WSGATE_<NAME> or from the --config file.
 type CLI struct {
-	Port    int      `help:"TCP port to listen on (0 picks a free one and logs it)." default:"80" group:"Listening"`
-	Address []string `help:"Address to listen on; repeat for several. IPv6 as [::1]. Default: all interfaces." placeholder:"ADDR" group:"Listening"`
+	Port       int      `help:"TCP port to listen on (0 picks a free one and logs it). Default 80, or 443 with --ssl." default:"80" group:"Listening"`
+	Address    []string `help:"Address to listen on; repeat for several. IPv6 as [::1]. Default: all interfaces." placeholder:"ADDR" group:"Listening"`
+	UnixSocket string   `name:"unixsocket" help:"Unix socket to listen on; alone, instead of TCP, with --port or --address, as well." placeholder:"PATH" type:"path" group:"Listening"`
+	RedirPort  int      `name:"redirport" help:"Plain-HTTP port that redirects every request to --port." placeholder:"N" group:"Listening"`
+	SSL        bool     `name:"ssl" help:"Speak TLS (1.2 or later) on every listener; needs --sslcert and --sslkey." group:"TLS"`
+	SSLCert    string   `name:"sslcert" help:"Certificate chain, PEM." placeholder:"FILE" type:"path" group:"TLS"`
+	SSLKey     string   `name:"sslkey" help:"Private key of --sslcert, PEM." placeholder:"FILE" type:"path" group:"TLS"`
+	SSLCA      string   `name:"sslca" help:"CA certificates, PEM: clients must present a certificate one of them signed." placeholder:"FILE" type:"path" group:"TLS"`
+
+	Dir        string   `help:"Serve every executable under DIR: the URL path names the script, the rest of it becomes PATH_INFO." placeholder:"DIR" type:"path" group:"Routing"`
+	StaticDir  string   `name:"staticdir" help:"Serve the files under DIR for plain HTTP requests." placeholder:"DIR" type:"path" group:"Routing"`
+	CGIDir     string   `name:"cgidir" help:"Serve the scripts under DIR as CGI for plain HTTP requests." placeholder:"DIR" type:"path" group:"Routing"`
+	DevConsole bool     `name:"devconsole" help:"Serve the developer console, a page to try an endpoint by hand, for plain HTTP requests." group:"Routing"`
+	Header     []string `help:"Header added to every response, as \"Name: value\"; repeatable." placeholder:"\"K: V\"" sep:"none" group:"Routing"`
+	HeaderWS   []string `name:"header-ws" help:"Header added to WebSocket handshake responses; repeatable." placeholder:"\"K: V\"" sep:"none" group:"Routing"`
+	HeaderHTTP []string `name:"header-http" help:"Header added to plain HTTP responses; repeatable." placeholder:"\"K: V\"" sep:"none" group:"Routing"`
+
+	SameOrigin bool     `name:"sameorigin" help:"Refuse browser handshakes from other origins. Always on: kept for websocketd command lines." group:"Origin"`
+	Origin     []string `help:"Origins allowed besides the gateway's own: host, host:port or scheme://host[:port]; '*' allows any." placeholder:"LIST" group:"Origin"`
 
 	MaxForks     int   `name:"maxforks" help:"Most concurrent child processes; 0 means unlimited. Over it, connections close with 1013." default:"1024" group:"Limits"`
 	MaxFrameSize int64 `name:"maxframesize" help:"Largest message accepted from a client, in bytes; larger ones close with 1009." default:"1048576" group:"Limits"`
@@ -25,8 +43,10 @@ type CLI struct {
 	PingMS       int   `name:"pingms" help:"Ping interval in milliseconds; a client silent for two intervals is dropped. 0 turns pings off." default:"30000" group:"Limits"`
 	WriteTimeout int   `name:"writetimeout" help:"Seconds a client may accept no data before it is dropped." default:"60" group:"Limits"`
 
-	Binary  bool     `help:"Binary mode: raw bytes both ways instead of lines." group:"Child process"`
-	PassEnv []string `name:"passenv" help:"Variables of wsgate's environment passed to the child." default:"PATH,LD_LIBRARY_PATH" placeholder:"A,B" group:"Child process"`
+	Binary        bool     `help:"Binary mode: raw bytes both ways instead of lines." group:"Child process"`
+	PassEnv       []string `name:"passenv" help:"Variables of wsgate's environment passed to the child." default:"PATH,LD_LIBRARY_PATH" placeholder:"A,B" group:"Child process"`
+	PassStderr    bool     `name:"passstderr" help:"Send stderr to the client too; every message is then JSON {\"stream\":\"stdout\"|\"stderr\",\"data\":\"...\"}." group:"Child process"`
+	ReverseLookup bool     `name:"reverselookup" help:"Look up the client's DNS name for REMOTE_HOST." group:"Child process"`
 
 	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, error or fatal." default:"access" enum:"debug,trace,access,info,error,fatal" group:"Logging"`
 	LogFormat string `name:"logformat" help:"Log format: text or json." default:"text" enum:"text,json" group:"Logging"`
@@ -36,6 +56,8 @@ type CLI struct {
 	License bool             `help:"Print the license and exit." group:"Other"`
 
 	Command []string `arg:"" optional:"" passthrough:"partial" help:"Program to run for each connection, with its arguments."`
+
+	portSet bool // --port was given, on the command line or otherwise
 }
 
 // parseCLI parses args (without the program name) into a CLI.
@@ -53,8 +75,13 @@ func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := parser.Parse(args); err != nil {
+	if _, err := parser.Parse(websocketdArgs(args)); err != nil {
 		return nil, err
+	}
+	for _, flag := range parser.Model.Flags {
+		if flag.Name == "port" {
+			cli.portSet = flag.Set
+		}
 	}
 	if len(cli.Command) > 0 && cli.Command[0] == "--" {
 		cli.Command = cli.Command[1:]
@@ -64,9 +91,16 @@ func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
 
 // validate checks what kong cannot: the command and the ranges of values.
 func (c *CLI) validate() error {
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
 	switch {
-	case len(c.Command) == 0:
-		return errors.New("no command given: usage is wsgate [flags] COMMAND [ARGS...], e.g. wsgate --port=8080 ./script.sh")
+	case len(c.Command) == 0 && c.Dir == "":
+		return errors.New("no command given: usage is wsgate [flags] COMMAND [ARGS...] or wsgate [flags] --dir=DIR, e.g. wsgate --port=8080 ./script.sh")
+	case len(c.Command) > 0 && c.Dir != "":
+		return fmt.Errorf("both --dir and a command (%s) given: use one or the other", c.Command[0])
+	case c.RedirPort < 0 || c.RedirPort > 65535:
+		return fmt.Errorf("--redirport=%d is out of range: use 1 to 65535", c.RedirPort)
 	case c.Port < 0 || c.Port > 65535:
 		return fmt.Errorf("--port=%d is out of range: use 0 to 65535", c.Port)
 	case c.MaxForks < 0:
@@ -85,8 +119,21 @@ func (c *CLI) validate() error {
 	return nil
 }
 
+func (c *CLI) validateTLS() error {
+	switch {
+	case c.SSL && (c.SSLCert == "" || c.SSLKey == ""):
+		return errors.New("--ssl needs --sslcert=FILE and --sslkey=FILE")
+	case !c.SSL && (c.SSLCert != "" || c.SSLKey != "" || c.SSLCA != ""):
+		return errors.New("--sslcert, --sslkey and --sslca need --ssl")
+	}
+	return nil
+}
+
 // resolveCommand finds the command on PATH, as a shell would.
 func (c *CLI) resolveCommand() error {
+	if len(c.Command) == 0 {
+		return nil // --dir
+	}
 	path, err := exec.LookPath(c.Command[0])
 	if err != nil {
 		var execErr *exec.Error
@@ -100,9 +147,27 @@ func (c *CLI) resolveCommand() error {
 }
 
 // gatewayConfig turns the flags into the gateway's configuration.
-func (c *CLI) gatewayConfig() gateway.Config {
+func (c *CLI) gatewayConfig() (gateway.Config, error) {
+	var headers [3]http.Header
+	for i, list := range [][]string{c.Header, c.HeaderWS, c.HeaderHTTP} {
+		h, err := parseHeaders(list)
+		if err != nil {
+			return gateway.Config{}, err
+		}
+		headers[i] = h
+	}
 	return gateway.Config{
 		Command:        c.Command,
+		Dir:            c.Dir,
+		StaticDir:      c.StaticDir,
+		CGIDir:         c.CGIDir,
+		DevConsole:     c.DevConsole,
+		Origins:        c.Origin,
+		Headers:        headers[0],
+		HeadersWS:      headers[1],
+		HeadersHTTP:    headers[2],
+		ReverseLookup:  c.ReverseLookup,
+		PassStderr:     c.PassStderr,
 		Binary:         c.Binary,
 		MaxForks:       c.MaxForks,
 		MaxMessageSize: c.MaxFrameSize,
@@ -112,7 +177,21 @@ func (c *CLI) gatewayConfig() gateway.Config {
 		WriteTimeout:   time.Duration(c.WriteTimeout) * time.Second,
 		PassEnv:        passedEnv(c.PassEnv),
 		ServerSoftware: "wsgate/" + version,
+	}, nil
+}
+
+// parseHeaders parses "Name: value" flags.
+func parseHeaders(list []string) (http.Header, error) {
+	h := http.Header{}
+	for _, entry := range list {
+		name, value, ok := strings.Cut(entry, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") || strings.ContainsAny(value, "\r\n") {
+			return nil, fmt.Errorf("header %q: want \"Name: value\"", entry)
+		}
+		h.Add(name, strings.TrimSpace(value))
 	}
+	return h, nil
 }
 
 // passedEnv returns "NAME=value" for each named variable that is set.
@@ -127,16 +206,38 @@ func passedEnv(names []string) []string {
 	return env
 }
 
-// listenAddrs joins each --address with --port; no address means all
-// interfaces.
-func (c *CLI) listenAddrs() []string {
+// listeners says where to listen: each --address (all interfaces when none)
+// on --port, and the Unix socket. A Unix socket alone replaces TCP.
+func (c *CLI) listeners(portSet bool) (gateway.Listeners, error) {
+	ls := gateway.Listeners{UnixSocket: c.UnixSocket, RedirectPort: c.Port}
+	if c.SSL && !portSet {
+		c.Port, ls.RedirectPort = 443, 443
+	}
+	if c.UnixSocket == "" || portSet || len(c.Address) > 0 {
+		ls.Addrs = c.tcpAddrs(c.Port)
+	}
+	if c.RedirPort != 0 {
+		ls.RedirectAddrs = c.tcpAddrs(c.RedirPort)
+	}
+	if c.SSL {
+		cfg, err := gateway.TLSConfig(c.SSLCert, c.SSLKey, c.SSLCA)
+		if err != nil {
+			return ls, err
+		}
+		ls.TLS = cfg
+	}
+	return ls, nil
+}
+
+// tcpAddrs joins each --address with port; no address means all interfaces.
+func (c *CLI) tcpAddrs(port int) []string {
 	if len(c.Address) == 0 {
-		return []string{fmt.Sprintf(":%d", c.Port)}
+		return []string{fmt.Sprintf(":%d", port)}
 	}
 	addrs := make([]string, len(c.Address))
 	for i, a := range c.Address {
 		host := strings.TrimSuffix(strings.TrimPrefix(a, "["), "]")
-		addrs[i] = joinHostPort(host, c.Port)
+		addrs[i] = joinHostPort(host, port)
 	}
 	return addrs
 }
@@ -146,4 +247,42 @@ func joinHostPort(host string, port int) string {
 		return fmt.Sprintf("[%s]:%d", host, port)
 	}
 	return fmt.Sprintf("%s:%d", host, port)
+}
+
+// boolFlags are the flags that take no value, for websocketdArgs.
+var boolFlags = map[string]bool{
+	"binary": true, "ssl": true, "devconsole": true, "sameorigin": true, "reverselookup": true,
+	"passstderr": true, "version": true, "license": true, "help": true,
+}
+
+// websocketdArgs rewrites websocketd's Go-style flags before the command into
+// wsgate's: "-port=8080" and "-port 8080" become "--port=8080" and
+// "--port 8080", "--binary=true" becomes "--binary" and "--binary=false" is
+// dropped. Everything from the command on is left untouched.
+func websocketdArgs(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" || !strings.HasPrefix(arg, "-") || arg == "-" {
+			return append(out, args[i:]...)
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		if len(name) < 2 && !strings.HasPrefix(arg, "--") {
+			out = append(out, arg) // a short flag such as -h
+			continue
+		}
+		switch {
+		case boolFlags[name] && hasValue && (value == "false" || value == "0"):
+			continue
+		case boolFlags[name] && hasValue && (value == "true" || value == "1"):
+			out = append(out, "--"+name)
+		default:
+			out = append(out, "--"+strings.TrimLeft(arg, "-"))
+			if !hasValue && !boolFlags[name] && i+1 < len(args) {
+				i++
+				out = append(out, args[i])
+			}
+		}
+	}
+	return out
 }

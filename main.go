@@ -74,15 +74,28 @@ func serve(cli *CLI, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsgate: %v\n", err)
 		return exitBadUsage
 	}
-	cfg := cli.gatewayConfig()
+	cfg, err := cli.gatewayConfig()
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate: %v\n", err)
+		return exitBadUsage
+	}
 	cfg.Logger = logger
-	gw := gateway.New(cfg)
-	srv, err := gateway.Listen(cli.listenAddrs(), gw, logger)
+	gw, err := gateway.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate: %v\n", err)
+		return exitBadUsage
+	}
+	listeners, err := cli.listeners(cli.portSet)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate: %v\n", err)
+		return exitBadUsage
+	}
+	srv, err := gateway.Listen(listeners, gw, logger)
 	if err != nil {
 		logger.Log(context.Background(), gateway.LevelFatal, "cannot listen", "err", err)
 		return exitFailure
 	}
-	logger.Info("serving", "command", cli.Command, "version", version)
+	logger.Info("serving", "command", cli.Command, "dir", cli.Dir, "version", version)
 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // cgiEnv is the environment of one connection's child: the CGI variables of
@@ -41,7 +43,7 @@ func (e cgiEnv) list() []string {
 	add("REQUEST_URI", r.URL.RequestURI())
 	add("SCRIPT_NAME", e.scriptName)
 	add("PATH_INFO", e.pathInfo)
-	add("PATH_TRANSLATED", e.pathInfo)
+	add("PATH_TRANSLATED", r.URL.Path) // websocketd's choice: the URL path
 	add("QUERY_STRING", r.URL.RawQuery)
 	add("REMOTE_ADDR", remoteAddr)
 	add("REMOTE_HOST", remoteHost)
@@ -79,6 +81,21 @@ func headerEnvName(name string) (string, bool) {
 		return "", false
 	}
 	return "HTTP_" + upper, true
+}
+
+// reverseLookupTimeout bounds the DNS lookup of --reverselookup.
+const reverseLookupTimeout = 2 * time.Second
+
+// lookupHost returns the client's DNS name, or "" when it has none.
+func lookupHost(remoteAddr string) string {
+	host, _ := splitHostPort(remoteAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), reverseLookupTimeout)
+	defer cancel()
+	names, err := net.DefaultResolver.LookupAddr(ctx, host)
+	if err != nil || len(names) == 0 {
+		return ""
+	}
+	return strings.TrimSuffix(names[0], ".")
 }
 
 // splitHostPort splits "host:port", "[v6]:port" or a bare host.

@@ -8,6 +8,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -41,8 +43,30 @@ const (
 // Config says what the gateway runs and how. The zero value of each limit
 // means its default, as documented on the field.
 type Config struct {
-	// Command is the program (resolved path) and its arguments.
+	// Command is the program (resolved path) and its arguments, run for
+	// every connection. Exactly one of Command and Dir is set.
 	Command []string
+	// Dir makes every executable under it an endpoint: the URL path names
+	// the file, and what follows it becomes PATH_INFO.
+	Dir string
+	// StaticDir serves its files for plain HTTP requests.
+	StaticDir string
+	// CGIDir serves its scripts as CGI for plain HTTP requests.
+	CGIDir string
+	// DevConsole serves the developer console for plain HTTP GET requests
+	// to an endpoint.
+	DevConsole bool
+	// Origins lists the browser origins allowed besides the gateway's own:
+	// "host", "host:port" or "scheme://host[:port]"; "*" allows any.
+	Origins []string
+	// Headers are added to every response, HeadersWS to handshake
+	// responses, HeadersHTTP to all others.
+	Headers, HeadersWS, HeadersHTTP http.Header
+	// ReverseLookup resolves the client's name into REMOTE_HOST.
+	ReverseLookup bool
+	// PassStderr sends stderr to the client too, every message then being
+	// JSON: {"stream":"stdout"|"stderr","data":"..."}.
+	PassStderr bool
 	// Binary sends raw bytes both ways instead of lines.
 	Binary bool
 	// MaxForks is the most concurrent children; 0 means unlimited.
@@ -87,10 +111,13 @@ func (c Config) withDefaults() Config {
 // Gateway is an http.Handler that serves each WebSocket connection with its
 // own child process. Its methods are safe for concurrent use.
 type Gateway struct {
-	cfg      Config
-	log      *slog.Logger
-	upgrader websocket.Upgrader
-	forks    *forkLimit
+	cfg       Config
+	log       *slog.Logger
+	upgrader  websocket.Upgrader
+	forks     *forkLimit
+	endpoints router
+	origins   originPolicy
+	plain     http.Handler
 
 	ctx    context.Context // cancelled when shutdown begins
 	cancel context.CancelFunc
@@ -101,29 +128,90 @@ type Gateway struct {
 	sessions sync.WaitGroup
 }
 
-// New returns a gateway for cfg.
-func New(cfg Config) *Gateway {
+// New returns a gateway for cfg, or an error naming a directory or origin
+// that cannot be used.
+func New(cfg Config) (*Gateway, error) {
 	cfg = cfg.withDefaults()
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Gateway{
-		cfg: cfg,
-		log: cfg.Logger,
-		upgrader: websocket.Upgrader{
-			HandshakeTimeout: handshakeTimeout,
-			Error:            writeHandshakeError,
-		},
-		forks:  newForkLimit(cfg.MaxForks),
-		live:   make(map[*session]struct{}),
-		ctx:    ctx,
-		cancel: cancel,
+	g := &Gateway{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		forks: newForkLimit(cfg.MaxForks),
+		live:  make(map[*session]struct{}),
 	}
+	g.upgrader = websocket.Upgrader{
+		HandshakeTimeout: handshakeTimeout,
+		Error:            writeHandshakeError,
+		CheckOrigin:      func(*http.Request) bool { return true }, // checked before, with a log line
+	}
+	var err error
+	if g.endpoints, err = newRouter(cfg); err != nil {
+		return nil, err
+	}
+	if g.origins, err = newOriginPolicy(cfg.Origins); err != nil {
+		return nil, err
+	}
+	if g.plain, err = g.newPlainHandler(); err != nil {
+		return nil, err
+	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	return g, nil
 }
 
-// ServeHTTP upgrades WebSocket handshakes and runs a session for each; any
-// other request gets 404.
+func newRouter(cfg Config) (router, error) {
+	switch {
+	case cfg.Dir != "" && len(cfg.Command) > 0:
+		return nil, errors.New("give either a command or --dir, not both")
+	case cfg.Dir != "":
+		r, err := newDirRouter(cfg.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("--dir: %w", err)
+		}
+		return r, nil
+	case len(cfg.Command) == 0:
+		return nil, errors.New("no command given")
+	}
+	return commandRouter{command: cfg.Command}, nil
+}
+
+func (g *Gateway) newPlainHandler() (http.Handler, error) {
+	h := &plainHandler{console: g.cfg.DevConsole, endpoints: g.endpoints, forks: g.forks}
+	if g.cfg.CGIDir != "" {
+		r, err := newDirRouter(g.cfg.CGIDir)
+		if err != nil {
+			return nil, fmt.Errorf("--cgidir: %w", err)
+		}
+		h.cgi = &r
+		h.cgiEnv = append([]string{"SERVER_SOFTWARE=" + g.cfg.ServerSoftware}, g.cfg.PassEnv...)
+	}
+	if g.cfg.StaticDir != "" {
+		static, err := newStaticHandler(g.cfg.StaticDir)
+		if err != nil {
+			return nil, fmt.Errorf("--staticdir: %w", err)
+		}
+		h.static = static
+	}
+	return h, nil
+}
+
+// ServeHTTP upgrades WebSocket handshakes and runs a session for each; other
+// requests go to the developer console, CGI scripts or static files.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	addHeaders(w, g.cfg.Headers)
 	if !websocket.IsWebSocketUpgrade(r) {
+		addHeaders(w, g.cfg.HeadersHTTP)
+		g.plain.ServeHTTP(w, r)
+		return
+	}
+	e, err := g.endpoints.route(r.URL.Path)
+	if err != nil {
 		http.NotFound(w, r)
+		return
+	}
+	if !g.origins.allows(r) {
+		origin := r.Header.Get("Origin")
+		g.log.Info("handshake refused: origin not allowed", "remote", r.RemoteAddr, "path", r.URL.Path,
+			"origin", origin, "host", r.Host, "hint", refusalHint(origin))
+		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
 	if !g.track() {
@@ -131,7 +219,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.sessions.Done()
-	g.serveWebSocket(w, r)
+	g.serveWebSocket(w, r, e)
+}
+
+func addHeaders(w http.ResponseWriter, headers http.Header) {
+	for name, values := range headers {
+		for _, v := range values {
+			w.Header().Add(name, v)
+		}
+	}
 }
 
 // track counts a new session, unless shutdown has begun.
@@ -186,13 +282,13 @@ func (g *Gateway) setLive(s *session, live bool) {
 	}
 }
 
-func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	conn, err := g.upgrader.Upgrade(w, r, nil)
+func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint) {
+	conn, err := g.upgrader.Upgrade(w, r, g.cfg.HeadersWS)
 	if err != nil {
 		g.log.Debug("handshake failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 		return
 	}
-	s := newSession(g, conn, r, newSessionID())
+	s := newSession(g, conn, r, e, newSessionID())
 	if !g.forks.acquire() {
 		s.refuse(websocket.CloseTryAgainLater, "too many connections")
 		return

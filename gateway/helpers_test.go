@@ -61,7 +61,11 @@ func newTestGateway(t *testing.T, cfg Config) *testGateway {
 	if cfg.ServerSoftware == "" {
 		cfg.ServerSoftware = "wsgate/test"
 	}
-	tg := &testGateway{gw: New(cfg), logs: logs}
+	gw, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := &testGateway{gw: gw, logs: logs}
 	tg.srv = httptest.NewServer(tg.gw)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -26,9 +26,12 @@ const (
 // the child never blocks on a full pipe while it is being stopped.
 func (s *session) copyOutput() {
 	var err error
-	if s.gw.cfg.Binary {
+	switch {
+	case s.gw.cfg.Binary:
 		err = s.sendChunks()
-	} else {
+	case s.gw.cfg.PassStderr:
+		err = s.sendStreams()
+	default:
 		err = s.sendLines()
 	}
 	switch {

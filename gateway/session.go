@@ -30,6 +30,7 @@ type session struct {
 	gw    *Gateway
 	conn  *websocket.Conn
 	req   *http.Request
+	ep    endpoint
 	id    string
 	log   *slog.Logger
 	start time.Time
@@ -49,11 +50,12 @@ type session struct {
 	replacedUTF8                       atomic.Bool
 }
 
-func newSession(g *Gateway, conn *websocket.Conn, r *http.Request, id string) *session {
+func newSession(g *Gateway, conn *websocket.Conn, r *http.Request, e endpoint, id string) *session {
 	return &session{
 		gw:    g,
 		conn:  conn,
 		req:   r,
+		ep:    e,
 		id:    id,
 		log:   g.log.With("id", id),
 		start: time.Now(),
@@ -90,15 +92,18 @@ func (s *session) run(ctx context.Context) {
 	defer pings.stop()
 
 	var copiers sync.WaitGroup
-	copiers.Add(2)
+	copiers.Add(1)
 	go func() {
 		defer copiers.Done()
 		s.copyOutput()
 	}()
-	go func() {
-		defer copiers.Done()
-		s.logStderr()
-	}()
+	if !s.gw.cfg.PassStderr { // with it, copyOutput reads stderr too
+		copiers.Add(1)
+		go func() {
+			defer copiers.Done()
+			s.logStderr()
+		}()
+	}
 
 	s.noteReadEnd(s.copyInput())
 	s.conn.Close() // unblocks a write to a client that is gone
@@ -113,14 +118,17 @@ func (s *session) spec() process.Spec {
 	env := cgiEnv{
 		req:        s.req,
 		id:         s.id,
-		scriptName: "/",
-		pathInfo:   s.req.URL.Path,
+		scriptName: s.ep.scriptName,
+		pathInfo:   s.ep.pathInfo,
 		software:   cfg.ServerSoftware,
 		passEnv:    cfg.PassEnv,
 	}
+	if cfg.ReverseLookup {
+		env.remoteHost = lookupHost(s.req.RemoteAddr)
+	}
 	return process.Spec{
-		Path:  cfg.Command[0],
-		Args:  cfg.Command[1:],
+		Path:  s.ep.path,
+		Args:  s.ep.args,
 		Env:   env.list(),
 		Grace: cfg.CloseGrace,
 	}

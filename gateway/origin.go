@@ -1,0 +1,116 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// originPolicy decides which browser origins may open a WebSocket.
+// Same-origin handshakes and those without an Origin header (non-browser
+// clients) are always allowed; allowed lists the others.
+type originPolicy struct {
+	any     bool
+	allowed []originPattern
+}
+
+// originPattern is one --origin entry: "host", "host:port" or
+// "scheme://host[:port]". A missing scheme or port matches any.
+type originPattern struct {
+	scheme, host, port string
+}
+
+// newOriginPolicy parses the --origin list; "*" allows any origin.
+func newOriginPolicy(list []string) (originPolicy, error) {
+	var p originPolicy
+	for _, entry := range list {
+		entry = strings.TrimSpace(entry)
+		switch {
+		case entry == "":
+			continue
+		case entry == "*":
+			p.any = true
+			continue
+		}
+		pattern, err := parseOriginPattern(entry)
+		if err != nil {
+			return originPolicy{}, err
+		}
+		p.allowed = append(p.allowed, pattern)
+	}
+	return p, nil
+}
+
+func parseOriginPattern(entry string) (originPattern, error) {
+	var pattern originPattern
+	hostport := entry
+	if scheme, rest, ok := strings.Cut(entry, "://"); ok {
+		pattern.scheme = strings.ToLower(scheme)
+		hostport = strings.TrimSuffix(rest, "/")
+	}
+	if strings.ContainsAny(hostport, "/?#@ ") || hostport == "" {
+		return originPattern{}, fmt.Errorf("origin %q: want host, host:port or scheme://host[:port]", entry)
+	}
+	pattern.host, pattern.port = splitHostPort(hostport)
+	pattern.host = strings.ToLower(pattern.host)
+	return pattern, nil
+}
+
+// allows reports whether the handshake r may proceed.
+func (p originPolicy) allows(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || p.any {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		port = defaultPort(scheme == "https" || scheme == "wss")
+	}
+	if sameOrigin(r, host, port) {
+		return true
+	}
+	for _, a := range p.allowed {
+		if a.host == host && (a.scheme == "" || a.scheme == scheme) && (a.port == "" || a.port == port) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameOrigin reports whether the origin's host and port are the request's.
+func sameOrigin(r *http.Request, host, port string) bool {
+	reqHost, reqPort := splitHostPort(r.Host)
+	if reqPort == "" {
+		reqPort = defaultPort(r.TLS != nil)
+	}
+	return strings.EqualFold(reqHost, host) && reqPort == port
+}
+
+func defaultPort(tls bool) string {
+	if tls {
+		return "443"
+	}
+	return "80"
+}
+
+// refusalHint is the log line's advice for a refused origin.
+func refusalHint(origin string) string {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return "allow any origin with --origin='*'"
+	}
+	return "allow it with --origin=" + net.JoinHostPort(u.Hostname(), portOr(u.Port(), u.Scheme)) + ", or any origin with --origin='*'"
+}
+
+func portOr(port, scheme string) string {
+	if port != "" {
+		return port
+	}
+	return defaultPort(scheme == "https" || scheme == "wss")
+}

@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	_ "embed"
+	"errors"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"path/filepath"
+)
+
+//go:embed console.html
+var consolePage []byte
+
+// plainHandler serves requests that are not WebSocket handshakes: the
+// developer console, then CGI scripts, then static files, else 404.
+type plainHandler struct {
+	console   bool
+	endpoints router
+	cgi       *dirRouter
+	cgiEnv    []string
+	static    http.Handler
+	forks     *forkLimit
+}
+
+func (h *plainHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.console && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		if _, err := h.endpoints.route(r.URL.Path); err == nil {
+			serveConsole(w)
+			return
+		}
+	}
+	if h.cgi != nil {
+		if e, err := h.cgi.route(r.URL.Path); err == nil {
+			h.serveCGI(w, r, e)
+			return
+		}
+	}
+	if h.static != nil {
+		h.static.ServeHTTP(w, r)
+		return
+	}
+	http.NotFound(w, r)
+}
+
+func serveConsole(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	// The page is self-contained: nothing but itself and its own WebSocket.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src ws: wss:; img-src data:")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(consolePage)
+}
+
+func (h *plainHandler) serveCGI(w http.ResponseWriter, r *http.Request, e endpoint) {
+	if !h.forks.acquire() {
+		http.Error(w, "too many connections", http.StatusTooManyRequests)
+		return
+	}
+	defer h.forks.release()
+	handler := &cgi.Handler{
+		Path: e.path,
+		Root: e.scriptName,
+		Dir:  filepath.Dir(e.path),
+		Env:  h.cgiEnv,
+	}
+	handler.ServeHTTP(w, r)
+}
+
+// newStaticHandler serves the files under dir. Paths cannot leave it, through
+// ".." or through symlinks.
+func newStaticHandler(dir string) (http.Handler, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	info, err := root.Stat(".")
+	if err != nil || !info.IsDir() {
+		root.Close()
+		return nil, errors.New(dir + " is not a directory")
+	}
+	return http.FileServerFS(root.FS()), nil
+}
