@@ -118,6 +118,7 @@ type Gateway struct {
 	endpoints router
 	origins   originPolicy
 	plain     http.Handler
+	wsHeaders http.Header // --header and --header-ws, for gorilla to write
 
 	ctx    context.Context // cancelled when shutdown begins
 	cancel context.CancelFunc
@@ -152,6 +153,12 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.plain, err = g.newPlainHandler(); err != nil {
 		return nil, err
+	}
+	g.wsHeaders = http.Header{}
+	for _, h := range []http.Header{cfg.Headers, cfg.HeadersWS} {
+		for name, values := range h {
+			g.wsHeaders[name] = append(g.wsHeaders[name], values...)
+		}
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	return g, nil
@@ -202,6 +209,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.plain.ServeHTTP(w, r)
 		return
 	}
+	// Refusals below are plain HTTP responses and carry --header; a
+	// completed handshake carries --header and --header-ws.
 	e, err := g.endpoints.route(r.URL.Path)
 	if err != nil {
 		http.NotFound(w, r)
@@ -283,7 +292,7 @@ func (g *Gateway) setLive(s *session, live bool) {
 }
 
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint) {
-	conn, err := g.upgrader.Upgrade(w, r, g.cfg.HeadersWS)
+	conn, err := g.upgrader.Upgrade(w, r, g.wsHeaders)
 	if err != nil {
 		g.log.Debug("handshake failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 		return

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -216,3 +218,8 @@ func readPid(t *testing.T, conn *websocket.Conn) int {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func slogDiscard() *slog.Logger {
+	logger, _ := NewLogger(io.Discard, "text", LevelError)
+	return logger
+}
