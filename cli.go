@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,7 +17,7 @@ import (
 // CLI is wsgate's command line. Flags keep websocketd's names and meanings;
 // each can also come from WSGATE_<NAME> or from the --config file.
 type CLI struct {
-	Port       int      `help:"TCP port to listen on (0 picks a free one and logs it). Default 80, or 443 with --ssl." default:"80" group:"Listening"`
+	Port       *int     `help:"TCP port to listen on (0 picks a free one and logs it). Default 80, or 443 with --ssl." placeholder:"N" group:"Listening"`
 	Address    []string `help:"Address to listen on; repeat for several. IPv6 as [::1]. Default: all interfaces." placeholder:"ADDR" group:"Listening"`
 	UnixSocket string   `name:"unixsocket" help:"Unix socket to listen on; alone, instead of TCP, with --port or --address, as well." placeholder:"PATH" type:"path" group:"Listening"`
 	RedirPort  int      `name:"redirport" help:"Plain-HTTP port that redirects every request to --port." placeholder:"N" group:"Listening"`
@@ -56,8 +57,6 @@ type CLI struct {
 	License bool             `help:"Print the license and exit." group:"Other"`
 
 	Command []string `arg:"" optional:"" passthrough:"partial" help:"Program to run for each connection, with its arguments."`
-
-	portSet bool // --port was given, on the command line or otherwise
 }
 
 // parseCLI parses args (without the program name) into a CLI.
@@ -70,6 +69,7 @@ func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
 		kong.DefaultEnvars("WSGATE"),
 		kong.Configuration(kong.JSON),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
+		kong.Help(printHelp),
 	}, options...)
 	parser, err := kong.New(&cli, options...)
 	if err != nil {
@@ -77,11 +77,6 @@ func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
 	}
 	if _, err := parser.Parse(websocketdArgs(args)); err != nil {
 		return nil, err
-	}
-	for _, flag := range parser.Model.Flags {
-		if flag.Name == "port" {
-			cli.portSet = flag.Set
-		}
 	}
 	if len(cli.Command) > 0 && cli.Command[0] == "--" {
 		cli.Command = cli.Command[1:]
@@ -101,8 +96,8 @@ func (c *CLI) validate() error {
 		return fmt.Errorf("both --dir and a command (%s) given: use one or the other", c.Command[0])
 	case c.RedirPort < 0 || c.RedirPort > 65535:
 		return fmt.Errorf("--redirport=%d is out of range: use 1 to 65535", c.RedirPort)
-	case c.Port < 0 || c.Port > 65535:
-		return fmt.Errorf("--port=%d is out of range: use 0 to 65535", c.Port)
+	case c.Port != nil && (*c.Port < 0 || *c.Port > 65535):
+		return fmt.Errorf("--port=%d is out of range: use 0 to 65535", *c.Port)
 	case c.MaxForks < 0:
 		return fmt.Errorf("--maxforks=%d is negative: use 0 for unlimited", c.MaxForks)
 	case c.MaxFrameSize <= 0:
@@ -206,15 +201,23 @@ func passedEnv(names []string) []string {
 	return env
 }
 
-// listeners says where to listen: each --address (all interfaces when none)
-// on --port, and the Unix socket. A Unix socket alone replaces TCP.
-func (c *CLI) listeners(portSet bool) (gateway.Listeners, error) {
-	ls := gateway.Listeners{UnixSocket: c.UnixSocket, RedirectPort: c.Port}
-	if c.SSL && !portSet {
-		c.Port, ls.RedirectPort = 443, 443
+// mainPort is --port, or else 80, or 443 with --ssl.
+func (c *CLI) mainPort() int {
+	switch {
+	case c.Port != nil:
+		return *c.Port
+	case c.SSL:
+		return 443
 	}
-	if c.UnixSocket == "" || portSet || len(c.Address) > 0 {
-		ls.Addrs = c.tcpAddrs(c.Port)
+	return 80
+}
+
+// listeners says where to listen: each --address (all interfaces when none)
+// on the main port, and the Unix socket. A Unix socket alone replaces TCP.
+func (c *CLI) listeners() (gateway.Listeners, error) {
+	ls := gateway.Listeners{UnixSocket: c.UnixSocket, RedirectPort: c.mainPort()}
+	if c.UnixSocket == "" || c.Port != nil || len(c.Address) > 0 {
+		ls.Addrs = c.tcpAddrs(c.mainPort())
 	}
 	if c.RedirPort != 0 {
 		ls.RedirectAddrs = c.tcpAddrs(c.RedirPort)
@@ -285,4 +288,19 @@ func websocketdArgs(args []string) []string {
 		}
 	}
 	return out
+}
+
+// printHelp is kong's help with a usage line that says where the command goes.
+func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
+	var buf strings.Builder
+	stdout := ctx.Stdout
+	ctx.Stdout = &buf
+	err := kong.DefaultHelpPrinter(options, ctx)
+	ctx.Stdout = stdout
+	help := buf.String()
+	if first, rest, ok := strings.Cut(help, "\n"); ok && strings.HasPrefix(first, "Usage:") {
+		help = "Usage: wsgate [flags] COMMAND [ARGS...]\n       wsgate [flags] --dir=DIR\n" + rest
+	}
+	_, _ = io.WriteString(stdout, help)
+	return err
 }

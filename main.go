@@ -85,7 +85,7 @@ func serve(cli *CLI, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsgate: %v\n", err)
 		return exitBadUsage
 	}
-	listeners, err := cli.listeners(cli.portSet)
+	listeners, err := cli.listeners()
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate: %v\n", err)
 		return exitBadUsage

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestWebsocketdStyleFlagsAreAccepted(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ in, want string }{
+		{"-port=8080 cat", "--port=8080 cat"},
+		{"-port 8080 -address 127.0.0.1 cat -n", "--port 8080 --address 127.0.0.1 cat -n"},
+		{"--binary=true --devconsole=false cat", "--binary cat"},
+		{"--sameorigin=1 ./x.sh -port=1", "--sameorigin ./x.sh -port=1"},
+		{"-h", "-h"},
+		{"--port=1 -- printf -x", "--port=1 -- printf -x"},
+		{"--dir=/srv/ws", "--dir=/srv/ws"},
+	}
+	for _, c := range cases {
+		if got := strings.Join(websocketdArgs(strings.Fields(c.in)), " "); got != c.want {
+			t.Errorf("websocketdArgs(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestParseCLIKeepsTheCommandsOwnFlags(t *testing.T) {
+	t.Parallel()
+	cli, err := parseCLI([]string{"-port=9000", "--", "tail", "-n", "5", "--port=1", "-f", "x.log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cli.mainPort() != 9000 || strings.Join(cli.Command, " ") != "tail -n 5 --port=1 -f x.log" {
+		t.Errorf("port %d, command %q", cli.mainPort(), cli.Command)
+	}
+}
+
+func TestBadFlagCombinationsAreErrors(t *testing.T) {
+	t.Parallel()
+	cases := map[string][]string{
+		"--ssl needs --sslcert":        {"--ssl", "cat"},
+		"need --ssl":                   {"--sslcert=a.pem", "--sslkey=b.pem", "cat"},
+		"both --dir and a command":     {"--dir=/tmp", "cat"},
+		"no command given":             {"--port=1"},
+		"--redirport=70000":            {"--redirport=70000", "cat"},
+		"--pingms=-1 is negative":      {"--pingms=-1", "cat"},
+		"header \"NoColon\"":           {"--header=NoColon", "cat"},
+		"--maxframesize=0 must be pos": {"--maxframesize=0", "cat"},
+	}
+	for want, args := range cases {
+		cli, err := parseCLI(args)
+		if err == nil {
+			err = cli.validate()
+		}
+		if err == nil {
+			_, err = cli.gatewayConfig()
+		}
+		if err == nil || !strings.Contains(err.Error(), strings.Fields(want)[0]) {
+			t.Errorf("%v: err = %v, want one about %q", args, err, want)
+		}
+	}
+}
+
+func TestSSLDefaultsToPort443UnlessPortIsGiven(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ssl", "--sslcert=x", "--sslkey=y", "cat"}, ":443"},
+		{[]string{"--ssl", "--sslcert=x", "--sslkey=y", "--port=8443", "cat"}, ":8443"},
+		{[]string{"cat"}, ":80"},
+	} {
+		cli, err := parseCLI(c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cli.tcpAddrs(cli.mainPort())[0]; got != c.want {
+			t.Errorf("%v: listens on %s, want %s", c.args, got, c.want)
+		}
+	}
+}
