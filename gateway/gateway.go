@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/process"
 )
 
 // Defaults for the zero values of Config.
@@ -35,6 +36,8 @@ const (
 	closeWait = time.Second
 	// controlWriteWait bounds writing one control frame.
 	controlWriteWait = time.Second
+	// frameBufferSize is the largest frame gorilla writes at once.
+	frameBufferSize = 16 << 10
 	// stdinCheckInterval is how often a write to a child that does not read
 	// its stdin wakes to check whether the client hung up meanwhile.
 	stdinCheckInterval = time.Second
@@ -141,6 +144,8 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: handshakeTimeout,
+		WriteBufferSize:  frameBufferSize,
+		WriteBufferPool:  &sync.Pool{}, // an idle session holds no write buffer
 		Error:            writeHandshakeError,
 		CheckOrigin:      func(*http.Request) bool { return true }, // checked before, with a log line
 	}
@@ -271,12 +276,29 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Abort kills every child at once, for a shutdown that cannot wait.
+// abortWait bounds how long Abort waits for killed children to be reaped.
+const abortWait = time.Second
+
+// Abort kills every child at once, for a shutdown that cannot wait, and
+// waits (a second at most) until they are reaped, so that none is left a
+// zombie when the program exits.
 func (g *Gateway) Abort() {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	procs := make([]*process.Process, 0, len(g.live))
 	for s := range g.live {
-		s.proc.Kill()
+		procs = append(procs, s.proc)
+	}
+	g.mu.Unlock()
+	for _, p := range procs {
+		p.Kill()
+	}
+	deadline := time.After(abortWait)
+	for _, p := range procs {
+		select {
+		case <-p.Done():
+		case <-deadline:
+			return
+		}
 	}
 }
 
@@ -292,12 +314,13 @@ func (g *Gateway) setLive(s *session, live bool) {
 }
 
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint) {
-	conn, err := g.upgrader.Upgrade(w, r, g.wsHeaders)
+	hw := &hijackWriter{ResponseWriter: w}
+	conn, err := g.upgrader.Upgrade(hw, r, g.wsHeaders)
 	if err != nil {
 		g.log.Debug("handshake failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 		return
 	}
-	s := newSession(g, conn, r, e, newSessionID())
+	s := newSession(g, conn, hw, r, e, newSessionID())
 	if !g.forks.acquire() {
 		s.refuse(websocket.CloseTryAgainLater, "too many connections")
 		return

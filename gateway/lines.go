@@ -32,10 +32,10 @@ func (l *lineReader) next() ([]byte, error) {
 		switch {
 		case err == nil:
 			if len(l.long) == 0 {
-				return trimEOL(chunk), l.checkLen(len(chunk) - 1)
+				return trimCR(chunk[:len(chunk)-1]), l.checkLen(len(chunk) - 1)
 			}
 			l.long = append(l.long, chunk...)
-			return trimEOL(l.long), l.checkLen(len(l.long) - 1)
+			return trimCR(l.long[:len(l.long)-1]), l.checkLen(len(l.long) - 1)
 		case errors.Is(err, bufio.ErrBufferFull):
 			if len(l.long)+len(chunk) > l.max {
 				return nil, errLineTooLong
@@ -58,23 +58,11 @@ func (l *lineReader) checkLen(n int) error {
 	return nil
 }
 
-// ready reports whether more output is buffered, so that the caller can
-// batch what it sends while output keeps coming.
-func (l *lineReader) ready() bool { return l.r.Buffered() > 0 }
-
 // release drops the memory kept for long lines once it is large.
 func (l *lineReader) release() {
 	if cap(l.long) > 64<<10 {
 		l.long = nil
 	}
-}
-
-func trimEOL(line []byte) []byte {
-	line = line[:len(line)-1]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line
 }
 
 // validText returns text as valid UTF-8, with each invalid byte replaced by

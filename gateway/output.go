@@ -11,10 +11,8 @@ import (
 	"github.com/wsgate/wsgate/process"
 )
 
-// Buffer sizes of the child's pipes as the gateway reads them.
+// Sizes of the child's output as the gateway reads it.
 const (
-	outputBufferSize = 32 << 10
-	stderrBufferSize = 4 << 10
 	// stderrRecordSize is the most of one stderr line put in one log record;
 	// a longer line is logged in pieces, so that none is lost.
 	stderrRecordSize = 64 << 10
@@ -33,6 +31,9 @@ func (s *session) copyOutput() {
 		err = s.sendStreams()
 	default:
 		err = s.sendLines()
+	}
+	if flushErr := s.batch.flush(); err == nil {
+		err = flushErr
 	}
 	switch {
 	case errors.Is(err, errLineTooLong):
@@ -57,54 +58,160 @@ func closeCodeFor(status process.Status) int {
 	return websocket.CloseInternalServerErr
 }
 
-// sendLines sends each line of output as a text message. It returns nil at the
-// end of output, errLineTooLong, or the error that made the client
-// unwritable.
-func (s *session) sendLines() error {
-	lines := newLineReader(s.proc.Stdout(), outputBufferSize, s.gw.cfg.MaxLineSize)
-	var scratch []byte
-	for {
-		line, err := lines.next()
-		if err == io.EOF {
-			return nil
+// readOutput calls handle with each read of out, after what handle left
+// unconsumed from the previous read. Frames written meanwhile are batched,
+// and flushed whenever out has nothing more ready, so that a lone line goes
+// out at once. The buffer is pooled: an idle session holds none. It returns
+// handle's error, or nil at the end of output.
+func (s *session) readOutput(out *process.Output, handle func(data []byte, final bool) (rest []byte, err error)) error {
+	var buf *[]byte
+	defer func() {
+		if buf != nil {
+			putBuffer(buf)
 		}
+	}()
+	keep := 0
+	for {
+		if !out.Ready() {
+			if err := s.batch.flush(); err != nil {
+				return err
+			}
+			if keep == 0 && buf != nil {
+				putBuffer(buf)
+				buf = nil
+			}
+			out.WaitReady()
+		}
+		if buf == nil {
+			buf = getBuffer()
+		}
+		b := (*buf)[:cap(*buf)]
+		n, readErr := out.Read(b[keep:])
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.gw.cfg.WriteTimeout))
+		s.batch.hold()
+		rest, err := handle(b[:keep+n], readErr != nil)
+		if err != nil || readErr != nil {
+			return err
+		}
+		keep = copy(b, rest)
+	}
+}
+
+// sendLines sends each line of output as a text message. A line longer than
+// the read buffer is streamed as one message in several frames rather than
+// gathered, so memory stays bounded whatever the line's length.
+func (s *session) sendLines() error {
+	lw := lineWriter{s: s, max: s.gw.cfg.MaxLineSize}
+	return s.readOutput(s.proc.Stdout(), lw.write)
+}
+
+// lineWriter turns output into text messages, one per line.
+type lineWriter struct {
+	s       *session
+	max     int
+	long    io.WriteCloser // the message of a line longer than a buffer
+	longLen int            // bytes of that line so far
+	scratch []byte
+}
+
+// write sends every complete line in data and returns the partial line at
+// its end, for the next read to complete. When final, everything is sent.
+func (w *lineWriter) write(data []byte, final bool) ([]byte, error) {
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		if err := w.endLine(trimCR(data[:i])); err != nil {
+			return nil, err
+		}
+		data = data[i+1:]
+	}
+	switch {
+	case final:
+		if len(data) > 0 || w.long != nil {
+			return nil, w.endLine(data)
+		}
+		return nil, nil
+	case len(data) < batchLimit/2 && w.long == nil:
+		return data, nil
+	}
+	// A long line: send what is safe to send now, keep the rest.
+	cut := safeCut(data)
+	return data[cut:], w.part(data[:cut])
+}
+
+// endLine sends the end of a line: the whole line, or the last part of a
+// long one.
+func (w *lineWriter) endLine(line []byte) error {
+	if w.long == nil {
+		if len(line) > w.max {
+			return errLineTooLong
+		}
+		text := w.sanitize(line)
+		return w.s.writeMessage(websocket.TextMessage, text)
+	}
+	if err := w.part(line); err != nil {
+		return err
+	}
+	err := w.long.Close()
+	w.long = nil
+	w.s.msgsOut.Add(1)
+	return err
+}
+
+// part sends a piece of a long line, opening its message first.
+func (w *lineWriter) part(piece []byte) error {
+	if w.longLen+len(piece) > w.max {
+		return errLineTooLong
+	}
+	if w.long == nil {
+		msg, err := w.s.conn.NextWriter(websocket.TextMessage)
 		if err != nil {
 			return err
 		}
-		var replaced bool
-		line, scratch, replaced = validText(line, scratch)
-		if replaced && !s.replacedUTF8.Swap(true) {
-			s.log.Info("child printed invalid UTF-8; replaced with U+FFFD")
-		}
-		if err := s.writeMessage(websocket.TextMessage, line); err != nil {
-			return err
-		}
-		lines.release()
-		if cap(scratch) > 64<<10 {
-			scratch = nil
-		}
+		w.long, w.longLen = msg, 0
 	}
+	w.longLen += len(piece)
+	text := w.sanitize(piece)
+	w.s.bytesOut.Add(int64(len(text)))
+	_, err := w.long.Write(text)
+	return err
+}
+
+func (w *lineWriter) sanitize(text []byte) []byte {
+	var replaced bool
+	text, w.scratch, replaced = validText(text, w.scratch)
+	if replaced && !w.s.replacedUTF8.Swap(true) {
+		w.s.log.Info("child printed invalid UTF-8; replaced with U+FFFD")
+	}
+	if cap(w.scratch) > batchLimit {
+		w.scratch = nil
+	}
+	return text
+}
+
+// safeCut returns how much of a partial line can be sent now: all of it but
+// a trailing '\r' (it may begin "\r\n") and a trailing incomplete character.
+func safeCut(data []byte) int {
+	cut := runeCut(data)
+	if cut > 0 && data[cut-1] == '\r' {
+		cut--
+	}
+	return cut
 }
 
 // sendChunks sends output as binary messages, each as it was read.
 func (s *session) sendChunks() error {
-	buf := make([]byte, outputBufferSize)
-	stdout := s.proc.Stdout()
-	for {
-		n, err := stdout.Read(buf)
-		if n > 0 {
-			if werr := s.writeMessage(websocket.BinaryMessage, buf[:n]); werr != nil {
-				return werr
-			}
+	return s.readOutput(s.proc.Stdout(), func(data []byte, _ bool) ([]byte, error) {
+		if len(data) == 0 {
+			return nil, nil
 		}
-		if err != nil {
-			return nil
-		}
-	}
+		return nil, s.writeMessage(websocket.BinaryMessage, data)
+	})
 }
 
 func (s *session) writeMessage(msgType int, data []byte) error {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(s.gw.cfg.WriteTimeout))
 	if err := s.conn.WriteMessage(msgType, data); err != nil {
 		return err
 	}
@@ -113,41 +220,45 @@ func (s *session) writeMessage(msgType int, data []byte) error {
 	return nil
 }
 
-// logStderr logs the child's stderr line by line until it ends. Reading never
-// waits on the log's consumer longer than a write to stderr takes, so the
-// child never stalls on a long line.
+// logStderr logs the child's stderr line by line until it ends, a line over
+// stderrRecordSize in pieces. It holds no buffer while the child is quiet.
 func (s *session) logStderr() {
-	buf := make([]byte, 0, stderrBufferSize)
 	stderr := s.proc.Stderr()
-	chunk := make([]byte, stderrBufferSize)
+	var pending []byte // a line begun but not ended
 	for {
-		n, err := stderr.Read(chunk)
-		buf = append(buf, chunk[:n]...)
-		rest := s.logStderrLines(buf, err != nil)
-		buf = append(buf[:0], rest...) // memmove: rest lies within buf
+		stderr.WaitReady()
+		chunk := getBuffer()
+		n, err := stderr.Read((*chunk)[:cap(*chunk)])
+		pending = append(pending, (*chunk)[:n]...)
+		putBuffer(chunk)
+		pending = s.logStderrLines(pending, err != nil)
 		if err != nil {
 			return
+		}
+		if len(pending) == 0 {
+			pending = nil
 		}
 	}
 }
 
 // logStderrLines logs the complete lines in buf (all of it when final) and
-// returns what is left, logging a line over stderrRecordSize in pieces.
+// returns what is left, moved to the start of buf.
 func (s *session) logStderrLines(buf []byte, final bool) []byte {
+	rest := buf
 	for {
-		i := bytes.IndexByte(buf, '\n')
+		i := bytes.IndexByte(rest, '\n')
 		switch {
 		case i >= 0:
-			s.logStderrRecord(trimEOL(buf[:i+1]), false)
-			buf = buf[i+1:]
-		case len(buf) > stderrRecordSize:
-			s.logStderrRecord(buf[:stderrRecordSize], true)
-			buf = buf[stderrRecordSize:]
-		case final && len(buf) > 0:
-			s.logStderrRecord(buf, false)
+			s.logStderrRecord(trimCR(rest[:i]), false)
+			rest = rest[i+1:]
+		case len(rest) > stderrRecordSize:
+			s.logStderrRecord(rest[:stderrRecordSize], true)
+			rest = rest[stderrRecordSize:]
+		case final && len(rest) > 0:
+			s.logStderrRecord(rest, false)
 			return buf[:0]
 		default:
-			return buf
+			return buf[:copy(buf, rest)]
 		}
 	}
 }
@@ -160,21 +271,11 @@ func (s *session) logStderrRecord(line []byte, continued bool) {
 	s.log.Error("stderr", "line", string(line))
 }
 
-// readMessage appends the rest of a client message to buf.
-func readMessage(buf []byte, r io.Reader) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
+func trimCR(line []byte) []byte {
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		return line[:n-1]
 	}
+	return line
 }
 
 func isTimeout(err error) bool {

@@ -1,11 +1,12 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,14 +28,17 @@ const closeAbnormal = websocket.CloseAbnormalClosure
 // data messages; control frames go through WriteControl, which gorilla allows
 // from any goroutine.
 type session struct {
-	gw    *Gateway
-	conn  *websocket.Conn
-	req   *http.Request
-	ep    endpoint
-	id    string
-	log   *slog.Logger
-	start time.Time
-	proc  *process.Process
+	gw           *Gateway
+	conn         *websocket.Conn
+	batch        *batchConn    // what conn writes to
+	raw          net.Conn      // the connection under any TLS
+	clientReader *bufio.Reader // what conn reads from
+	req          *http.Request
+	ep           endpoint
+	id           string
+	log          *slog.Logger
+	start        time.Time
+	proc         *process.Process
 
 	deadlineMu sync.Mutex // orders read-deadline changes
 	closing    bool       // a close frame was sent; guarded by deadlineMu
@@ -50,15 +54,18 @@ type session struct {
 	replacedUTF8                       atomic.Bool
 }
 
-func newSession(g *Gateway, conn *websocket.Conn, r *http.Request, e endpoint, id string) *session {
+func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Request, e endpoint, id string) *session {
 	return &session{
-		gw:    g,
-		conn:  conn,
-		req:   r,
-		ep:    e,
-		id:    id,
-		log:   g.log.With("id", id),
-		start: time.Now(),
+		gw:           g,
+		conn:         conn,
+		batch:        hw.conn,
+		raw:          hw.raw,
+		clientReader: hw.reader,
+		req:          r,
+		ep:           e,
+		id:           id,
+		log:          g.log.With("id", id),
+		start:        time.Now(),
 	}
 }
 
@@ -205,88 +212,6 @@ func (s *session) extendReadDeadline(force bool) {
 	}
 	s.lastExtend = now
 	_ = s.conn.SetReadDeadline(now.Add(2 * interval))
-}
-
-// copyInput is the only reader of the connection: it writes each client
-// message to the child's stdin until the client closes, drops or falls
-// silent, and then returns why.
-func (s *session) copyInput() error {
-	var buf []byte
-	stdinOpen := true
-	for {
-		s.extendReadDeadline(false)
-		msgType, r, err := s.conn.NextReader()
-		if err != nil {
-			return err
-		}
-		if buf, err = readMessage(buf[:0], r); err != nil {
-			return err
-		}
-		if s.isClosing() || !stdinOpen {
-			continue // waiting for the close handshake, or the child stopped reading
-		}
-		if msgType == websocket.TextMessage && !utf8.Valid(buf) {
-			s.log.Info("client sent invalid UTF-8", "remote", s.req.RemoteAddr)
-			s.sendClose(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message")
-			continue
-		}
-		s.msgsIn.Add(1)
-		s.bytesIn.Add(int64(len(buf)))
-		if !s.gw.cfg.Binary {
-			buf = append(buf, '\n')
-		}
-		if err := s.writeInput(buf); errors.Is(err, errClientGone) {
-			return err
-		} else if err != nil {
-			s.log.Debug("child stdin closed", "err", err)
-			stdinOpen = false
-		}
-		if cap(buf) > 64<<10 {
-			buf = nil // do not keep a large message's memory for an idle session
-		}
-	}
-}
-
-// errClientGone reports a client that hung up while its child was not
-// reading what it had sent.
-var errClientGone = errors.New("client hung up")
-
-// writeInput writes one message to the child's stdin. A child that does not
-// read blocks the write, and so, through TCP, the client: that is the
-// backpressure. While blocked, the write wakes every stdinCheckInterval to see
-// whether the client has hung up or the session is closing, since the socket
-// is not being read and would not tell.
-func (s *session) writeInput(buf []byte) error {
-	stdin := s.proc.Stdin()
-	for {
-		if !s.pushStdinDeadline() {
-			return nil // closing: the input is no longer wanted
-		}
-		n, err := stdin.Write(buf)
-		buf = buf[n:]
-		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
-			return err
-		}
-		if peerHungUp(s.conn.NetConn()) {
-			return errClientGone
-		}
-	}
-}
-
-// pushStdinDeadline sets the next stdin wake-up, unless the session is
-// closing; it reports whether the write should go on.
-func (s *session) pushStdinDeadline() bool {
-	s.deadlineMu.Lock()
-	defer s.deadlineMu.Unlock()
-	if s.closing {
-		return false
-	}
-	now := time.Now()
-	if now.After(s.stdinDeadline.Add(-stdinCheckInterval / 2)) {
-		s.stdinDeadline = now.Add(stdinCheckInterval)
-		_ = s.proc.Stdin().SetWriteDeadline(s.stdinDeadline)
-	}
-	return true
 }
 
 func (s *session) isClosing() bool {

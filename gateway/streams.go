@@ -54,7 +54,7 @@ func (s *session) sendStreams() error {
 // are logged too.
 func (s *session) readStream(stream string, r io.Reader, out chan<- streamLine, done *sync.WaitGroup) {
 	defer done.Done()
-	lines := newLineReader(r, stderrBufferSize, s.gw.cfg.MaxLineSize)
+	lines := newLineReader(r, 4<<10, s.gw.cfg.MaxLineSize)
 	var scratch []byte
 	for {
 		line, err := lines.next()

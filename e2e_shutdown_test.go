@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// expectGracefulShutdown connects three clients to cat, sends sig, and checks
+// that each client gets 1001 "server shutting down", that wsgate exits 0
+// within 3 s, and that every cat is gone.
+func expectGracefulShutdown(t *testing.T, sig syscall.Signal) {
+	g := startGateway(t, "cat")
+	var conns []*websocket.Conn
+	for i := 0; i < 3; i++ {
+		conn := dial(t, g.url("/"))
+		send(t, conn, "hello")
+		if got := receive(t, conn); got != "hello" {
+			t.Fatalf("client %d: echo %q, want %q", i+1, got, "hello")
+		}
+		conns = append(conns, conn)
+	}
+	children := childrenOf(g.pid())
+	if len(children) != 3 {
+		t.Fatalf("wsgate has children %v, want 3 cats", children)
+	}
+
+	results := make(chan string, len(conns))
+	for i, conn := range conns {
+		go func() {
+			msgs, ce, err := readUntilClose(conn, 5*time.Second)
+			switch {
+			case err != nil:
+				results <- fmt.Sprintf("client %d: no close frame: %v (messages %q)", i+1, err, msgs)
+			case ce.Code != websocket.CloseGoingAway || ce.Text != "server shutting down" || len(msgs) != 0:
+				results <- fmt.Sprintf("client %d: close %d %q after %q, want 1001 %q and nothing else",
+					i+1, ce.Code, ce.Text, msgs, "server shutting down")
+			default:
+				results <- ""
+			}
+		}()
+	}
+	g.stop(sig)
+	for range conns {
+		if r := <-results; r != "" {
+			t.Error(r)
+		}
+	}
+	code, elapsed := g.wait(5 * time.Second)
+	if code != 0 || elapsed > 3*time.Second {
+		t.Errorf("wsgate exited %d after %v, want 0 within 3 s", code, elapsed)
+	}
+	for _, pid := range children {
+		waitGroupGone(t, pid, 200*time.Millisecond) // reaped by wsgate before it exited
+	}
+}
+
+func TestShutdown_SIGTERMClosesEveryClientWith1001AndExits0(t *testing.T) {
+	t.Parallel()
+	expectGracefulShutdown(t, syscall.SIGTERM)
+}
+
+func TestShutdown_SIGINTClosesEveryClientWith1001AndExits0(t *testing.T) {
+	t.Parallel()
+	expectGracefulShutdown(t, syscall.SIGINT)
+}
+
+func TestShutdown_SecondSignalKillsChildrenThatIgnoreSignals(t *testing.T) {
+	t.Parallel()
+	script := writeScript(t, `trap '' INT TERM; echo $$; while :; do sleep 0.1; done`)
+	g := startGateway(t, "--closems=3000", script)
+	conn := dial(t, g.url("/"))
+	pgid := readPid(t, conn)
+
+	// The client keeps reading, so that it answers the 1001 close frame.
+	closed := make(chan error, 1)
+	go func() {
+		_, ce, err := readUntilClose(conn, 5*time.Second)
+		if err == nil && (ce.Code != websocket.CloseGoingAway || ce.Text != "server shutting down") {
+			err = fmt.Errorf("close %d %q, want 1001 %q", ce.Code, ce.Text, "server shutting down")
+		}
+		closed <- err
+	}()
+	g.stop(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	if len(groupMembers(pgid)) == 0 {
+		t.Fatal("the child that ignores SIGINT and SIGTERM was gone before the second signal")
+	}
+	g.stop(syscall.SIGTERM)
+	code, elapsed := g.wait(5 * time.Second)
+	if elapsed > 1500*time.Millisecond {
+		t.Errorf("wsgate exited %v after the second signal, want within 1.5 s", elapsed)
+	}
+	t.Logf("forced exit code %d after %v", code, elapsed)
+	// wsgate is the group's subreaper: what it killed it must also reap before
+	// it exits, not leave as zombies for init.
+	waitGroupGone(t, pgid, 200*time.Millisecond)
+	if err := <-closed; err != nil {
+		t.Errorf("client: %v", err)
+	}
+}

@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"bufio"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// batchLimit is the most a batch holds before it is written anyway.
+const batchLimit = 64 << 10
+
+// batchConn is the connection gorilla writes frames to. While the output
+// copier holds a batch, frames (control frames from other goroutines
+// included) collect in a buffer and go out in one write when it flushes; at
+// other times writes pass straight through. So a burst of lines costs one
+// system call, and a lone line is not delayed.
+type batchConn struct {
+	net.Conn
+	mu      sync.Mutex
+	holding bool
+	buf     *[]byte // from bufferPool while holding
+}
+
+// hold starts collecting writes.
+func (c *batchConn) hold() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holding = true
+}
+
+// flush writes what was collected and stops collecting.
+func (c *batchConn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holding = false
+	return c.writeHeld()
+}
+
+func (c *batchConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holding && len(p) < batchLimit {
+		if c.buf == nil {
+			c.buf = getBuffer()
+		}
+		if len(*c.buf)+len(p) <= batchLimit {
+			*c.buf = append(*c.buf, p...)
+			return len(p), nil
+		}
+	}
+	if err := c.writeHeld(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+// writeHeld writes the collected frames; c.mu is held.
+func (c *batchConn) writeHeld() error {
+	if c.buf == nil {
+		return nil
+	}
+	_, err := c.Conn.Write(*c.buf)
+	putBuffer(c.buf)
+	c.buf = nil
+	return err
+}
+
+// hijackWriter hands gorilla a batchConn when it hijacks the connection, and
+// keeps the buffered reader gorilla reads from, so the session can tell
+// whether more client messages are already waiting.
+type hijackWriter struct {
+	http.ResponseWriter
+	conn   *batchConn
+	raw    net.Conn // the TCP or Unix connection, under any TLS
+	reader *bufio.Reader
+}
+
+// Hijack implements http.Hijacker.
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := h.ResponseWriter.(http.Hijacker).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.raw = conn
+	if tlsConn, ok := conn.(*tls.Conn); ok {
+		h.raw = tlsConn.NetConn()
+	}
+	h.reader = brw.Reader
+	h.conn = &batchConn{Conn: conn}
+	return h.conn, brw, nil
+}
+
+// bufferPool holds the buffers that sessions use only while data moves, so
+// that an idle session holds none.
+var bufferPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, batchLimit)
+	return &b
+}}
+
+func getBuffer() *[]byte {
+	b := bufferPool.Get().(*[]byte)
+	*b = (*b)[:0]
+	return b
+}
+
+func putBuffer(b *[]byte) {
+	if cap(*b) == batchLimit {
+		bufferPool.Put(b)
+	}
+}

@@ -1,0 +1,532 @@
+package main
+
+// End-to-end harness: TestMain builds the real wsgate binary with the race
+// detector, and the helpers below run it, talk to it as a WebSocket client,
+// read its logs and look for its children in /proc. The tests themselves live
+// in the e2e_*_test.go files.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+)
+
+// wsgateBin is the path of the binary built by TestMain.
+var wsgateBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wsgate-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	wsgateBin = filepath.Join(dir, "wsgate")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	build := exec.CommandContext(ctx, "go", "build", "-race", "-o", wsgateBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	err = build.Run()
+	cancel()
+	if err != nil {
+		os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, "e2e: building wsgate:", err)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(removingDir{m, dir})
+}
+
+// removingDir runs the tests and then removes the binary's directory, before
+// goleak looks for leaked goroutines and exits.
+type removingDir struct {
+	*testing.M
+	dir string
+}
+
+// Run runs the tests, then removes dir.
+func (r removingDir) Run() int {
+	defer os.RemoveAll(r.dir)
+	return r.M.Run()
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and many readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// gatewayProc is a running wsgate binary.
+type gatewayProc struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	addr   string // host:port it listens on
+
+	signalledAt time.Time     // when stop last sent a signal; test goroutine only
+	exited      chan struct{} // closed once the process has exited
+	exitCode    int           // valid once exited is closed
+	exitedAt    time.Time     // valid once exited is closed
+}
+
+// listeningLine matches the log line naming the listening address, in text
+// or JSON format.
+var listeningLine = regexp.MustCompile(`level=INFO msg=listening addr=(127\.0\.0\.1:\d+)|"msg":"listening","addr":"(127\.0\.0\.1:\d+)"`)
+
+// startGateway runs wsgate --port=0 --address=127.0.0.1 args..., waits (at
+// most 10 s) for the log line naming its address, and kills it at the end of
+// the test if it is still running.
+func startGateway(t testing.TB, args ...string) *gatewayProc {
+	return startGatewayEnv(t, nil, args...)
+}
+
+// startGatewayEnv is startGateway with extra "NAME=value" environment
+// variables for wsgate itself.
+func startGatewayEnv(t testing.TB, env []string, args ...string) *gatewayProc {
+	t.Helper()
+	g := launch(t, env, append([]string{"--port=0", "--address=127.0.0.1"}, args...)...)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := listeningLine.FindStringSubmatch(g.logs()); m != nil {
+			g.addr = m[1] + m[2]
+			return g
+		}
+		select {
+		case <-g.exited:
+			t.Fatalf("wsgate exited with %d before listening; stderr:\n%s", g.exitCode, g.logs())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wsgate did not log its address within 10 s; stderr:\n%s", g.logs())
+		}
+	}
+}
+
+// startGatewayOnFreePort runs wsgate on a port picked beforehand, for log
+// levels that hide the listening line, and waits (at most 10 s) until the
+// port accepts connections.
+func startGatewayOnFreePort(t testing.TB, args ...string) *gatewayProc {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	g := launch(t, nil, append([]string{"--port=" + port, "--address=127.0.0.1"}, args...)...)
+	g.addr = addr
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return g
+		}
+		select {
+		case <-g.exited:
+			t.Fatalf("wsgate exited with %d before listening; stderr:\n%s", g.exitCode, g.logs())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wsgate did not accept connections on %s within 10 s; stderr:\n%s", addr, g.logs())
+		}
+	}
+}
+
+// launch starts the binary with args and registers its cleanup: SIGKILL if
+// still running, a check of its stderr for data races and panics, and its
+// stderr in the test log when the test failed.
+func launch(t testing.TB, env []string, args ...string) *gatewayProc {
+	t.Helper()
+	g := &gatewayProc{t: t, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	g.cmd = exec.Command(wsgateBin, args...)
+	g.cmd.Env = append(cleanEnv(), env...)
+	g.cmd.Stderr = g.stderr
+	g.cmd.WaitDelay = 2 * time.Second // a child that kept our stderr cannot hold Wait
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = g.cmd.Wait()
+		g.exitCode, g.exitedAt = g.cmd.ProcessState.ExitCode(), time.Now()
+		close(g.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-g.exited:
+		default:
+			_ = g.cmd.Process.Kill()
+			select {
+			case <-g.exited:
+			case <-time.After(10 * time.Second):
+				t.Errorf("wsgate pid %d did not die of SIGKILL", g.pid())
+			}
+		}
+		logs := g.logs()
+		if strings.Contains(logs, "WARNING: DATA RACE") || goPanic.MatchString(logs) {
+			t.Errorf("wsgate reported a data race or panic:\n%s", logs)
+		} else if t.Failed() {
+			t.Logf("wsgate stderr:\n%s", logs)
+		}
+	})
+	return g
+}
+
+// goPanic matches a Go panic on wsgate's stderr; a child's "panic:" would be
+// inside a log line, not at the start of one.
+var goPanic = regexp.MustCompile(`(?m)^(panic|fatal error): `)
+
+// cleanEnv is the test's environment without any WSGATE_ variable, so that
+// the caller's shell cannot change what a test runs. The race runtime's
+// default 1 s sleep at a clean exit is shortened, so that shutdown times
+// measure wsgate rather than the race detector.
+func cleanEnv() []string {
+	env := []string{"GORACE=atexit_sleep_ms=50"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "WSGATE_") && !strings.HasPrefix(kv, "GORACE=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// pid is the gateway's process id.
+func (g *gatewayProc) pid() int { return g.cmd.Process.Pid }
+
+// logs returns everything wsgate wrote to stderr so far.
+func (g *gatewayProc) logs() string { return g.stderr.String() }
+
+// url returns the ws:// URL of path on the gateway.
+func (g *gatewayProc) url(path string) string { return "ws://" + g.addr + path }
+
+// stop sends sig to the gateway and notes when, for wait.
+func (g *gatewayProc) stop(sig syscall.Signal) {
+	g.t.Helper()
+	g.signalledAt = time.Now()
+	if err := g.cmd.Process.Signal(sig); err != nil {
+		g.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// wait waits at most timeout for the gateway to exit and returns its exit
+// code (-1 if killed by a signal) and the time from the last stop to the
+// exit. The test fails if it does not exit in time.
+func (g *gatewayProc) wait(timeout time.Duration) (exitCode int, elapsed time.Duration) {
+	g.t.Helper()
+	select {
+	case <-g.exited:
+	case <-time.After(timeout):
+		g.t.Fatalf("wsgate did not exit within %v; stderr:\n%s", timeout, g.logs())
+	}
+	return g.exitCode, g.exitedAt.Sub(g.signalledAt)
+}
+
+// waitLog waits at most timeout for a text-format log line with the given
+// msg for which match (nil: any) holds, and returns its fields.
+func (g *gatewayProc) waitLog(timeout time.Duration, msg string, match func(map[string]string) bool) map[string]string {
+	g.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, f := range logLines(g.logs(), msg) {
+			if match == nil || match(f) {
+				return f
+			}
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("no log line msg=%q as expected within %v; stderr:\n%s", msg, timeout, g.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// logLines returns the fields of each text-format line of logs with the
+// given msg.
+func logLines(logs, msg string) []map[string]string {
+	var found []map[string]string
+	for _, line := range strings.Split(logs, "\n") {
+		if f := parseLogLine(line); f["msg"] == msg {
+			found = append(found, f)
+		}
+	}
+	return found
+}
+
+// parseLogLine splits one slog text line into its key=value fields, values
+// unquoted.
+func parseLogLine(line string) map[string]string {
+	fields := map[string]string{}
+	for {
+		line = strings.TrimLeft(line, " ")
+		eq := strings.IndexByte(line, '=')
+		if eq <= 0 {
+			return fields
+		}
+		key, rest := line[:eq], line[eq+1:]
+		if strings.HasPrefix(rest, `"`) {
+			quoted, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				return fields
+			}
+			fields[key], _ = strconv.Unquote(quoted)
+			line = rest[len(quoted):]
+			continue
+		}
+		end := strings.IndexByte(rest, ' ')
+		if end < 0 {
+			end = len(rest)
+		}
+		fields[key], line = rest[:end], rest[end:]
+	}
+}
+
+// jsonLogLines decodes every non-empty line of logs as a JSON object,
+// failing the test on any line that is not one.
+func jsonLogLines(t testing.TB, logs string) []map[string]any {
+	t.Helper()
+	var objs []map[string]any
+	for _, line := range strings.Split(strings.TrimRight(logs, "\n"), "\n") {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(line), &obj); err != nil {
+			t.Fatalf("log line is not a JSON object (%v): %q", err, line)
+		}
+		objs = append(objs, obj)
+	}
+	return objs
+}
+
+// dial opens a WebSocket connection to url (at most 5 s), closed at the end
+// of the test.
+func dial(t testing.TB, url string) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	conn, resp, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	resp.Body.Close()
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// send writes text messages, failing the test on error.
+func send(t testing.TB, conn *websocket.Conn, msgs ...string) {
+	t.Helper()
+	for _, m := range msgs {
+		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(m)); err != nil {
+			t.Fatalf("send %q: %v", m, err)
+		}
+	}
+}
+
+// receive reads one text message (at most 5 s), failing the test on anything
+// else.
+func receive(t testing.TB, conn *websocket.Conn) string {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	typ, data, err := conn.ReadMessage()
+	if err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	if typ != websocket.TextMessage {
+		t.Fatalf("receive: message type %d, want text", typ)
+	}
+	return string(data)
+}
+
+// readUntilClose reads messages until the close frame or timeout. It returns
+// the messages and the close frame, or the error that ended reading instead.
+// It does not touch the test, so it may run on any goroutine.
+func readUntilClose(conn *websocket.Conn, timeout time.Duration) ([]string, *websocket.CloseError, error) {
+	_ = conn.SetReadDeadline(time.Now().Add(timeout))
+	var msgs []string
+	for {
+		_, data, err := conn.ReadMessage()
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return msgs, ce, nil
+		}
+		if err != nil {
+			return msgs, nil, err
+		}
+		msgs = append(msgs, string(data))
+	}
+}
+
+// expectClose reads until the close frame (at most 5 s), checks its code and
+// reason, and returns the messages before it.
+func expectClose(t testing.TB, conn *websocket.Conn, code int, reason string) []string {
+	t.Helper()
+	msgs, ce, err := readUntilClose(conn, 5*time.Second)
+	if err != nil {
+		t.Fatalf("no close frame (got %q first): %v", msgs, err)
+	}
+	if ce.Code != code || ce.Text != reason {
+		t.Fatalf("close %d %q, want %d %q (messages %q)", ce.Code, ce.Text, code, reason, msgs)
+	}
+	return msgs
+}
+
+// closeFromClient sends a close frame with code and reason and reads until the
+// server answers it (at most 5 s), returning the code it answered with.
+func closeFromClient(t testing.TB, conn *websocket.Conn, code int, reason string) int {
+	t.Helper()
+	msg := websocket.FormatCloseMessage(code, reason)
+	if err := conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(5*time.Second)); err != nil {
+		t.Fatalf("send close: %v", err)
+	}
+	msgs, ce, err := readUntilClose(conn, 5*time.Second)
+	if err != nil {
+		t.Fatalf("close not answered (got %q first): %v", msgs, err)
+	}
+	return ce.Code
+}
+
+// writeScript writes an executable sh script with body into a temporary
+// directory and returns its path.
+func writeScript(t testing.TB, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "child.sh")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// readPid reads the first message, which the child script sends as its $$,
+// and returns it.
+func readPid(t testing.TB, conn *websocket.Conn) int {
+	t.Helper()
+	first := receive(t, conn)
+	pid, err := strconv.Atoi(first)
+	if err != nil || pid <= 1 {
+		t.Fatalf("first message %q is not a pid", first)
+	}
+	return pid
+}
+
+// procStat is what /proc/PID/stat says of one process.
+type procStat struct {
+	pid, ppid, pgid int
+	state           string // R, S, Z...
+	comm            string
+}
+
+// processes lists every process in /proc, zombies included.
+func processes() []procStat {
+	entries, _ := os.ReadDir("/proc")
+	var all []procStat
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+		s := string(data)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 3 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		pgid, _ := strconv.Atoi(f[2])
+		all = append(all, procStat{pid: pid, ppid: ppid, pgid: pgid, state: f[0], comm: s[open+1 : end]})
+	}
+	return all
+}
+
+// groupMembers returns the processes whose process group is pgid.
+func groupMembers(pgid int) []procStat {
+	var in []procStat
+	for _, p := range processes() {
+		if p.pgid == pgid {
+			in = append(in, p)
+		}
+	}
+	return in
+}
+
+// childrenOf returns the pids of the processes whose parent is ppid.
+func childrenOf(ppid int) []int {
+	var pids []int
+	for _, p := range processes() {
+		if p.ppid == ppid {
+			pids = append(pids, p.pid)
+		}
+	}
+	return pids
+}
+
+// waitGroupGone waits at most timeout until no process, zombie or not, is
+// left in process group pgid, and fails the test otherwise.
+func waitGroupGone(t testing.TB, pgid int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		left := groupMembers(pgid)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("process group %d still has %+v after %v", pgid, left, timeout)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runCLI runs the binary to completion (at most 10 s) with extra environment
+// variables and returns its stdout, stderr and exit code.
+func runCLI(t testing.TB, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, wsgateBin, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("run wsgate %q: %v", args, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("wsgate %q still running after 10 s; stderr:\n%s", args, errOut.String())
+	}
+	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+}
