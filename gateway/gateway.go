@@ -232,7 +232,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer g.sessions.Done()
 	g.serveWebSocket(w, r, e)
 }
 
@@ -313,20 +312,28 @@ func (g *Gateway) setLive(s *session, live bool) {
 	}
 }
 
+// serveWebSocket upgrades the connection and hands it to a session
+// goroutine, owned by the gateway: returning from the handler lets net/http
+// free what it kept for the request, which an idle session would otherwise
+// hold for its whole life. Shutdown waits for the session.
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint) {
 	hw := &hijackWriter{ResponseWriter: w}
 	conn, err := g.upgrader.Upgrade(hw, r, g.wsHeaders)
 	if err != nil {
+		g.sessions.Done()
 		g.log.Debug("handshake failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 		return
 	}
 	s := newSession(g, conn, hw, r, e, newSessionID())
-	if !g.forks.acquire() {
-		s.refuse(websocket.CloseTryAgainLater, "too many connections")
-		return
-	}
-	defer g.forks.release()
-	s.run(g.ctx)
+	go func() {
+		defer g.sessions.Done()
+		if !g.forks.acquire() {
+			s.refuse(websocket.CloseTryAgainLater, "too many connections")
+			return
+		}
+		defer g.forks.release()
+		s.run(g.ctx)
+	}()
 }
 
 // writeHandshakeError answers a bad handshake with its status and a one-line

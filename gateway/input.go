@@ -56,7 +56,7 @@ func (s *session) copyInput() error {
 		err = s.readInput(r, batch, msgType == websocket.TextMessage)
 		switch {
 		case errors.Is(err, errInvalidText):
-			s.log.Info("client sent invalid UTF-8", "remote", s.req.RemoteAddr)
+			s.log.Info("client sent invalid UTF-8", "remote", s.remote)
 			s.sendClose(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message")
 		case errors.Is(err, errClientGone):
 			return err

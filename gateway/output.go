@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -220,42 +221,58 @@ func (s *session) writeMessage(msgType int, data []byte) error {
 	return nil
 }
 
-// logStderr logs the child's stderr line by line until it ends, a line over
-// stderrRecordSize in pieces. It holds no buffer while the child is quiet.
-func (s *session) logStderr() {
-	stderr := s.proc.Stderr()
-	var pending []byte // a line begun but not ended
-	for {
-		stderr.WaitReady()
-		chunk := getBuffer()
-		n, err := stderr.Read((*chunk)[:cap(*chunk)])
-		pending = append(pending, (*chunk)[:n]...)
-		putBuffer(chunk)
-		pending = s.logStderrLines(pending, err != nil)
-		if err != nil {
-			return
-		}
-		if len(pending) == 0 {
-			pending = nil
-		}
-	}
+// stderrLog logs a child's stderr line by line, a line over stderrRecordSize
+// in pieces. The process supervisor writes to it as stderr is read; the
+// session hands it its logger, which names the pid, once the child started.
+type stderrLog struct {
+	ready   chan struct{} // closed once log is set
+	log     *slog.Logger
+	pending []byte // a line begun but not ended
 }
 
-// logStderrLines logs the complete lines in buf (all of it when final) and
-// returns what is left, moved to the start of buf.
-func (s *session) logStderrLines(buf []byte, final bool) []byte {
+func newStderrLog() *stderrLog {
+	return &stderrLog{ready: make(chan struct{})}
+}
+
+// start sets the logger; writes wait for it, so that every line names the
+// child's pid.
+func (l *stderrLog) start(log *slog.Logger) {
+	l.log = log
+	close(l.ready)
+}
+
+// Write logs the complete lines of what pending and p hold.
+func (l *stderrLog) Write(p []byte) (int, error) {
+	<-l.ready
+	l.pending = l.logLines(append(l.pending, p...), false)
+	if len(l.pending) == 0 {
+		l.pending = nil // a quiet child keeps no buffer
+	}
+	return len(p), nil
+}
+
+// Close logs a last line that had no newline.
+func (l *stderrLog) Close() error {
+	<-l.ready
+	l.pending = l.logLines(l.pending, true)
+	return nil
+}
+
+// logLines logs the complete lines in buf (all of it when final) and returns
+// what is left, moved to the start of buf.
+func (l *stderrLog) logLines(buf []byte, final bool) []byte {
 	rest := buf
 	for {
 		i := bytes.IndexByte(rest, '\n')
 		switch {
 		case i >= 0:
-			s.logStderrRecord(trimCR(rest[:i]), false)
+			logStderrRecord(l.log, trimCR(rest[:i]), false)
 			rest = rest[i+1:]
 		case len(rest) > stderrRecordSize:
-			s.logStderrRecord(rest[:stderrRecordSize], true)
+			logStderrRecord(l.log, rest[:stderrRecordSize], true)
 			rest = rest[stderrRecordSize:]
 		case final && len(rest) > 0:
-			s.logStderrRecord(rest, false)
+			logStderrRecord(l.log, rest, false)
 			return buf[:0]
 		default:
 			return buf[:copy(buf, rest)]
@@ -263,12 +280,12 @@ func (s *session) logStderrLines(buf []byte, final bool) []byte {
 	}
 }
 
-func (s *session) logStderrRecord(line []byte, continued bool) {
+func logStderrRecord(log *slog.Logger, line []byte, continued bool) {
 	if continued {
-		s.log.Error("stderr", "line", string(line), "continued", true)
+		log.Error("stderr", "line", string(line), "continued", true)
 		return
 	}
-	s.log.Error("stderr", "line", string(line))
+	log.Error("stderr", "line", string(line))
 }
 
 func trimCR(line []byte) []byte {

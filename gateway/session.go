@@ -22,18 +22,20 @@ const closeAbnormal = websocket.CloseAbnormalClosure
 
 // session is one WebSocket connection and the child behind it.
 //
-// The goroutine that runs it owns it: it starts the output and stderr
-// copiers, reads the client itself, and returns only after both copiers have
-// finished and the child is reaped. The output copier is the only writer of
-// data messages; control frames go through WriteControl, which gorilla allows
-// from any goroutine.
+// The goroutine that runs it owns it: it starts the child and the output
+// copier, reads the client itself, and returns only after the copier has
+// finished and the child's whole group is reaped. The output copier is the
+// only writer of data messages; control frames go through WriteControl,
+// which gorilla allows from any goroutine. The child's own supervisor, in
+// package process, logs its stderr.
 type session struct {
 	gw           *Gateway
 	conn         *websocket.Conn
 	batch        *batchConn    // what conn writes to
 	raw          net.Conn      // the connection under any TLS
 	clientReader *bufio.Reader // what conn reads from
-	req          *http.Request
+	req          *http.Request // the handshake, until the child starts
+	remote, uri  string        // of the handshake, for the logs
 	ep           endpoint
 	id           string
 	log          *slog.Logger
@@ -62,6 +64,8 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 		raw:          hw.raw,
 		clientReader: hw.reader,
 		req:          r,
+		remote:       r.RemoteAddr,
+		uri:          r.URL.RequestURI(),
 		ep:           e,
 		id:           id,
 		log:          g.log.With("id", id),
@@ -71,7 +75,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 
 // refuse ends a session before any child starts, with a close frame.
 func (s *session) refuse(code int, reason string) {
-	s.log.Info("connection refused", "remote", s.req.RemoteAddr, "path", s.req.URL.Path, "reason", reason)
+	s.log.Info("connection refused", "remote", s.remote, "path", s.uri, "reason", reason)
 	s.sendClose(code, reason)
 	s.readUntilClosed()
 	s.conn.Close()
@@ -80,17 +84,22 @@ func (s *session) refuse(code int, reason string) {
 
 // run starts the child and serves the connection until both sides are done.
 func (s *session) run(ctx context.Context) {
-	proc, err := process.Start(s.spec())
+	spec := s.spec()
+	proc, err := process.Start(spec)
 	if err != nil {
 		s.log.Error("command failed to start", "err", err)
 		s.refuse(websocket.CloseInternalServerErr, truncateReason("cannot start command: "+rootCause(err).Error()))
 		return
 	}
 	s.proc = proc
+	s.req = nil // all that is needed of it is in the child's environment
 	s.gw.setLive(s, true)
 	defer s.gw.setLive(s, false)
 	s.log = s.log.With("pid", proc.Pid())
-	s.log.Log(ctx, LevelTrace, "session started", "remote", s.req.RemoteAddr, "path", s.req.URL.Path)
+	if sink, ok := spec.Stderr.(*stderrLog); ok {
+		sink.start(s.log)
+	}
+	s.log.Log(ctx, LevelTrace, "session started", "remote", s.remote, "path", s.uri)
 
 	s.configureConn()
 	stopShutdownWatch := context.AfterFunc(ctx, s.goingAway)
@@ -104,13 +113,6 @@ func (s *session) run(ctx context.Context) {
 		defer copiers.Done()
 		s.copyOutput()
 	}()
-	if !s.gw.cfg.PassStderr { // with it, copyOutput reads stderr too
-		copiers.Add(1)
-		go func() {
-			defer copiers.Done()
-			s.logStderr()
-		}()
-	}
 
 	s.noteReadEnd(s.copyInput())
 	s.conn.Close() // unblocks a write to a client that is gone
@@ -133,12 +135,16 @@ func (s *session) spec() process.Spec {
 	if cfg.ReverseLookup {
 		env.remoteHost = lookupHost(s.req.RemoteAddr)
 	}
-	return process.Spec{
+	spec := process.Spec{
 		Path:  s.ep.path,
 		Args:  s.ep.args,
 		Env:   env.list(),
 		Grace: cfg.CloseGrace,
 	}
+	if !cfg.PassStderr { // with it, copyOutput reads stderr itself
+		spec.Stderr = newStderrLog()
+	}
+	return spec
 }
 
 func (s *session) configureConn() {
@@ -255,8 +261,8 @@ func (s *session) logAccess() {
 	code, reason := s.closeCode, s.closeReason
 	s.closeMu.Unlock()
 	attrs := []any{
-		"remote", s.req.RemoteAddr,
-		"path", s.req.URL.RequestURI(),
+		"remote", s.remote,
+		"path", s.uri,
 		"duration", time.Since(s.start).Round(time.Millisecond),
 	}
 	if s.proc != nil {

@@ -72,7 +72,7 @@ func (s *session) readStream(stream string, r io.Reader, out chan<- streamLine, 
 			s.log.Info("child printed invalid UTF-8; replaced with U+FFFD")
 		}
 		if stream == "stderr" {
-			s.logStderrRecord(line, false)
+			logStderrRecord(s.log, line, false)
 		}
 		out <- streamLine{Stream: stream, Data: string(line)}
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -49,23 +48,21 @@ func closeAll(files ...*os.File) {
 	}
 }
 
-// outputPipe is the parent's read end of stdout or stderr. It reports the
-// first EOF to its owner, and once the group has been swept it turns a read
-// that waits on an empty pipe into EOF, so that a process that escaped the
-// group cannot hold the reader forever.
-type outputPipe struct {
-	file    *os.File
-	swept   *atomic.Bool
-	eofOnce sync.Once
-	onEOF   func()
+// Output is the parent's read end of a child's stdout or stderr. Once the
+// child's group has been swept, a read that waits on an empty pipe reports
+// EOF, so that a process that escaped the group cannot hold the reader
+// forever. An Output is for one reading goroutine.
+type Output struct {
+	file  *os.File
+	swept *atomic.Bool
 }
 
-func newOutputPipe(f *os.File, swept *atomic.Bool, onEOF func()) *outputPipe {
-	return &outputPipe{file: f, swept: swept, onEOF: onEOF}
+func newOutput(f *os.File, swept *atomic.Bool) *Output {
+	return &Output{file: f, swept: swept}
 }
 
-// Read reads from the pipe. It is for one goroutine at a time.
-func (o *outputPipe) Read(b []byte) (int, error) {
+// Read reads what the pipe holds, waiting for output if it holds nothing.
+func (o *Output) Read(b []byte) (int, error) {
 	if o.swept.Load() {
 		o.wake()
 	}
@@ -73,13 +70,36 @@ func (o *outputPipe) Read(b []byte) (int, error) {
 	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed) {
 		err = io.EOF
 	}
-	if err == io.EOF {
-		o.eofOnce.Do(o.onEOF)
-	}
 	return n, err
 }
 
+// Ready reports whether a Read would return at once: output, or its end, is
+// waiting.
+func (o *Output) Ready() bool {
+	raw, err := o.file.SyscallConn()
+	if err != nil {
+		return true
+	}
+	ready := true
+	_ = raw.Control(func(fd uintptr) { ready = readable(fd) })
+	return ready
+}
+
+// WaitReady waits until a Read would return at once. Waiting this way, rather
+// than in Read, lets an idle reader hold no buffer.
+func (o *Output) WaitReady() {
+	if o.swept.Load() {
+		o.wake()
+	}
+	raw, err := o.file.SyscallConn()
+	if err != nil {
+		return
+	}
+	// An error (deadline, closed file) means Read will not wait either.
+	_ = raw.Read(func(fd uintptr) bool { return readable(fd) })
+}
+
 // wake bounds how long the current or next read waits for data.
-func (o *outputPipe) wake() {
+func (o *Output) wake() {
 	_ = o.file.SetReadDeadline(time.Now().Add(orphanReadWait))
 }

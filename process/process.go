@@ -1,11 +1,13 @@
 // Package process starts, feeds, stops and reaps the child processes behind
-// wsgate's connections. It uses only the standard library and knows nothing
-// of HTTP or WebSocket.
+// wsgate's connections. It uses only the standard library, knows nothing of
+// HTTP or WebSocket, and runs on Linux.
 //
 // Each child runs in its own process group, so that signals reach every
-// process it forked. Its stdin, stdout and stderr are plain pipes owned by
-// the caller: one goroutine writes Stdin, one reads Stdout, one reads Stderr.
-// Stop, Done and Status may be called from any goroutine.
+// process it forked. Its stdin and stdout are plain pipes owned by the
+// caller: one goroutine writes Stdin, one reads Stdout. Stderr goes to the
+// Spec's Stderr writer, or is read by the caller. One supervising goroutine
+// per child waits for its exit and its stderr together, holding no OS thread.
+// Stop, Kill, Done and Status may be called from any goroutine.
 //
 // The first Start makes the calling program a child subreaper (Linux), so that
 // grandchildren orphaned by a dying child are reparented to it and reaped by
@@ -49,6 +51,10 @@ type Spec struct {
 	Dir string
 	// Grace is added to each step of the stop sequence (websocketd's --closems).
 	Grace time.Duration
+	// Stderr receives the child's stderr as it is read, in pieces of any
+	// size; at its end, Stderr is closed if it is an io.Closer. When nil,
+	// the caller reads Process.Stderr itself.
+	Stderr io.Writer
 }
 
 // Process is one running child and its process group.
@@ -57,14 +63,14 @@ type Process struct {
 	pid    int
 	grace  time.Duration
 	stdin  *os.File
-	stdout *outputPipe
-	stderr *outputPipe
+	stdout *Output
+	stderr *Output
+	sink   io.Writer // where stderr goes, or nil
+	watch  *watcher
 
-	exited        chan struct{} // closed once the leader has been reaped
-	outputsClosed chan struct{} // closed once stdout and stderr reached EOF
-	openOutputs   atomic.Int32
-	finished      chan struct{} // closed once the whole group is gone
-	status        Status        // valid once exited is closed
+	exited   chan struct{} // closed once the leader has been reaped
+	finished chan struct{} // closed once the whole group is gone
+	status   Status        // valid once exited is closed
 
 	stopOnce sync.Once
 	swept    atomic.Bool
@@ -98,18 +104,25 @@ func Start(spec Spec) (*Process, error) {
 		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
 	}
 
-	p := &Process{
-		cmd:           cmd,
-		pid:           cmd.Process.Pid,
-		grace:         spec.Grace,
-		stdin:         files.stdin,
-		exited:        make(chan struct{}),
-		outputsClosed: make(chan struct{}),
-		finished:      make(chan struct{}),
+	watch, err := newWatcher(cmd.Process.Pid, files.stdout, files.stderr, spec.Stderr != nil)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		files.closeParentEnds()
+		return nil, fmt.Errorf("watch %s: %w", spec.Path, err)
 	}
-	p.openOutputs.Store(2)
-	p.stdout = newOutputPipe(files.stdout, &p.swept, p.outputEOF)
-	p.stderr = newOutputPipe(files.stderr, &p.swept, p.outputEOF)
+	p := &Process{
+		cmd:      cmd,
+		pid:      cmd.Process.Pid,
+		grace:    spec.Grace,
+		stdin:    files.stdin,
+		sink:     spec.Stderr,
+		watch:    watch,
+		exited:   make(chan struct{}),
+		finished: make(chan struct{}),
+	}
+	p.stdout = newOutput(files.stdout, &p.swept)
+	p.stderr = newOutput(files.stderr, &p.swept)
 	go p.supervise()
 	return p, nil
 }
@@ -124,10 +137,11 @@ func (p *Process) Stdin() *os.File { return p.stdin }
 
 // Stdout is the read end of the child's standard output. It reports io.EOF
 // once every process holding the pipe has closed it or has been swept.
-func (p *Process) Stdout() io.Reader { return p.stdout }
+func (p *Process) Stdout() *Output { return p.stdout }
 
-// Stderr is the read end of the child's standard error, as Stdout.
-func (p *Process) Stderr() io.Reader { return p.stderr }
+// Stderr is the read end of the child's standard error, as Stdout. Read it
+// only when the Spec had no Stderr writer.
+func (p *Process) Stderr() *Output { return p.stderr }
 
 // Done is closed once the child has exited, its output has been closed, and
 // every other process of its group has been killed and reaped.
@@ -166,31 +180,111 @@ func (p *Process) Close() {
 	p.stderr.file.Close()
 }
 
-// supervise owns the child from start to reaping. After the leader exits, the
-// rest of its group gets the stop sequence for as long as it holds the output
-// open, and is then killed and reaped whatever it was doing.
+// supervise owns the child from start to reaping. It passes stderr on while
+// the child runs. After the leader exits, the rest of its group gets the
+// stop sequence for as long as it holds stdout or stderr open, and is then
+// killed and reaped whatever it was doing.
 func (p *Process) supervise() {
 	defer close(p.finished)
-	p.status = statusOf(waitLeader(p.Pid()))
-	_ = p.cmd.Process.Release() // reaped by hand: drop exec's own handle
-	close(p.exited)
-
-	p.signalUntil(p.outputsClosed)
+	defer p.watch.close()
+	open := stdoutHupd | stderrReady // what the group still holds
+	var steps *stopSchedule          // the post-exit sequence, once the leader is gone
+	for open != 0 || steps == nil {
+		var deadline time.Time
+		if steps != nil {
+			deadline = steps.next
+		}
+		ready := p.watch.next(deadline)
+		if ready&exitReady != 0 {
+			p.status = statusOf(reap(p.pid))
+			_ = p.cmd.Process.Release() // reaped by hand: drop exec's own handle
+			close(p.exited)
+			p.watch.stop(p.watch.pidfd)
+			steps = newStopSchedule(time.Now(), p.grace)
+		}
+		if ready&stdoutHupd != 0 {
+			p.watch.stop(p.watch.stdout)
+			open &^= stdoutHupd
+		}
+		if ready&stderrReady != 0 && p.passStderr() {
+			p.watch.stop(p.watch.stderr)
+			open &^= stderrReady
+		}
+		if ready == 0 && steps != nil && !steps.signal(p) {
+			break // SIGKILL has been sent
+		}
+	}
 	p.sweep()
+}
+
+// passStderr passes what stderr holds to the sink, and reports whether
+// stderr has ended (always, when there is no sink: then only its hang-up is
+// watched).
+func (p *Process) passStderr() (ended bool) {
+	if p.sink == nil {
+		return true
+	}
+	buf := stderrPool.Get().(*[]byte)
+	defer stderrPool.Put(buf)
+	n, err := p.stderr.Read(*buf)
+	if n > 0 {
+		_, _ = p.sink.Write((*buf)[:n])
+	}
+	if err == nil {
+		return false
+	}
+	if c, ok := p.sink.(io.Closer); ok {
+		_ = c.Close()
+	}
+	return true
+}
+
+// stderrPool holds the buffers stderr is read into, so that a quiet child's
+// supervisor holds none.
+var stderrPool = sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}
+
+// stopSchedule is the stop sequence against what is left of a group after
+// its leader exited.
+type stopSchedule struct {
+	next  time.Time
+	step  int
+	grace time.Duration
+}
+
+func newStopSchedule(now time.Time, grace time.Duration) *stopSchedule {
+	return &stopSchedule{next: now.Add(stopSteps[0].wait + grace), grace: grace}
+}
+
+// signal sends the step that is due and schedules the next; it reports false
+// once the last step, SIGKILL, has been sent.
+func (s *stopSchedule) signal(p *Process) bool {
+	p.signalGroup(stopSteps[s.step].sig)
+	s.step++
+	if s.step == len(stopSteps) {
+		return false
+	}
+	s.next = time.Now().Add(stopSteps[s.step].wait + s.grace)
+	return true
+}
+
+// stopSteps are the signal steps of the stop sequence: each is sent when its
+// wait (plus the grace) has passed without the child ending.
+var stopSteps = []struct {
+	wait time.Duration
+	sig  syscall.Signal
+}{
+	{stdinCloseWait, syscall.SIGINT},
+	{interruptWait, syscall.SIGTERM},
+	{terminateWait, syscall.SIGKILL},
 }
 
 // signalUntil runs the signal steps of the stop sequence against the group
 // until done is closed.
 func (p *Process) signalUntil(done <-chan struct{}) {
-	steps := []struct {
-		wait time.Duration
-		sig  syscall.Signal
-	}{
-		{stdinCloseWait, syscall.SIGINT},
-		{interruptWait, syscall.SIGTERM},
-		{terminateWait, syscall.SIGKILL},
-	}
-	for _, step := range steps {
+	for _, step := range stopSteps {
 		timer := time.NewTimer(step.wait + p.grace)
 		select {
 		case <-done:
@@ -199,13 +293,6 @@ func (p *Process) signalUntil(done <-chan struct{}) {
 		case <-timer.C:
 		}
 		p.signalGroup(step.sig)
-	}
-}
-
-// outputEOF is called once by each output pipe when its reader sees EOF.
-func (p *Process) outputEOF() {
-	if p.openOutputs.Add(-1) == 0 {
-		close(p.outputsClosed)
 	}
 }
 

@@ -301,3 +301,45 @@ func TestStopIsIdempotentAndConcurrent(t *testing.T) {
 		t.Errorf("status = %q", got)
 	}
 }
+
+// recordingSink is a Spec.Stderr that keeps what it was given.
+type recordingSink struct {
+	data   []byte
+	closed bool
+}
+
+func (r *recordingSink) Write(p []byte) (int, error) {
+	r.data = append(r.data, p...)
+	return len(p), nil
+}
+
+func (r *recordingSink) Close() error {
+	r.closed = true
+	return nil
+}
+
+func TestStderrGoesToTheSinkWithoutStallingTheChild(t *testing.T) {
+	t.Parallel()
+	sink := &recordingSink{}
+	sh, _ := exec.LookPath("sh")
+	// 1 MiB on stderr before stdout: a reader that did not drain stderr
+	// would leave the child blocked and stdout empty.
+	p, err := Start(Spec{Path: sh, Args: []string{"-c", "head -c 1048576 /dev/zero | tr '\\0' e >&2; printf tail >&2; echo out"},
+		Env: []string{"PATH=" + os.Getenv("PATH")}, Stderr: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := drain(p.Stdout())
+	select {
+	case <-p.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("child stalled")
+	}
+	p.Close()
+	if got := <-out; got != "out\n" {
+		t.Errorf("stdout = %q", got)
+	}
+	if want := strings.Repeat("e", 1<<20) + "tail"; string(sink.data) != want || !sink.closed {
+		t.Errorf("sink got %d bytes (closed %v), want %d and closed", len(sink.data), sink.closed, len(want))
+	}
+}

@@ -2,9 +2,9 @@ package process
 
 import (
 	"errors"
-	"os"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // prSetChildSubreaper is PR_SET_CHILD_SUBREAPER from <linux/prctl.h>.
@@ -38,34 +38,16 @@ func reapGroup(pgid int) {
 // sysPidfdOpen is pidfd_open(2)'s number, the same on every architecture.
 const sysPidfdOpen = 434
 
-// waitLeader waits for the child pid to exit and reaps it. It parks on a
-// pidfd in the runtime's poller rather than in a blocking wait, so that ten
-// thousand waiting children do not hold ten thousand OS threads.
-func waitLeader(pid int) syscall.WaitStatus {
-	fd, _, errno := syscall.Syscall(sysPidfdOpen, uintptr(pid), syscall.O_NONBLOCK, 0)
+func pidfdOpen(pid int) (int, error) {
+	fd, _, errno := syscall.Syscall(sysPidfdOpen, uintptr(pid), 0, 0)
 	if errno != 0 {
-		return blockingWait(pid)
+		return -1, errno
 	}
-	pidfd := os.NewFile(fd, "pidfd")
-	defer pidfd.Close()
-	conn, err := pidfd.SyscallConn()
-	if err != nil {
-		return blockingWait(pid)
-	}
-	var ws syscall.WaitStatus
-	reaped := false
-	err = conn.Read(func(uintptr) bool {
-		got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
-		reaped = got == pid
-		return reaped || err != nil && err != syscall.EINTR
-	})
-	if err != nil || !reaped {
-		return blockingWait(pid) // the pidfd is not pollable here
-	}
-	return ws
+	return int(fd), nil
 }
 
-func blockingWait(pid int) syscall.WaitStatus {
+// reap collects the exited leader pid and returns how it ended.
+func reap(pid int) syscall.WaitStatus {
 	var ws syscall.WaitStatus
 	for {
 		_, err := syscall.Wait4(pid, &ws, 0, nil)
@@ -73,4 +55,21 @@ func blockingWait(pid int) syscall.WaitStatus {
 			return ws
 		}
 	}
+}
+
+// readable reports whether a read of fd would return at once: it has data,
+// or its writers are gone, or it failed.
+func readable(fd uintptr) bool {
+	const pollIn, pollErr, pollHup = 0x1, 0x8, 0x10
+	fds := [1]struct {
+		fd      int32
+		events  int16
+		revents int16
+	}{{fd: int32(fd), events: pollIn}}
+	var zero syscall.Timespec
+	n, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 1, uintptr(unsafe.Pointer(&zero)), 0, 0, 0)
+	if errno != 0 {
+		return true // let the read itself say what is wrong
+	}
+	return n == 1 && fds[0].revents&(pollIn|pollErr|pollHup) != 0
 }

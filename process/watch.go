@@ -1,0 +1,103 @@
+package process
+
+import (
+	"errors"
+	"os"
+	"syscall"
+	"time"
+)
+
+// What a watcher reports.
+const (
+	exitReady   = 1 << iota // the leader has exited
+	stdoutHupd              // no process holds stdout's write end any more
+	stderrReady             // stderr has data, or its end
+)
+
+// watcher waits, in one goroutine and without an OS thread, for whichever
+// comes first: the leader's exit (its pidfd), the hang-up of stdout, or data
+// on stderr. It is an epoll set of those three, itself parked in the
+// runtime's poller.
+type watcher struct {
+	ep                    *os.File
+	raw                   syscall.RawConn
+	pidfd, stdout, stderr int
+	events                [4]syscall.EpollEvent
+}
+
+// newWatcher watches pid, the hang-up of stdout, and stderr: for data when
+// readStderr, else for its hang-up alone.
+func newWatcher(pid int, stdout, stderr *os.File, readStderr bool) (*watcher, error) {
+	pidfd, err := pidfdOpen(pid)
+	if err != nil {
+		return nil, err
+	}
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		syscall.Close(pidfd)
+		return nil, err
+	}
+	// Fd would turn the pipes blocking and break their deadlines.
+	w := &watcher{pidfd: pidfd, stdout: rawFd(stdout), stderr: rawFd(stderr)}
+	stderrEvents := uint32(0) // hang-up and errors are always reported
+	if readStderr {
+		stderrEvents = syscall.EPOLLIN
+	}
+	err = errors.Join(
+		w.add(epfd, pidfd, syscall.EPOLLIN, exitReady),
+		w.add(epfd, w.stdout, 0, stdoutHupd),
+		w.add(epfd, w.stderr, stderrEvents, stderrReady),
+		syscall.SetNonblock(epfd, true),
+	)
+	w.ep = os.NewFile(uintptr(epfd), "epoll")
+	if err == nil {
+		w.raw, err = w.ep.SyscallConn()
+	}
+	if err != nil {
+		w.close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// rawFd returns f's descriptor without changing its mode.
+func rawFd(f *os.File) int {
+	fd := -1
+	if raw, err := f.SyscallConn(); err == nil {
+		_ = raw.Control(func(d uintptr) { fd = int(d) })
+	}
+	return fd
+}
+
+func (w *watcher) add(epfd, fd int, events uint32, tag int32) error {
+	return syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: events, Fd: tag})
+}
+
+// stop stops watching fd.
+func (w *watcher) stop(fd int) {
+	_ = w.raw.Control(func(epfd uintptr) {
+		_ = syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_DEL, fd, nil)
+	})
+}
+
+// next waits until something is reported or the deadline (zero: none)
+// passes, and returns what was reported, or 0 at the deadline.
+func (w *watcher) next(deadline time.Time) int {
+	_ = w.ep.SetReadDeadline(deadline)
+	ready := 0
+	_ = w.raw.Read(func(epfd uintptr) bool {
+		n, err := syscall.EpollWait(int(epfd), w.events[:], 0)
+		for i := 0; i < n && err == nil; i++ {
+			ready |= int(w.events[i].Fd)
+		}
+		return ready != 0
+	})
+	return ready
+}
+
+func (w *watcher) close() {
+	if w.ep != nil {
+		w.ep.Close()
+	}
+	syscall.Close(w.pidfd)
+}
