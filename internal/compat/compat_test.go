@@ -1149,6 +1149,7 @@ var readmeTopics = map[string]string{
 	"--pingms":                        "differs/pings",
 	"over --maxforks":                 "same/refusals/maxforks",
 	"gateway_interface":               "same/environment",
+	"http_host":                       "same/environment",
 	"http_proxy from a proxy: header": "same/environment",
 	"header names with _":             "same/environment",
 	"origin":                          "differs/origin-policy",
