@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +19,7 @@ import (
 // CLI is wsgate's command line. Flags keep websocketd's names and meanings;
 // each can also come from WSGATE_<NAME> or from the --config file.
 type CLI struct {
-	Port       *int     `help:"TCP port to listen on (0 picks a free one and logs it). Default 80, or 443 with --ssl." placeholder:"N" group:"Listening"`
+	Port       *int     `help:"TCP port to listen on (0 picks a free one, named by the 'listening' log line at info level). Default 80, or 443 with --ssl." placeholder:"N" group:"Listening"`
 	Address    []string `help:"Address to listen on; repeat for several. IPv6 as [::1]. Default: all interfaces." placeholder:"ADDR" group:"Listening"`
 	UnixSocket string   `name:"unixsocket" help:"Unix socket to listen on; alone, instead of TCP, with --port or --address, as well." placeholder:"PATH" type:"path" group:"Listening"`
 	RedirPort  int      `name:"redirport" help:"Plain-HTTP port that redirects every request to --port." placeholder:"N" group:"Listening"`
@@ -67,7 +69,7 @@ func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
 		kong.Description("Turns a program that reads stdin and writes stdout into a WebSocket service."),
 		kong.Vars{"version": "wsgate " + version},
 		kong.DefaultEnvars("WSGATE"),
-		kong.Configuration(kong.JSON),
+		kong.Configuration(strictJSON),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 		kong.Help(printHelp),
 	}, options...)
@@ -303,4 +305,42 @@ func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
 	}
 	_, _ = io.WriteString(stdout, help)
 	return err
+}
+
+// strictJSON loads a --config file like kong.JSON, but a key that names no
+// flag is an error rather than silently ignored.
+func strictJSON(r io.Reader) (kong.Resolver, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	var keys map[string]any
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	resolver, err := kong.JSON(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	return configResolver{Resolver: resolver, keys: keys}, nil
+}
+
+type configResolver struct {
+	kong.Resolver
+	keys map[string]any
+}
+
+// Validate rejects keys that are no flag's name.
+func (c configResolver) Validate(app *kong.Application) error {
+	known := map[string]bool{}
+	for _, flag := range app.Flags {
+		known[flag.Name] = true
+		known[strings.ReplaceAll(flag.Name, "-", "_")] = true
+	}
+	for key := range c.keys {
+		if !known[key] {
+			return fmt.Errorf("config file: unknown key %q: keys are flag names, such as \"maxforks\"", key)
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -77,5 +78,24 @@ func TestSSLDefaultsToPort443UnlessPortIsGiven(t *testing.T) {
 		if got := cli.tcpAddrs(cli.mainPort())[0]; got != c.want {
 			t.Errorf("%v: listens on %s, want %s", c.args, got, c.want)
 		}
+	}
+}
+
+func TestConfigFileKeyThatIsNoFlagIsAnError(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/wsgate.json"
+	if err := os.WriteFile(path, []byte(`{"maxfork": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := parseCLI([]string{"--config=" + path, "cat"})
+	if err == nil || !strings.Contains(err.Error(), `"maxfork"`) {
+		t.Errorf("err = %v, want one naming the key", err)
+	}
+	if err := os.WriteFile(path, []byte(`{"maxforks": 3, "header_ws": ["X: y"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := parseCLI([]string{"--config=" + path, "cat"})
+	if err != nil || cli.MaxForks != 3 || len(cli.HeaderWS) != 1 {
+		t.Errorf("valid config: %v, maxforks %v", err, cli)
 	}
 }
