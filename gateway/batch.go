@@ -11,6 +11,9 @@ import (
 // batchLimit is the most a batch holds before it is written anyway.
 const batchLimit = 64 << 10
 
+// clientReadBufferSize is the buffer client frames are read through.
+const clientReadBufferSize = 2 << 10
+
 // batchConn is the connection gorilla writes frames to. While the output
 // copier holds a batch, frames (control frames from other goroutines
 // included) collect in a buffer and go out in one write when it flushes; at
@@ -87,8 +90,13 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if tlsConn, ok := conn.(*tls.Conn); ok {
 		h.raw = tlsConn.NetConn()
 	}
-	h.reader = brw.Reader
 	h.conn = &batchConn{Conn: conn}
+	if brw.Reader.Buffered() == 0 {
+		// A smaller reader than net/http's 4 KiB: it is held for the whole
+		// life of an idle session. gorilla reads big payloads past it.
+		brw.Reader = bufio.NewReaderSize(h.conn, clientReadBufferSize)
+	}
+	h.reader = brw.Reader
 	return h.conn, brw, nil
 }
 

@@ -3,51 +3,28 @@ package gateway
 import (
 	"bytes"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
-	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/process"
 )
 
-// Sizes of the child's output as the gateway reads it.
-const (
-	// stderrRecordSize is the most of one stderr line put in one log record;
-	// a longer line is logged in pieces, so that none is lost.
-	stderrRecordSize = 64 << 10
-)
+// stderrRecordSize is the most of one stderr line put in one log record; a
+// longer line is logged in pieces, so that none is lost.
+const stderrRecordSize = 64 << 10
 
-// copyOutput is the only writer of data messages: it sends the child's output
-// until it ends, then closes the session with the child's exit status. Once
-// the client cannot be written to, it keeps reading and discarding, so that
-// the child never blocks on a full pipe while it is being stopped.
-func (s *session) copyOutput() {
-	var err error
-	switch {
-	case s.gw.cfg.Binary:
-		err = s.sendChunks()
-	case s.gw.cfg.PassStderr:
-		err = s.sendStreams()
-	default:
-		err = s.sendLines()
-	}
-	if flushErr := s.batch.flush(); err == nil {
-		err = flushErr
-	}
-	switch {
-	case errors.Is(err, errLineTooLong):
-		s.log.Error("output line over the limit; closing", "limit", s.gw.cfg.MaxLineSize)
-		s.sendClose(websocket.CloseMessageTooBig, "output line too long")
-	case err != nil:
-		s.log.Debug("client not writable", "err", err)
-		s.conn.Close() // the reader returns, and the session ends
-	}
-	_, _ = io.Copy(io.Discard, s.proc.Stdout())
+// The child's output reaches the client through writers that its supervisor
+// (package process) feeds as the pipes are read: a lineSink for text, a
+// chunkSink for binary mode. The supervisor is then the only writer of data
+// messages. Frames collect in the batchConn while more output is ready and
+// go out in one write at each Flush.
 
-	s.proc.Stop()
-	status := s.proc.Status()
+// childDone closes the session with the child's exit status, once all of
+// its output has been sent.
+func (s *session) childDone(status process.Status) {
+	<-s.started
 	s.sendClose(closeCodeFor(status), status.String())
 }
 
@@ -59,135 +36,147 @@ func closeCodeFor(status process.Status) int {
 	return websocket.CloseInternalServerErr
 }
 
-// readOutput calls handle with each read of out, after what handle left
-// unconsumed from the previous read. Frames written meanwhile are batched,
-// and flushed whenever out has nothing more ready, so that a lone line goes
-// out at once. The buffer is pooled: an idle session holds none. It returns
-// handle's error, or nil at the end of output.
-func (s *session) readOutput(out *process.Output, handle func(data []byte, final bool) (rest []byte, err error)) error {
-	var buf *[]byte
-	defer func() {
-		if buf != nil {
-			putBuffer(buf)
-		}
-	}()
-	keep := 0
-	for {
-		if !out.Ready() {
-			if err := s.batch.flush(); err != nil {
-				return err
-			}
-			if keep == 0 && buf != nil {
-				putBuffer(buf)
-				buf = nil
-			}
-			out.WaitReady()
-		}
-		if buf == nil {
-			buf = getBuffer()
-		}
-		b := (*buf)[:cap(*buf)]
-		n, readErr := out.Read(b[keep:])
-		_ = s.conn.SetWriteDeadline(time.Now().Add(s.gw.cfg.WriteTimeout))
-		s.batch.hold()
-		rest, err := handle(b[:keep+n], readErr != nil)
-		if err != nil || readErr != nil {
-			return err
-		}
-		keep = copy(b, rest)
+// outputFailed ends the session after a write of output failed: a line over
+// the limit closes with 1009, an unwritable client is dropped.
+func (s *session) outputFailed(err error) error {
+	_ = s.batch.flush()
+	if errors.Is(err, errLineTooLong) {
+		s.log.Error("output line over the limit; closing", "limit", s.gw.cfg.MaxLineSize)
+		s.sendClose(websocket.CloseMessageTooBig, "output line too long")
+		return err
 	}
+	s.log.Debug("client not writable", "err", err)
+	s.conn.Close() // the reader returns, and the session ends
+	return err
 }
 
-// sendLines sends each line of output as a text message. A line longer than
-// the read buffer is streamed as one message in several frames rather than
-// gathered, so memory stays bounded whatever the line's length.
-func (s *session) sendLines() error {
-	lw := lineWriter{s: s, max: s.gw.cfg.MaxLineSize}
-	return s.readOutput(s.proc.Stdout(), lw.write)
-}
-
-// lineWriter turns output into text messages, one per line.
-type lineWriter struct {
+// lineSink turns output into text messages, one per line. A line longer than
+// half a batch is streamed as one message in several frames rather than
+// gathered, so memory stays bounded whatever the line's length. With a
+// stream name (--passstderr), each line is sent as JSON instead.
+type lineSink struct {
 	s       *session
-	max     int
-	long    io.WriteCloser // the message of a line longer than a buffer
-	longLen int            // bytes of that line so far
+	stream  string // "stdout" or "stderr" under --passstderr, else ""
+	pending []byte // a line begun but not ended; nil when none
+	long    *longLine
 	scratch []byte
 }
 
-// write sends every complete line in data and returns the partial line at
-// its end, for the next read to complete. When final, everything is sent.
-func (w *lineWriter) write(data []byte, final bool) ([]byte, error) {
+// longLine is the message of a line being streamed.
+type longLine struct {
+	w    interface{ Write([]byte) (int, error) }
+	size int
+	done func() error
+}
+
+// Write sends every line that p completes and keeps the rest.
+func (l *lineSink) Write(p []byte) (int, error) {
+	<-l.s.started
+	l.s.batch.hold()
+	if err := l.write(p); err != nil {
+		return 0, l.s.outputFailed(err)
+	}
+	return len(p), nil
+}
+
+func (l *lineSink) write(p []byte) error {
 	for {
-		i := bytes.IndexByte(data, '\n')
+		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			break
 		}
-		if err := w.endLine(trimCR(data[:i])); err != nil {
-			return nil, err
+		line := p[:i]
+		if len(l.pending) > 0 {
+			line = append(l.pending, line...)
+			l.pending = l.pending[:0]
 		}
-		data = data[i+1:]
+		if err := l.endLine(trimCR(line)); err != nil {
+			return err
+		}
+		p = p[i+1:]
 	}
-	switch {
-	case final:
-		if len(data) > 0 || w.long != nil {
-			return nil, w.endLine(data)
-		}
-		return nil, nil
-	case len(data) < batchLimit/2 && w.long == nil:
-		return data, nil
+	l.pending = append(l.pending, p...)
+	if l.stream != "" && len(l.pending) > l.s.gw.cfg.MaxLineSize {
+		return errLineTooLong // JSON lines are gathered whole
+	}
+	if len(l.pending) < batchLimit/2 || l.stream != "" {
+		return nil
 	}
 	// A long line: send what is safe to send now, keep the rest.
-	cut := safeCut(data)
-	return data[cut:], w.part(data[:cut])
+	cut := safeCut(l.pending)
+	if err := l.part(l.pending[:cut]); err != nil {
+		return err
+	}
+	l.pending = l.pending[:copy(l.pending, l.pending[cut:])]
+	return nil
+}
+
+// Flush sends the batch: the pipe holds nothing more for now.
+func (l *lineSink) Flush() error {
+	if len(l.pending) == 0 && cap(l.pending) > 0 {
+		l.pending = nil // a quiet child keeps no buffer
+	}
+	if err := l.s.batch.flush(); err != nil {
+		return l.s.outputFailed(err)
+	}
+	return nil
+}
+
+// Close sends a last line that had no newline.
+func (l *lineSink) Close() error {
+	if len(l.pending) > 0 || l.long != nil {
+		if err := l.endLine(l.pending); err != nil {
+			return l.s.outputFailed(err)
+		}
+	}
+	return l.Flush()
 }
 
 // endLine sends the end of a line: the whole line, or the last part of a
 // long one.
-func (w *lineWriter) endLine(line []byte) error {
-	if w.long == nil {
-		if len(line) > w.max {
+func (l *lineSink) endLine(line []byte) error {
+	if l.long == nil {
+		if len(line) > l.s.gw.cfg.MaxLineSize {
 			return errLineTooLong
 		}
-		text := w.sanitize(line)
-		return w.s.writeMessage(websocket.TextMessage, text)
+		return l.s.writeText(l.stream, l.sanitize(line))
 	}
-	if err := w.part(line); err != nil {
+	if err := l.part(line); err != nil {
 		return err
 	}
-	err := w.long.Close()
-	w.long = nil
-	w.s.msgsOut.Add(1)
+	err := l.long.done()
+	l.long = nil
+	l.s.msgsOut.Add(1)
 	return err
 }
 
 // part sends a piece of a long line, opening its message first.
-func (w *lineWriter) part(piece []byte) error {
-	if w.longLen+len(piece) > w.max {
-		return errLineTooLong
-	}
-	if w.long == nil {
-		msg, err := w.s.conn.NextWriter(websocket.TextMessage)
+func (l *lineSink) part(piece []byte) error {
+	if l.long == nil {
+		msg, err := l.s.conn.NextWriter(websocket.TextMessage)
 		if err != nil {
 			return err
 		}
-		w.long, w.longLen = msg, 0
+		l.long = &longLine{w: msg, done: msg.Close}
 	}
-	w.longLen += len(piece)
-	text := w.sanitize(piece)
-	w.s.bytesOut.Add(int64(len(text)))
-	_, err := w.long.Write(text)
+	if l.long.size+len(piece) > l.s.gw.cfg.MaxLineSize {
+		return errLineTooLong
+	}
+	l.long.size += len(piece)
+	text := l.sanitize(piece)
+	l.s.bytesOut.Add(int64(len(text)))
+	_, err := l.long.w.Write(text)
 	return err
 }
 
-func (w *lineWriter) sanitize(text []byte) []byte {
+func (l *lineSink) sanitize(text []byte) []byte {
 	var replaced bool
-	text, w.scratch, replaced = validText(text, w.scratch)
-	if replaced && !w.s.replacedUTF8.Swap(true) {
-		w.s.log.Info("child printed invalid UTF-8; replaced with U+FFFD")
+	text, l.scratch, replaced = validText(text, l.scratch)
+	if replaced && !l.s.replacedUTF8.Swap(true) {
+		l.s.log.Info("child printed invalid UTF-8; replaced with U+FFFD")
 	}
-	if cap(w.scratch) > batchLimit {
-		w.scratch = nil
+	if cap(l.scratch) > batchLimit {
+		l.scratch = nil
 	}
 	return text
 }
@@ -202,15 +191,28 @@ func safeCut(data []byte) int {
 	return cut
 }
 
-// sendChunks sends output as binary messages, each as it was read.
-func (s *session) sendChunks() error {
-	return s.readOutput(s.proc.Stdout(), func(data []byte, _ bool) ([]byte, error) {
-		if len(data) == 0 {
-			return nil, nil
-		}
-		return nil, s.writeMessage(websocket.BinaryMessage, data)
-	})
+// chunkSink sends output as binary messages, each as it was read.
+type chunkSink struct{ s *session }
+
+func (c chunkSink) Write(p []byte) (int, error) {
+	<-c.s.started
+	c.s.batch.hold()
+	if err := c.s.writeMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, c.s.outputFailed(err)
+	}
+	return len(p), nil
 }
+
+// Flush sends the batch.
+func (c chunkSink) Flush() error {
+	if err := c.s.batch.flush(); err != nil {
+		return c.s.outputFailed(err)
+	}
+	return nil
+}
+
+// Close sends what is left.
+func (c chunkSink) Close() error { return c.Flush() }
 
 func (s *session) writeMessage(msgType int, data []byte) error {
 	if err := s.conn.WriteMessage(msgType, data); err != nil {
@@ -222,28 +224,15 @@ func (s *session) writeMessage(msgType int, data []byte) error {
 }
 
 // stderrLog logs a child's stderr line by line, a line over stderrRecordSize
-// in pieces. The process supervisor writes to it as stderr is read; the
-// session hands it its logger, which names the pid, once the child started.
+// in pieces. The process supervisor writes to it as stderr is read.
 type stderrLog struct {
-	ready   chan struct{} // closed once log is set
-	log     *slog.Logger
+	s       *session
 	pending []byte // a line begun but not ended
-}
-
-func newStderrLog() *stderrLog {
-	return &stderrLog{ready: make(chan struct{})}
-}
-
-// start sets the logger; writes wait for it, so that every line names the
-// child's pid.
-func (l *stderrLog) start(log *slog.Logger) {
-	l.log = log
-	close(l.ready)
 }
 
 // Write logs the complete lines of what pending and p hold.
 func (l *stderrLog) Write(p []byte) (int, error) {
-	<-l.ready
+	<-l.s.started
 	l.pending = l.logLines(append(l.pending, p...), false)
 	if len(l.pending) == 0 {
 		l.pending = nil // a quiet child keeps no buffer
@@ -253,7 +242,7 @@ func (l *stderrLog) Write(p []byte) (int, error) {
 
 // Close logs a last line that had no newline.
 func (l *stderrLog) Close() error {
-	<-l.ready
+	<-l.s.started
 	l.pending = l.logLines(l.pending, true)
 	return nil
 }
@@ -266,13 +255,13 @@ func (l *stderrLog) logLines(buf []byte, final bool) []byte {
 		i := bytes.IndexByte(rest, '\n')
 		switch {
 		case i >= 0:
-			logStderrRecord(l.log, trimCR(rest[:i]), false)
+			logStderrRecord(l.s.log, trimCR(rest[:i]), false)
 			rest = rest[i+1:]
 		case len(rest) > stderrRecordSize:
-			logStderrRecord(l.log, rest[:stderrRecordSize], true)
+			logStderrRecord(l.s.log, rest[:stderrRecordSize], true)
 			rest = rest[stderrRecordSize:]
 		case final && len(rest) > 0:
-			logStderrRecord(l.log, rest, false)
+			logStderrRecord(l.s.log, rest, false)
 			return buf[:0]
 		default:
 			return buf[:copy(buf, rest)]
@@ -298,4 +287,27 @@ func trimCR(line []byte) []byte {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// errLineTooLong reports a line of output over the outbound limit.
+var errLineTooLong = errors.New("line too long")
+
+// validText returns text as valid UTF-8, with each invalid byte replaced by
+// U+FFFD, and whether anything was replaced. Valid text is returned as is;
+// otherwise the result is built in scratch, which is returned for reuse.
+func validText(text []byte, scratch []byte) ([]byte, []byte, bool) {
+	if utf8.Valid(text) {
+		return text, scratch, false
+	}
+	out := scratch[:0]
+	for len(text) > 0 {
+		r, size := utf8.DecodeRune(text)
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, text[:size]...)
+		}
+		text = text[size:]
+	}
+	return out, out, true
 }

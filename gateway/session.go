@@ -41,6 +41,7 @@ type session struct {
 	log          *slog.Logger
 	start        time.Time
 	proc         *process.Process
+	started      chan struct{} // closed once proc and log are set: the output writers wait for it
 
 	deadlineMu sync.Mutex // orders read-deadline changes
 	closing    bool       // a close frame was sent; guarded by deadlineMu
@@ -70,6 +71,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 		id:           id,
 		log:          g.log.With("id", id),
 		start:        time.Now(),
+		started:      make(chan struct{}),
 	}
 }
 
@@ -96,9 +98,7 @@ func (s *session) run(ctx context.Context) {
 	s.gw.setLive(s, true)
 	defer s.gw.setLive(s, false)
 	s.log = s.log.With("pid", proc.Pid())
-	if sink, ok := spec.Stderr.(*stderrLog); ok {
-		sink.start(s.log)
-	}
+	close(s.started)
 	s.log.Log(ctx, LevelTrace, "session started", "remote", s.remote, "path", s.uri)
 
 	s.configureConn()
@@ -107,17 +107,9 @@ func (s *session) run(ctx context.Context) {
 	pings := s.startPings()
 	defer pings.stop()
 
-	var copiers sync.WaitGroup
-	copiers.Add(1)
-	go func() {
-		defer copiers.Done()
-		s.copyOutput()
-	}()
-
 	s.noteReadEnd(s.copyInput())
 	s.conn.Close() // unblocks a write to a client that is gone
-	s.proc.Stop()
-	copiers.Wait()
+	s.proc.Stop()  // returns once the supervisor is done with the output too
 	s.proc.Close()
 	s.logAccess()
 }
@@ -141,9 +133,19 @@ func (s *session) spec() process.Spec {
 		Env:   env.list(),
 		Grace: cfg.CloseGrace,
 	}
-	if !cfg.PassStderr { // with it, copyOutput reads stderr itself
-		spec.Stderr = newStderrLog()
+	switch {
+	case cfg.Binary:
+		spec.Stdout = chunkSink{s: s}
+	case cfg.PassStderr:
+		spec.Stdout = &lineSink{s: s, stream: "stdout"}
+		spec.Stderr = &lineSink{s: s, stream: "stderr"}
+	default:
+		spec.Stdout = &lineSink{s: s}
 	}
+	if spec.Stderr == nil {
+		spec.Stderr = &stderrLog{s: s}
+	}
+	spec.Done = s.childDone
 	return spec
 }
 

@@ -3,10 +3,10 @@
 // HTTP or WebSocket, and runs on Linux.
 //
 // Each child runs in its own process group, so that signals reach every
-// process it forked. Its stdin and stdout are plain pipes owned by the
-// caller: one goroutine writes Stdin, one reads Stdout. Stderr goes to the
-// Spec's Stderr writer, or is read by the caller. One supervising goroutine
-// per child waits for its exit and its stderr together, holding no OS thread.
+// process it forked. Its stdin is a plain pipe the caller writes. Its stdout
+// and stderr go to the Spec's writers, or are read by the caller. One
+// supervising goroutine per child waits for its exit and its output together,
+// holding no OS thread and, while the child is quiet, no buffer.
 // Stop, Kill, Done and Status may be called from any goroutine.
 //
 // The first Start makes the calling program a child subreaper (Linux), so that
@@ -51,10 +51,21 @@ type Spec struct {
 	Dir string
 	// Grace is added to each step of the stop sequence (websocketd's --closems).
 	Grace time.Duration
-	// Stderr receives the child's stderr as it is read, in pieces of any
-	// size; at its end, Stderr is closed if it is an io.Closer. When nil,
-	// the caller reads Process.Stderr itself.
+	// Stdout receives the child's stdout as it is read, in pieces of any
+	// size. A Write that blocks holds the child back: that is the
+	// backpressure. Whenever the pipe holds nothing more for the moment,
+	// Stdout is flushed if it has a Flush method, so that it can batch. At
+	// the end of stdout it is closed if it is an io.Closer, and the stop
+	// sequence begins, as websocketd's: a child that closed its output is
+	// done. When nil, the caller reads Process.Stdout itself. After a write
+	// error, what follows is read and dropped.
+	Stdout io.Writer
+	// Stderr receives the child's stderr, as Stdout (but its end stops
+	// nothing).
 	Stderr io.Writer
+	// Done, when set, is called by the supervisor once the whole group is
+	// gone, with how the child ended.
+	Done func(Status)
 }
 
 // Process is one running child and its process group.
@@ -65,7 +76,7 @@ type Process struct {
 	stdin  *os.File
 	stdout *Output
 	stderr *Output
-	sink   io.Writer // where stderr goes, or nil
+	spec   Spec // for its writers and Done
 	watch  *watcher
 
 	exited   chan struct{} // closed once the leader has been reaped
@@ -104,19 +115,21 @@ func Start(spec Spec) (*Process, error) {
 		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
 	}
 
-	watch, err := newWatcher(cmd.Process.Pid, files.stdout, files.stderr, spec.Stderr != nil)
+	watch, err := newWatcher(cmd.Process.Pid, files.stdout, files.stderr, spec.Stdout != nil, spec.Stderr != nil)
 	if err != nil {
 		_ = cmd.Process.Kill()
 		_, _ = cmd.Process.Wait()
 		files.closeParentEnds()
 		return nil, fmt.Errorf("watch %s: %w", spec.Path, err)
 	}
+	cmd.Env, cmd.Args = nil, nil // started: keep no copy of them for the child's whole life
+	spec.Env, spec.Args = nil, nil
 	p := &Process{
 		cmd:      cmd,
 		pid:      cmd.Process.Pid,
 		grace:    spec.Grace,
 		stdin:    files.stdin,
-		sink:     spec.Stderr,
+		spec:     spec,
 		watch:    watch,
 		exited:   make(chan struct{}),
 		finished: make(chan struct{}),
@@ -135,12 +148,12 @@ func (p *Process) Pid() int { return p.pid }
 // write to a child that does not read.
 func (p *Process) Stdin() *os.File { return p.stdin }
 
-// Stdout is the read end of the child's standard output. It reports io.EOF
-// once every process holding the pipe has closed it or has been swept.
+// Stdout is the read end of the child's standard output, for a Spec without
+// a Stdout writer. It reports io.EOF once every process holding the pipe has
+// closed it or has been swept.
 func (p *Process) Stdout() *Output { return p.stdout }
 
-// Stderr is the read end of the child's standard error, as Stdout. Read it
-// only when the Spec had no Stderr writer.
+// Stderr is the read end of the child's standard error, as Stdout.
 func (p *Process) Stderr() *Output { return p.stderr }
 
 // Done is closed once the child has exited, its output has been closed, and
@@ -180,35 +193,38 @@ func (p *Process) Close() {
 	p.stderr.file.Close()
 }
 
-// supervise owns the child from start to reaping. It passes stderr on while
-// the child runs. After the leader exits, the rest of its group gets the
-// stop sequence for as long as it holds stdout or stderr open, and is then
-// killed and reaped whatever it was doing.
+// supervise owns the child from start to reaping. It passes stdout and
+// stderr on while the child runs. Once stdout has ended, or the leader has
+// exited, the group gets the stop sequence for as long as the leader lives
+// and the group holds its output open; it is then killed and reaped
+// whatever it was doing.
 func (p *Process) supervise() {
-	defer close(p.finished)
+	defer p.finish()
 	defer p.watch.close()
-	open := stdoutHupd | stderrReady // what the group still holds
-	var steps *stopSchedule          // the post-exit sequence, once the leader is gone
-	for open != 0 || steps == nil {
+	stdout := &feed{out: p.stdout, w: p.spec.Stdout, flag: stdoutReady, fd: p.watch.stdout}
+	stderr := &feed{out: p.stderr, w: p.spec.Stderr, flag: stderrReady, fd: p.watch.stderr}
+	open := stdoutReady | stderrReady // what the group still holds
+	exited := false
+	var steps *stopSchedule // the stop sequence, once begun
+	for !exited || open != 0 {
 		var deadline time.Time
 		if steps != nil {
 			deadline = steps.next
 		}
 		ready := p.watch.next(deadline)
 		if ready&exitReady != 0 {
-			p.status = statusOf(reap(p.pid))
-			_ = p.cmd.Process.Release() // reaped by hand: drop exec's own handle
-			close(p.exited)
-			p.watch.stop(p.watch.pidfd)
+			p.reapLeader()
+			exited = true
+		}
+		for _, f := range []*feed{stdout, stderr} {
+			if ready&f.flag != 0 && f.pass() {
+				p.watch.stop(f.fd)
+				open &^= f.flag
+			}
+		}
+		if steps == nil && (exited || open&stdoutReady == 0 && p.spec.Stdout != nil) {
+			p.stdin.Close()
 			steps = newStopSchedule(time.Now(), p.grace)
-		}
-		if ready&stdoutHupd != 0 {
-			p.watch.stop(p.watch.stdout)
-			open &^= stdoutHupd
-		}
-		if ready&stderrReady != 0 && p.passStderr() {
-			p.watch.stop(p.watch.stderr)
-			open &^= stderrReady
 		}
 		if ready == 0 && steps != nil && !steps.signal(p) {
 			break // SIGKILL has been sent
@@ -217,31 +233,59 @@ func (p *Process) supervise() {
 	p.sweep()
 }
 
-// passStderr passes what stderr holds to the sink, and reports whether
-// stderr has ended (always, when there is no sink: then only its hang-up is
-// watched).
-func (p *Process) passStderr() (ended bool) {
-	if p.sink == nil {
-		return true
-	}
-	buf := stderrPool.Get().(*[]byte)
-	defer stderrPool.Put(buf)
-	n, err := p.stderr.Read(*buf)
-	if n > 0 {
-		_, _ = p.sink.Write((*buf)[:n])
-	}
-	if err == nil {
-		return false
-	}
-	if c, ok := p.sink.(io.Closer); ok {
-		_ = c.Close()
-	}
-	return true
+// reapLeader collects the exited leader.
+func (p *Process) reapLeader() {
+	p.status = statusOf(reap(p.pid))
+	_ = p.cmd.Process.Release() // reaped by hand: drop exec's own handle
+	close(p.exited)
+	p.watch.stop(p.watch.pidfd)
 }
 
-// stderrPool holds the buffers stderr is read into, so that a quiet child's
+// finish reports the end, once the group is gone.
+func (p *Process) finish() {
+	if p.spec.Done != nil {
+		p.spec.Done(p.Status())
+	}
+	close(p.finished)
+}
+
+// feed passes one of the child's outputs to its writer.
+type feed struct {
+	out    *Output
+	w      io.Writer // nil: the caller reads out, and only its end is watched
+	flag   int
+	fd     int
+	failed bool // w returned an error: drop the rest
+}
+
+// pass passes on what the pipe holds now, flushing the writer once the pipe
+// has nothing more ready, and reports whether the output has ended.
+func (f *feed) pass() (ended bool) {
+	if f.w == nil {
+		return true // its hang-up was reported
+	}
+	buf := outputPool.Get().(*[]byte)
+	n, err := f.out.Read(*buf)
+	if n > 0 && !f.failed {
+		_, werr := f.w.Write((*buf)[:n])
+		f.failed = werr != nil
+	}
+	outputPool.Put(buf)
+	if err != nil {
+		if c, ok := f.w.(io.Closer); ok && !f.failed {
+			_ = c.Close()
+		}
+		return true
+	}
+	if flusher, ok := f.w.(interface{ Flush() error }); ok && !f.failed && !f.out.Ready() {
+		f.failed = flusher.Flush() != nil
+	}
+	return false
+}
+
+// outputPool holds the buffers output is read into, so that a quiet child's
 // supervisor holds none.
-var stderrPool = sync.Pool{New: func() any {
+var outputPool = sync.Pool{New: func() any {
 	b := make([]byte, 32<<10)
 	return &b
 }}

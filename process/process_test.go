@@ -343,3 +343,44 @@ func TestStderrGoesToTheSinkWithoutStallingTheChild(t *testing.T) {
 		t.Errorf("sink got %d bytes (closed %v), want %d and closed", len(sink.data), sink.closed, len(want))
 	}
 }
+
+// flushingSink is a Spec.Stdout that records writes, flushes and its close.
+type flushingSink struct {
+	recordingSink
+	flushes int
+}
+
+func (f *flushingSink) Flush() error {
+	f.flushes++
+	return nil
+}
+
+func TestStdoutIsFedToTheSinkAndItsEndStopsTheChild(t *testing.T) {
+	t.Parallel()
+	sink := &flushingSink{}
+	done := make(chan Status, 1)
+	sh, _ := exec.LookPath("sh")
+	// The child closes stdout and would then sleep: the end of its output
+	// must stop it (stdin closed, then SIGINT), as websocketd does.
+	p, err := Start(Spec{Path: sh, Args: []string{"-c", "echo one; sleep 0.1; printf two; exec >&-; exec sleep 30"},
+		Env: []string{"PATH=" + os.Getenv("PATH")}, Stdout: sink, Stderr: io.Discard,
+		Done: func(s Status) { done <- s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status Status
+	select {
+	case status = <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("child not stopped after closing its output")
+	}
+	<-p.Done()
+	p.Close()
+	if string(sink.data) != "one\ntwo" || !sink.closed || sink.flushes < 1 {
+		t.Errorf("sink got %q (closed %v, %d flushes), want the first write flushed and a close", sink.data, sink.closed, sink.flushes)
+	}
+	if status.String() != "signal: interrupt" {
+		t.Errorf("status %q, want the SIGINT of the stop sequence", status)
+	}
+	assertGroupGone(t, p.Pid())
+}

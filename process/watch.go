@@ -10,13 +10,13 @@ import (
 // What a watcher reports.
 const (
 	exitReady   = 1 << iota // the leader has exited
-	stdoutHupd              // no process holds stdout's write end any more
-	stderrReady             // stderr has data, or its end
+	stdoutReady             // stdout has data or has ended (or, unread, hung up)
+	stderrReady             // stderr likewise
 )
 
 // watcher waits, in one goroutine and without an OS thread, for whichever
-// comes first: the leader's exit (its pidfd), the hang-up of stdout, or data
-// on stderr. It is an epoll set of those three, itself parked in the
+// comes first: the leader's exit (its pidfd), or data or the end of stdout
+// or stderr. It is an epoll set of those three, itself parked in the
 // runtime's poller.
 type watcher struct {
 	ep                    *os.File
@@ -25,9 +25,9 @@ type watcher struct {
 	events                [4]syscall.EpollEvent
 }
 
-// newWatcher watches pid, the hang-up of stdout, and stderr: for data when
-// readStderr, else for its hang-up alone.
-func newWatcher(pid int, stdout, stderr *os.File, readStderr bool) (*watcher, error) {
+// newWatcher watches pid, and stdout and stderr: for data when they are to
+// be read, else for their hang-up alone.
+func newWatcher(pid int, stdout, stderr *os.File, readStdout, readStderr bool) (*watcher, error) {
 	pidfd, err := pidfdOpen(pid)
 	if err != nil {
 		return nil, err
@@ -39,14 +39,10 @@ func newWatcher(pid int, stdout, stderr *os.File, readStderr bool) (*watcher, er
 	}
 	// Fd would turn the pipes blocking and break their deadlines.
 	w := &watcher{pidfd: pidfd, stdout: rawFd(stdout), stderr: rawFd(stderr)}
-	stderrEvents := uint32(0) // hang-up and errors are always reported
-	if readStderr {
-		stderrEvents = syscall.EPOLLIN
-	}
 	err = errors.Join(
 		w.add(epfd, pidfd, syscall.EPOLLIN, exitReady),
-		w.add(epfd, w.stdout, 0, stdoutHupd),
-		w.add(epfd, w.stderr, stderrEvents, stderrReady),
+		w.add(epfd, w.stdout, readEvents(readStdout), stdoutReady),
+		w.add(epfd, w.stderr, readEvents(readStderr), stderrReady),
 		syscall.SetNonblock(epfd, true),
 	)
 	w.ep = os.NewFile(uintptr(epfd), "epoll")
@@ -58,6 +54,15 @@ func newWatcher(pid int, stdout, stderr *os.File, readStderr bool) (*watcher, er
 		return nil, err
 	}
 	return w, nil
+}
+
+// readEvents are the events watched on an output: data too when it is to be
+// read; hang-up and errors are always reported.
+func readEvents(read bool) uint32 {
+	if read {
+		return syscall.EPOLLIN
+	}
+	return 0
 }
 
 // rawFd returns f's descriptor without changing its mode.
