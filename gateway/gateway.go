@@ -6,11 +6,10 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -344,11 +343,9 @@ func writeHandshakeError(w http.ResponseWriter, _ *http.Request, status int, rea
 }
 
 // newSessionID returns the connection's UNIQUE_ID: a random decimal number,
-// as websocketd's.
+// as websocketd's. It needs to be unique, not secret.
 func newSessionID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return strconv.FormatUint(binary.BigEndian.Uint64(b[:])>>1, 10)
+	return strconv.FormatUint(rand.Uint64()>>1, 10)
 }
 
 // forkLimit counts running children against --maxforks.

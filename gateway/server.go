@@ -25,6 +25,11 @@ const (
 	maxHeaderBytes = 64 << 10
 )
 
+// listenConfig turns TCP keep-alive off for accepted connections: WebSocket
+// pings find dead peers, and the probes' options cost four system calls per
+// connection.
+var listenConfig = net.ListenConfig{KeepAlive: -1}
+
 // Listeners says where a Server listens.
 type Listeners struct {
 	// Addrs are TCP addresses ("host:port", "[::1]:port", ":port").
@@ -80,7 +85,7 @@ func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 
 func (s *Server) open(ls Listeners) error {
 	for _, addr := range ls.Addrs {
-		l, err := net.Listen("tcp", addr)
+		l, err := listenConfig.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", addr, err)
 		}

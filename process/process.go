@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -70,7 +69,6 @@ type Spec struct {
 
 // Process is one running child and its process group.
 type Process struct {
-	cmd    *exec.Cmd
 	pid    int
 	grace  time.Duration
 	stdin  *os.File
@@ -96,37 +94,21 @@ func Start(spec Spec) (*Process, error) {
 		files.closeParentEnds()
 		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
 	}
-
-	cmd := &exec.Cmd{
-		Path:        spec.Path,
-		Args:        append([]string{spec.Path}, spec.Args...),
-		Env:         spec.Env,
-		Dir:         spec.Dir,
-		Stdin:       files.childStdin,
-		Stdout:      files.childStdout,
-		Stderr:      files.childStderr,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
-	if cmd.Env == nil {
-		cmd.Env = []string{} // nil would mean "inherit"
-	}
-	if err := cmd.Start(); err != nil {
+	pid, pidfd, err := forkExec(spec, &files)
+	if err != nil {
 		files.closeParentEnds()
 		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
 	}
-
-	watch, err := newWatcher(cmd.Process.Pid, files.stdout, files.stderr, spec.Stdout != nil, spec.Stderr != nil)
+	watch, err := newWatcher(pidfd, files.stdout, files.stderr, spec.Stdout != nil, spec.Stderr != nil)
 	if err != nil {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		reap(pid)
 		files.closeParentEnds()
 		return nil, fmt.Errorf("watch %s: %w", spec.Path, err)
 	}
-	cmd.Env, cmd.Args = nil, nil // started: keep no copy of them for the child's whole life
-	spec.Env, spec.Args = nil, nil
+	spec.Env, spec.Args = nil, nil // started: keep no copy for the child's whole life
 	p := &Process{
-		cmd:      cmd,
-		pid:      cmd.Process.Pid,
+		pid:      pid,
 		grace:    spec.Grace,
 		stdin:    files.stdin,
 		spec:     spec,
@@ -134,10 +116,43 @@ func Start(spec Spec) (*Process, error) {
 		exited:   make(chan struct{}),
 		finished: make(chan struct{}),
 	}
-	p.stdout = newOutput(files.stdout, &p.swept)
-	p.stderr = newOutput(files.stderr, &p.swept)
-	go p.supervise()
+	if spec.Stdout == nil {
+		p.stdout = newOutput(files.stdout, "|0", &p.swept)
+	}
+	if spec.Stderr == nil {
+		p.stderr = newOutput(files.stderr, "|0", &p.swept)
+	}
+	go p.supervise(files.stdout, files.stderr)
 	return p, nil
+}
+
+// forkExec starts the child on the pipes' ends, in its own process group,
+// and returns its pid and a pidfd for it. It is os/exec without what wsgate
+// does not need: no path lookup, no environment copy, no second pidfd.
+func forkExec(spec Spec, files *pipeSet) (pid, pidfd int, err error) {
+	env := spec.Env
+	if env == nil {
+		env = []string{} // nil would mean "inherit"
+	}
+	pidfd = -1
+	attr := &syscall.ProcAttr{
+		Dir:   spec.Dir,
+		Env:   env,
+		Files: []uintptr{uintptr(files.childStdin), uintptr(files.childStdout), uintptr(files.childStderr)},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
+	}
+	pid, err = syscall.ForkExec(spec.Path, append([]string{spec.Path}, spec.Args...), attr)
+	if err != nil {
+		return 0, -1, err
+	}
+	if pidfd < 0 { // a kernel without CLONE_PIDFD
+		if pidfd, err = pidfdOpen(pid); err != nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			reap(pid)
+			return 0, -1, err
+		}
+	}
+	return pid, pidfd, nil
 }
 
 // Pid returns the child's process id, which is also its process group id.
@@ -148,9 +163,9 @@ func (p *Process) Pid() int { return p.pid }
 // write to a child that does not read.
 func (p *Process) Stdin() *os.File { return p.stdin }
 
-// Stdout is the read end of the child's standard output, for a Spec without
-// a Stdout writer. It reports io.EOF once every process holding the pipe has
-// closed it or has been swept.
+// Stdout is the read end of the child's standard output for a Spec without
+// a Stdout writer, else nil. It reports io.EOF once every process holding
+// the pipe has closed it or has been swept.
 func (p *Process) Stdout() *Output { return p.stdout }
 
 // Stderr is the read end of the child's standard error, as Stdout.
@@ -185,12 +200,15 @@ func (p *Process) Kill() {
 	p.signalGroup(syscall.SIGKILL)
 }
 
-// Close releases the parent's ends of the output pipes. Call it after the
-// readers of Stdout and Stderr have returned and Done is closed.
+// Close releases the parent's ends of the pipes. Call it after the readers
+// of Stdout and Stderr, if any, have returned and Done is closed.
 func (p *Process) Close() {
 	p.stdin.Close()
-	p.stdout.file.Close()
-	p.stderr.file.Close()
+	for _, o := range []*Output{p.stdout, p.stderr} {
+		if o != nil {
+			o.file.Close()
+		}
+	}
 }
 
 // supervise owns the child from start to reaping. It passes stdout and
@@ -198,27 +216,28 @@ func (p *Process) Close() {
 // exited, the group gets the stop sequence for as long as the leader lives
 // and the group holds its output open; it is then killed and reaped
 // whatever it was doing.
-func (p *Process) supervise() {
+func (p *Process) supervise(stdoutFd, stderrFd int) {
 	defer p.finish()
 	defer p.watch.close()
-	stdout := &feed{out: p.stdout, w: p.spec.Stdout, flag: stdoutReady, fd: p.watch.stdout}
-	stderr := &feed{out: p.stderr, w: p.spec.Stderr, flag: stderrReady, fd: p.watch.stderr}
+	stdout := &feed{fd: stdoutFd, w: p.spec.Stdout, flag: stdoutReady}
+	stderr := &feed{fd: stderrFd, w: p.spec.Stderr, flag: stderrReady}
+	feeds := [...]*feed{stdout, stderr}
+	defer stdout.close()
+	defer stderr.close()
 	open := stdoutReady | stderrReady // what the group still holds
 	exited := false
 	var steps *stopSchedule // the stop sequence, once begun
 	for !exited || open != 0 {
-		var deadline time.Time
-		if steps != nil {
-			deadline = steps.next
-		}
-		ready := p.watch.next(deadline)
+		ready := p.nextEvents(feeds[:], steps)
 		if ready&exitReady != 0 {
 			p.reapLeader()
 			exited = true
 		}
-		for _, f := range []*feed{stdout, stderr} {
+		for _, f := range feeds {
 			if ready&f.flag != 0 && f.pass() {
-				p.watch.stop(f.fd)
+				if f.w == nil {
+					p.watch.stop(f.fd) // the caller's: still open
+				}
 				open &^= f.flag
 			}
 		}
@@ -233,12 +252,33 @@ func (p *Process) supervise() {
 	p.sweep()
 }
 
+// nextEvents returns what happened next, waiting until the stop sequence's
+// next step at most. Before it waits, a writer that was fed a full buffer,
+// and so not flushed, is flushed if nothing more is ready.
+func (p *Process) nextEvents(feeds []*feed, steps *stopSchedule) int {
+	dirty := false
+	for _, f := range feeds {
+		dirty = dirty || f.dirty
+	}
+	if dirty {
+		if ready := p.watch.poll(); ready != 0 {
+			return ready
+		}
+		for _, f := range feeds {
+			f.flush()
+		}
+	}
+	var deadline time.Time
+	if steps != nil {
+		deadline = steps.next
+	}
+	return p.watch.next(deadline)
+}
+
 // reapLeader collects the exited leader.
 func (p *Process) reapLeader() {
 	p.status = statusOf(reap(p.pid))
-	_ = p.cmd.Process.Release() // reaped by hand: drop exec's own handle
 	close(p.exited)
-	p.watch.stop(p.watch.pidfd)
 }
 
 // finish reports the end, once the group is gone.
@@ -251,36 +291,62 @@ func (p *Process) finish() {
 
 // feed passes one of the child's outputs to its writer.
 type feed struct {
-	out    *Output
-	w      io.Writer // nil: the caller reads out, and only its end is watched
+	fd     int       // the parent's read end; -1 once closed
+	w      io.Writer // nil: the caller reads it, and only its end is watched
 	flag   int
-	fd     int
+	dirty  bool // written to but not flushed
 	failed bool // w returned an error: drop the rest
 }
 
-// pass passes on what the pipe holds now, flushing the writer once the pipe
-// has nothing more ready, and reports whether the output has ended.
+// pass passes on what the pipe holds now and reports whether the output has
+// ended. A read that did not fill the buffer emptied the pipe, so the writer
+// is flushed then; after a full one, more is likely ready.
 func (f *feed) pass() (ended bool) {
 	if f.w == nil {
 		return true // its hang-up was reported
 	}
 	buf := outputPool.Get().(*[]byte)
-	n, err := f.out.Read(*buf)
-	if n > 0 && !f.failed {
-		_, werr := f.w.Write((*buf)[:n])
-		f.failed = werr != nil
-	}
-	outputPool.Put(buf)
-	if err != nil {
+	defer outputPool.Put(buf)
+	n, err := syscall.Read(f.fd, *buf)
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EINTR:
+		return false
+	case n <= 0: // the end, or an error that ends it just the same
+		f.flush()
 		if c, ok := f.w.(io.Closer); ok && !f.failed {
 			_ = c.Close()
 		}
+		f.close() // which also takes it out of the epoll set
 		return true
 	}
-	if flusher, ok := f.w.(interface{ Flush() error }); ok && !f.failed && !f.out.Ready() {
-		f.failed = flusher.Flush() != nil
+	if !f.failed {
+		_, werr := f.w.Write((*buf)[:n])
+		f.failed = werr != nil
+	}
+	f.dirty = true
+	if n < len(*buf) {
+		f.flush()
 	}
 	return false
+}
+
+// flush flushes the writer if it was written to and has a Flush method.
+func (f *feed) flush() {
+	if !f.dirty {
+		return
+	}
+	f.dirty = false
+	if flusher, ok := f.w.(interface{ Flush() error }); ok && !f.failed {
+		f.failed = flusher.Flush() != nil
+	}
+}
+
+// close closes the parent's read end, if the feed owns it.
+func (f *feed) close() {
+	if f.w != nil && f.fd >= 0 {
+		syscall.Close(f.fd)
+		f.fd = -1
+	}
 }
 
 // outputPool holds the buffers output is read into, so that a quiet child's
@@ -346,8 +412,11 @@ func (p *Process) sweep() {
 	p.signalGroup(syscall.SIGKILL)
 	reapGroup(p.Pid())
 	p.swept.Store(true)
-	p.stdout.wake()
-	p.stderr.wake()
+	for _, o := range []*Output{p.stdout, p.stderr} {
+		if o != nil {
+			o.wake()
+		}
+	}
 }
 
 // signalGroup sends sig to every process of the child's group. A group that

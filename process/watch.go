@@ -25,25 +25,20 @@ type watcher struct {
 	events                [4]syscall.EpollEvent
 }
 
-// newWatcher watches pid, and stdout and stderr: for data when they are to
-// be read, else for their hang-up alone.
-func newWatcher(pid int, stdout, stderr *os.File, readStdout, readStderr bool) (*watcher, error) {
-	pidfd, err := pidfdOpen(pid)
-	if err != nil {
-		return nil, err
-	}
+// newWatcher watches the child of pidfd, which it takes over, and stdout and
+// stderr: for data when they are to be read, else for their hang-up alone.
+func newWatcher(pidfd, stdout, stderr int, readStdout, readStderr bool) (*watcher, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		syscall.Close(pidfd)
 		return nil, err
 	}
-	// Fd would turn the pipes blocking and break their deadlines.
-	w := &watcher{pidfd: pidfd, stdout: rawFd(stdout), stderr: rawFd(stderr)}
+	w := &watcher{pidfd: pidfd, stdout: stdout, stderr: stderr}
 	err = errors.Join(
-		w.add(epfd, pidfd, syscall.EPOLLIN, exitReady),
+		w.add(epfd, pidfd, syscall.EPOLLIN|syscall.EPOLLONESHOT, exitReady), // reported once: no removal needed
 		w.add(epfd, w.stdout, readEvents(readStdout), stdoutReady),
 		w.add(epfd, w.stderr, readEvents(readStderr), stderrReady),
-		syscall.SetNonblock(epfd, true),
+		setNonblock(epfd),
 	)
 	w.ep = os.NewFile(uintptr(epfd), "epoll")
 	if err == nil {
@@ -65,15 +60,6 @@ func readEvents(read bool) uint32 {
 	return 0
 }
 
-// rawFd returns f's descriptor without changing its mode.
-func rawFd(f *os.File) int {
-	fd := -1
-	if raw, err := f.SyscallConn(); err == nil {
-		_ = raw.Control(func(d uintptr) { fd = int(d) })
-	}
-	return fd
-}
-
 func (w *watcher) add(epfd, fd int, events uint32, tag int32) error {
 	return syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: events, Fd: tag})
 }
@@ -85,16 +71,30 @@ func (w *watcher) stop(fd int) {
 	})
 }
 
+// poll returns what is reported now, without waiting.
+func (w *watcher) poll() int {
+	ready := 0
+	_ = w.raw.Control(func(epfd uintptr) { ready = w.collect(epfd) })
+	return ready
+}
+
+// collect returns what epfd reports now.
+func (w *watcher) collect(epfd uintptr) int {
+	ready := 0
+	n, err := syscall.EpollWait(int(epfd), w.events[:], 0)
+	for i := 0; i < n && err == nil; i++ {
+		ready |= int(w.events[i].Fd)
+	}
+	return ready
+}
+
 // next waits until something is reported or the deadline (zero: none)
 // passes, and returns what was reported, or 0 at the deadline.
 func (w *watcher) next(deadline time.Time) int {
 	_ = w.ep.SetReadDeadline(deadline)
 	ready := 0
 	_ = w.raw.Read(func(epfd uintptr) bool {
-		n, err := syscall.EpollWait(int(epfd), w.events[:], 0)
-		for i := 0; i < n && err == nil; i++ {
-			ready |= int(w.events[i].Fd)
-		}
+		ready = w.collect(epfd)
 		return ready != 0
 	})
 	return ready
