@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // batchLimit is the most a batch holds before it is written anyway.
@@ -21,9 +22,32 @@ const clientReadBufferSize = 2 << 10
 // system call, and a lone line is not delayed.
 type batchConn struct {
 	net.Conn
-	mu      sync.Mutex
-	holding bool
-	buf     *[]byte // from bufferPool while holding
+	mu       sync.Mutex
+	holding  bool
+	buf      *[]byte   // from bufferPool while holding
+	deadline time.Time // the write deadline last asked for
+	applied  time.Time // the write deadline set on Conn
+}
+
+// SetWriteDeadline records the deadline for the next write to Conn. gorilla
+// sets it before every frame; applying it only when it changes saves a
+// timer update per frame.
+func (c *batchConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	return nil
+}
+
+// write writes p to Conn under the recorded deadline; c.mu is held.
+func (c *batchConn) write(p []byte) (int, error) {
+	if !c.deadline.Equal(c.applied) {
+		if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
+			return 0, err
+		}
+		c.applied = c.deadline
+	}
+	return c.Conn.Write(p)
 }
 
 // hold starts collecting writes.
@@ -56,7 +80,7 @@ func (c *batchConn) Write(p []byte) (int, error) {
 	if err := c.writeHeld(); err != nil {
 		return 0, err
 	}
-	return c.Conn.Write(p)
+	return c.write(p)
 }
 
 // writeHeld writes the collected frames; c.mu is held.
@@ -64,7 +88,7 @@ func (c *batchConn) writeHeld() error {
 	if c.buf == nil {
 		return nil
 	}
-	_, err := c.Conn.Write(*c.buf)
+	_, err := c.write(*c.buf)
 	putBuffer(c.buf)
 	c.buf = nil
 	return err

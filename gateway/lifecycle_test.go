@@ -340,3 +340,19 @@ func TestPlainHTTPRequestGets404(t *testing.T) {
 		t.Errorf("status = %d, want 404", resp.StatusCode)
 	}
 }
+
+func TestClientThatAcceptsNothingIsDroppedAfterTheWriteTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := script(t, "echo $$; exec yes 0123456789012345678901234567890123456789")
+	cfg.WriteTimeout = 500 * time.Millisecond
+	tg := newTestGateway(t, cfg)
+	conn := tg.dial(t, "/", nil)
+	pgid := readPid(t, conn)
+	// Read nothing more: socket buffers fill, then the write times out.
+	begin := time.Now()
+	tg.waitForLog(t, "session ended", 5*time.Second)
+	if took := time.Since(begin); took > 4*time.Second {
+		t.Errorf("dropped after %v, want soon after the 500ms write timeout", took)
+	}
+	waitGroupGone(t, pgid, time.Second)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -34,6 +35,13 @@ func closeCodeFor(status process.Status) int {
 		return websocket.CloseNormalClosure
 	}
 	return websocket.CloseInternalServerErr
+}
+
+// holdBatch starts a batch of frames, which the client must accept within
+// the write timeout.
+func (s *session) holdBatch() {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.gw.cfg.WriteTimeout))
+	s.batch.hold()
 }
 
 // outputFailed ends the session after a write of output failed: a line over
@@ -72,7 +80,7 @@ type longLine struct {
 // Write sends every line that p completes and keeps the rest.
 func (l *lineSink) Write(p []byte) (int, error) {
 	<-l.s.started
-	l.s.batch.hold()
+	l.s.holdBatch()
 	if err := l.write(p); err != nil {
 		return 0, l.s.outputFailed(err)
 	}
@@ -196,7 +204,7 @@ type chunkSink struct{ s *session }
 
 func (c chunkSink) Write(p []byte) (int, error) {
 	<-c.s.started
-	c.s.batch.hold()
+	c.s.holdBatch()
 	if err := c.s.writeMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, c.s.outputFailed(err)
 	}
