@@ -99,3 +99,26 @@ func TestConfigFileKeyThatIsNoFlagIsAnError(t *testing.T) {
 		t.Errorf("valid config: %v, maxforks %v", err, cli)
 	}
 }
+
+func TestAddressesAreEachJoinedWithThePort(t *testing.T) {
+	t.Parallel()
+	cli, err := parseCLI([]string{"--port=8080", "--address=127.0.0.1", "--address=[::1]", "--address=::1", "cat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := cli.listeners()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(ls.Addrs, " "); got != "127.0.0.1:8080 [::1]:8080 [::1]:8080" {
+		t.Errorf("addresses %q", got)
+	}
+	cli, _ = parseCLI([]string{"--unixsocket=/tmp/x.sock", "cat"})
+	if ls, _ := cli.listeners(); len(ls.Addrs) != 0 || ls.UnixSocket != "/tmp/x.sock" {
+		t.Errorf("--unixsocket alone: TCP %v, socket %q; want the socket only", ls.Addrs, ls.UnixSocket)
+	}
+	cli, _ = parseCLI([]string{"--unixsocket=/tmp/x.sock", "--port=9000", "cat"})
+	if ls, _ := cli.listeners(); len(ls.Addrs) != 1 || ls.Addrs[0] != ":9000" {
+		t.Errorf("--unixsocket with --port: TCP %v, want :9000 too", ls.Addrs)
+	}
+}

@@ -356,3 +356,24 @@ func TestClientThatAcceptsNothingIsDroppedAfterTheWriteTimeout(t *testing.T) {
 	}
 	waitGroupGone(t, pgid, time.Second)
 }
+
+func TestReverseLookupNamesTheClient(t *testing.T) {
+	t.Parallel()
+	for _, lookup := range []bool{false, true} {
+		cfg := script(t, `echo "$REMOTE_ADDR $REMOTE_HOST"`)
+		cfg.ReverseLookup = lookup
+		tg := newTestGateway(t, cfg)
+		msgs, _ := readUntilClose(t, tg.dial(t, "/", nil), 5*time.Second)
+		want := "127.0.0.1 127.0.0.1" // without a lookup, REMOTE_HOST is the address
+		if lookup {
+			names, err := net.LookupAddr("127.0.0.1") // /etc/hosts, on any machine
+			if err != nil || len(names) == 0 {
+				t.Fatalf("this machine has no name for 127.0.0.1: %v", err)
+			}
+			want = "127.0.0.1 " + strings.TrimSuffix(names[0], ".")
+		}
+		if len(msgs) != 1 || msgs[0] != want {
+			t.Errorf("reverse lookup %v: %q, want %q", lookup, msgs, want)
+		}
+	}
+}
