@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/testrun"
+
 	"github.com/gorilla/websocket"
 )
 
@@ -59,8 +61,8 @@ func TestBackpressure_SlowReaderPausesChildWithBoundedMemoryAndLosesNothing(t *t
 	// Unpaused, awk writes 52 MB in well under a second and exits; still
 	// running, it is blocked on the full pipe.
 	alive := false
-	for _, p := range groupMembers(pid) {
-		alive = alive || p.pid == pid && p.state != "Z"
+	for _, p := range testrun.GroupMembers(pid) {
+		alive = alive || p.Pid == pid && p.State != "Z"
 	}
 	if !alive {
 		t.Errorf("the child exited while the client read nothing: its output was buffered, not paused")

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/testrun"
+
 	"github.com/gorilla/websocket"
 )
 
@@ -86,7 +88,7 @@ func TestShutdown_SecondSignalKillsChildrenThatIgnoreSignals(t *testing.T) {
 	}()
 	g.stop(syscall.SIGTERM)
 	time.Sleep(300 * time.Millisecond)
-	if len(groupMembers(pgid)) == 0 {
+	if len(testrun.GroupMembers(pgid)) == 0 {
 		t.Fatal("the child that ignores SIGINT and SIGTERM was gone before the second signal")
 	}
 	g.stop(syscall.SIGTERM)

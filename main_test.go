@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -18,76 +17,26 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"go.uber.org/goleak"
+	"github.com/wsgate/wsgate/internal/testrun"
 )
 
 // wsgateBin is the path of the binary built by TestMain.
 var wsgateBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "wsgate-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
-	}
-	wsgateBin = filepath.Join(dir, "wsgate")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	build := exec.CommandContext(ctx, "go", "build", "-race", "-o", wsgateBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	err = build.Run()
-	cancel()
-	if err != nil {
-		os.RemoveAll(dir)
-		fmt.Fprintln(os.Stderr, "e2e: building wsgate:", err)
-		os.Exit(1)
-	}
-	goleak.VerifyTestMain(removingDir{m, dir})
-}
-
-// removingDir runs the tests and then removes the binary's directory, before
-// goleak looks for leaked goroutines and exits.
-type removingDir struct {
-	*testing.M
-	dir string
-}
-
-// Run runs the tests, then removes dir.
-func (r removingDir) Run() int {
-	defer os.RemoveAll(r.dir)
-	return r.M.Run()
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and many readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	testrun.Main(m, &wsgateBin)
 }
 
 // gatewayProc is a running wsgate binary.
 type gatewayProc struct {
 	t      testing.TB
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testrun.Buffer
 	addr   string // host:port it listens on
 
 	signalledAt time.Time     // when stop last sent a signal; test goroutine only
@@ -166,7 +115,7 @@ func startGatewayOnFreePort(t testing.TB, args ...string) *gatewayProc {
 // stderr in the test log when the test failed.
 func launch(t testing.TB, env []string, args ...string) *gatewayProc {
 	t.Helper()
-	g := &gatewayProc{t: t, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	g := &gatewayProc{t: t, stderr: &testrun.Buffer{}, exited: make(chan struct{})}
 	g.cmd = exec.Command(wsgateBin, args...)
 	g.cmd.Env = append(cleanEnv(), env...)
 	g.cmd.Stderr = g.stderr
@@ -433,82 +382,19 @@ func readPid(t testing.TB, conn *websocket.Conn) int {
 	return pid
 }
 
-// procStat is what /proc/PID/stat says of one process.
-type procStat struct {
-	pid, ppid, pgid int
-	state           string // R, S, Z...
-	comm            string
-}
-
-// processes lists every process in /proc, zombies included.
-func processes() []procStat {
-	entries, _ := os.ReadDir("/proc")
-	var all []procStat
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-		s := string(data)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+1:])
-		if len(f) < 3 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		pgid, _ := strconv.Atoi(f[2])
-		all = append(all, procStat{pid: pid, ppid: ppid, pgid: pgid, state: f[0], comm: s[open+1 : end]})
-	}
-	return all
-}
-
-// groupMembers returns the processes whose process group is pgid.
-func groupMembers(pgid int) []procStat {
-	var in []procStat
-	for _, p := range processes() {
-		if p.pgid == pgid {
-			in = append(in, p)
-		}
-	}
-	return in
-}
-
 // childrenOf returns the pids of the processes whose parent is ppid.
 func childrenOf(ppid int) []int {
 	var pids []int
-	for _, p := range processes() {
-		if p.ppid == ppid {
-			pids = append(pids, p.pid)
+	for _, p := range testrun.Processes() {
+		if p.PPid == ppid {
+			pids = append(pids, p.Pid)
 		}
 	}
 	return pids
 }
 
-// waitGroupGone waits at most timeout until no process, zombie or not, is
-// left in process group pgid, and fails the test otherwise.
-func waitGroupGone(t testing.TB, pgid int, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		left := groupMembers(pgid)
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("process group %d still has %+v after %v", pgid, left, timeout)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitGroupGone waits at most timeout until process group pgid is empty.
+var waitGroupGone = testrun.WaitGroupGone
 
 // runCLI runs the binary to completion (at most 10 s) with extra environment
 // variables and returns its stdout, stderr and exit code.

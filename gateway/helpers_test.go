@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -13,11 +12,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/testrun"
 	"go.uber.org/goleak"
 )
 
@@ -25,23 +24,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a buffer safe to log into while the test reads it.
+type syncBuffer = testrun.Buffer
 
 // testGateway is a real gateway on a loopback port.
 type testGateway struct {
@@ -173,38 +157,10 @@ func assertClose(t *testing.T, ce *websocket.CloseError, code int, reason string
 }
 
 // groupMembers lists the processes of group pgid, zombies included.
-func groupMembers(pgid int) []int {
-	var members []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) > 2 && fields[2] == strconv.Itoa(pgid) {
-			members = append(members, pid)
-		}
-	}
-	return members
-}
+func groupMembers(pgid int) []testrun.Proc { return testrun.GroupMembers(pgid) }
 
 // waitGroupGone waits until process group pgid is empty, or fails.
-func waitGroupGone(t *testing.T, pgid int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if len(groupMembers(pgid)) == 0 {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Errorf("process group %d still has %v after %v", pgid, groupMembers(pgid), within)
-}
+var waitGroupGone = testrun.WaitGroupGone
 
 // readPid reads the first message, a pid the script printed.
 func readPid(t *testing.T, conn *websocket.Conn) int {

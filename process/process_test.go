@@ -5,13 +5,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/testrun"
 	"go.uber.org/goleak"
 )
 
@@ -44,26 +44,7 @@ func start(t *testing.T, script string, grace time.Duration) *Process {
 }
 
 // groupMembers lists the processes of group pgid, zombies included.
-func groupMembers(pgid int) []int {
-	var members []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Fields after the command name, which is in parentheses: state ppid pgrp.
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) > 2 && fields[2] == strconv.Itoa(pgid) {
-			members = append(members, pid)
-		}
-	}
-	return members
-}
+func groupMembers(pgid int) []testrun.Proc { return testrun.GroupMembers(pgid) }
 
 func assertGroupGone(t *testing.T, pgid int) {
 	t.Helper()

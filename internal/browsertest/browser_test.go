@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/testrun"
+
 	"github.com/wsgate/wsgate/internal/cdp"
 )
 
@@ -44,25 +46,7 @@ const (
 var wsgateBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-// runTests builds wsgate into a temporary directory, then runs the tests.
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "wsgate-browsertest-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "create build dir:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	wsgateBin = filepath.Join(dir, "wsgate")
-	build := exec.Command("go", "build", "-o", wsgateBin, "github.com/wsgate/wsgate")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build wsgate:", err)
-		return 1
-	}
-	return m.Run()
+	testrun.Main(m, &wsgateBin)
 }
 
 // TestConsoleShowsMessagesAsText is the everyday use of the console: it

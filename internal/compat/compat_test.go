@@ -20,13 +20,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"go.uber.org/goleak"
+	"github.com/wsgate/wsgate/internal/testrun"
 )
 
 // websocketdPath is where Debian installs websocketd.
@@ -49,36 +48,7 @@ const (
 var wsgateBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "wsgate-compat-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "compat:", err)
-		os.Exit(1)
-	}
-	wsgateBin = filepath.Join(dir, "wsgate")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	build := exec.CommandContext(ctx, "go", "build", "-race", "-o", wsgateBin, "github.com/wsgate/wsgate")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	err = build.Run()
-	cancel()
-	if err != nil {
-		os.RemoveAll(dir)
-		fmt.Fprintln(os.Stderr, "compat: building wsgate:", err)
-		os.Exit(1)
-	}
-	goleak.VerifyTestMain(cleaningRun{m, dir})
-}
-
-// cleaningRun runs the tests, then removes the binary's directory before
-// goleak looks for leaked goroutines.
-type cleaningRun struct {
-	*testing.M
-	dir string
-}
-
-// Run runs the tests and removes the directory.
-func (r cleaningRun) Run() int {
-	defer os.RemoveAll(r.dir)
-	return r.M.Run()
+	testrun.Main(m, &wsgateBin)
 }
 
 // impl is one implementation under test.
@@ -104,33 +74,13 @@ func bothImpls(t *testing.T) []impl {
 	return []impl{{"wsgate", wsgateBin}, {"websocketd", websocketdPath}}
 }
 
-// lockedBuffer collects a server's output; safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // server is one running wsgate or websocketd.
 type server struct {
 	impl
 	addr string // 127.0.0.1:port
 	port string
 	cmd  *exec.Cmd
-	out  *lockedBuffer    // stdout and stderr (websocketd logs to stdout)
+	out  *testrun.Buffer  // stdout and stderr (websocketd logs to stdout)
 	done chan struct{}    // closed when the process has exited
 	ps   *os.ProcessState // valid once done is closed
 }
@@ -158,7 +108,7 @@ func tryStart(t *testing.T, im impl, args []string) (*server, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{impl: im, addr: "127.0.0.1:" + port, port: port, out: &lockedBuffer{}, done: make(chan struct{})}
+	s := &server{impl: im, addr: "127.0.0.1:" + port, port: port, out: &testrun.Buffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(im.bin, append([]string{"--port=" + port, "--address=127.0.0.1"}, args...)...)
 	s.cmd.Env = serverEnv(im)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out

@@ -1,0 +1,145 @@
+// Package testrun holds what wsgate's tests share: building the real binary
+// once per test package, a buffer safe to log into from several goroutines,
+// and a look at which processes are left in a process group.
+package testrun
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// buildTimeout bounds building the binary.
+const buildTimeout = 5 * time.Minute
+
+// Main builds wsgate with the race detector, sets *bin to the binary's path,
+// runs the package's tests under goleak, removes the binary, and exits.
+// Call it from TestMain.
+func Main(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "wsgate-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testrun:", err)
+		os.Exit(1)
+	}
+	*bin = filepath.Join(dir, "wsgate")
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	build := exec.CommandContext(ctx, "go", "build", "-race", "-o", *bin, "github.com/wsgate/wsgate")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	err = build.Run()
+	cancel()
+	if err != nil {
+		os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, "testrun: building wsgate:", err)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(removingDir{m, dir})
+}
+
+// removingDir runs the tests, then removes the binary's directory, before
+// goleak looks for leaked goroutines and exits.
+type removingDir struct {
+	*testing.M
+	dir string
+}
+
+// Run runs the tests, then removes the directory.
+func (r removingDir) Run() int {
+	defer os.RemoveAll(r.dir)
+	return r.M.Run()
+}
+
+// Buffer is a bytes.Buffer safe for writers and readers in several
+// goroutines, for logs the tests read while they are written.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Proc is one process as /proc shows it.
+type Proc struct {
+	Pid, PPid, Pgid int
+	State           string // "Z" for a zombie
+	Comm            string
+}
+
+// Processes lists every process, zombies included.
+func Processes() []Proc {
+	var procs []Proc
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		open, close := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		// After the command name: state ppid pgrp ...
+		fields := strings.Fields(string(stat[close+1:]))
+		if len(fields) < 3 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		pgid, _ := strconv.Atoi(fields[2])
+		procs = append(procs, Proc{Pid: pid, PPid: ppid, Pgid: pgid, State: fields[0], Comm: string(stat[open+1 : close])})
+	}
+	return procs
+}
+
+// GroupMembers lists the processes of group pgid, zombies included.
+func GroupMembers(pgid int) []Proc {
+	var members []Proc
+	for _, p := range Processes() {
+		if p.Pgid == pgid {
+			members = append(members, p)
+		}
+	}
+	return members
+}
+
+// WaitGroupGone waits at most timeout until no process, zombie or not, is
+// left in process group pgid, and fails the test otherwise.
+func WaitGroupGone(t testing.TB, pgid int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		left := GroupMembers(pgid)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("process group %d still has %+v after %v", pgid, left, timeout)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
