@@ -316,8 +316,9 @@ func TestStderrGoesToTheSinkWithoutStallingTheChild(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("child stalled")
 	}
+	got := <-out // before Close: a read of a closed Output reports EOF
 	p.Close()
-	if got := <-out; got != "out\n" {
+	if got != "out\n" {
 		t.Errorf("stdout = %q", got)
 	}
 	if want := strings.Repeat("e", 1<<20) + "tail"; string(sink.data) != want || !sink.closed {
