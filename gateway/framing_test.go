@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +166,46 @@ func TestLongStderrLineDoesNotStallTheChild(t *testing.T) {
 	}
 	if n := strings.Count(logs, "msg=stderr"); n != 16 {
 		t.Errorf("the 1 MiB line was logged in %d records, want 16 pieces of 64 KiB", n)
+	}
+}
+
+// maskedFrame is a client frame with a zero mask, so the payload is as is.
+func maskedFrame(opcode byte, payload string) []byte {
+	frame := []byte{0x80 | opcode, 0x80 | byte(len(payload)), 0, 0, 0, 0}
+	return append(frame, payload...)
+}
+
+func TestMessagesBeforeTheClientsEndReachStdin(t *testing.T) {
+	t.Parallel()
+	// Every message that arrived whole reaches the child, even when it came
+	// in one TCP segment with the client's end: a close frame, a frame cut
+	// off by a drop, or a message that is closed with 1007.
+	messages := string(maskedFrame(websocket.TextMessage, "one")) + string(maskedFrame(websocket.TextMessage, "two")) +
+		string(maskedFrame(websocket.TextMessage, "three"))
+	ends := map[string]string{
+		"close frame":   string(maskedFrame(websocket.CloseMessage, "\x03\xe8")),
+		"cut-off frame": string(maskedFrame(websocket.TextMessage, "four"))[:5],
+		"nothing more":  "",
+		"invalid text":  string(maskedFrame(websocket.TextMessage, "four\xff")),
+	}
+	for name, end := range ends {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			out := filepath.Join(t.TempDir(), "stdin")
+			tg := newTestGateway(t, script(t, `cat > `+out))
+			conn := tg.dial(t, "/", nil)
+			if _, err := conn.UnderlyingConn().Write([]byte(messages + end)); err != nil {
+				t.Fatal(err)
+			}
+			conn.UnderlyingConn().Close()
+			tg.waitForLog(t, "session ended", 5*time.Second)
+			got, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != "one\ntwo\nthree\n" {
+				t.Errorf("stdin got %q, want the three messages", got)
+			}
+		})
 	}
 }

@@ -23,14 +23,18 @@ var errClientGone = errors.New("client hung up")
 // message to the child's stdin until the client closes, drops or falls
 // silent, and then returns why. Messages that arrive together are written
 // together, in one system call, from a pooled buffer.
-func (s *session) copyInput() error {
+func (s *session) copyInput() (err error) {
 	var batch *[]byte
-	defer func() {
-		if batch != nil {
-			putBuffer(batch)
-		}
-	}()
 	stdinOpen := true
+	defer func() {
+		if batch == nil {
+			return
+		}
+		if stdinOpen && !errors.Is(err, errClientGone) {
+			s.deliverRest(*batch)
+		}
+		putBuffer(batch)
+	}()
 	for {
 		if batch != nil && !wholeFrameBuffered(s.clientReader) {
 			if err := s.writeBatch(batch, &stdinOpen); err != nil {
@@ -56,6 +60,10 @@ func (s *session) copyInput() error {
 		err = s.readInput(r, batch, msgType == websocket.TextMessage)
 		switch {
 		case errors.Is(err, errInvalidText):
+			if err := s.writeBatch(batch, &stdinOpen); err != nil { // the messages before it were whole
+				return err
+			}
+			*batch = (*batch)[:0]
 			s.log.Info("client sent invalid UTF-8", "remote", s.remote)
 			s.sendClose(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message")
 		case errors.Is(err, errClientGone):
@@ -65,6 +73,29 @@ func (s *session) copyInput() error {
 		case err != nil:
 			return err
 		}
+	}
+}
+
+// deliverRest writes the whole messages still batched when the client's side
+// ended, by a close frame or a drop that came with them: they were received,
+// so the child gets them. A child that does not read gets closeWait to take
+// them; a session that is closing anyway gives them up.
+func (s *session) deliverRest(batch []byte) {
+	if len(batch) == 0 {
+		return
+	}
+	stdin := s.proc.Stdin()
+	s.deadlineMu.Lock()
+	closing := s.closing
+	if !closing {
+		_ = stdin.SetWriteDeadline(time.Now().Add(closeWait))
+	}
+	s.deadlineMu.Unlock()
+	if closing {
+		return
+	}
+	if _, err := stdin.Write(batch); err != nil {
+		s.log.Debug("messages not delivered at the client's end", "bytes", len(batch), "err", err)
 	}
 }
 
@@ -88,8 +119,13 @@ func (s *session) writeBatch(batch *[]byte, stdinOpen *bool) error {
 // text mode. What does not fit is written to stdin as it comes: first the
 // messages before it, then the message itself, so that a message of any
 // size needs no more memory than a batch.
-func (s *session) readInput(r io.Reader, batch *[]byte, text bool) error {
+func (s *session) readInput(r io.Reader, batch *[]byte, text bool) (err error) {
 	start, size := len(*batch), 0
+	defer func() {
+		if err != nil {
+			*batch = (*batch)[:start] // only whole messages stay batched
+		}
+	}()
 	for {
 		b := *batch
 		if len(b) == cap(b) {
@@ -109,7 +145,6 @@ func (s *session) readInput(r io.Reader, batch *[]byte, text bool) error {
 		}
 	}
 	if text && !utf8.Valid((*batch)[start:]) {
-		*batch = (*batch)[:start]
 		return errInvalidText
 	}
 	s.msgsIn.Add(1)
