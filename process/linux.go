@@ -4,7 +4,8 @@ import (
 	"errors"
 	"sync"
 	"syscall"
-	"unsafe"
+
+	"github.com/wsgate/wsgate/internal/pollnow"
 )
 
 // prSetChildSubreaper is PR_SET_CHILD_SUBREAPER from <linux/prctl.h>.
@@ -60,16 +61,9 @@ func reap(pid int) syscall.WaitStatus {
 // readable reports whether a read of fd would return at once: it has data,
 // or its writers are gone, or it failed.
 func readable(fd uintptr) bool {
-	const pollIn, pollErr, pollHup = 0x1, 0x8, 0x10
-	fds := [1]struct {
-		fd      int32
-		events  int16
-		revents int16
-	}{{fd: int32(fd), events: pollIn}}
-	var zero syscall.Timespec
-	n, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 1, uintptr(unsafe.Pointer(&zero)), 0, 0, 0)
-	if errno != 0 {
+	revents, err := pollnow.Events(fd, pollnow.In)
+	if err != nil {
 		return true // let the read itself say what is wrong
 	}
-	return n == 1 && fds[0].revents&(pollIn|pollErr|pollHup) != 0
+	return revents&(pollnow.In|pollnow.Err|pollnow.Hup) != 0
 }
