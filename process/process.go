@@ -12,7 +12,9 @@
 // The first Start makes the calling program a child subreaper (Linux), so that
 // grandchildren orphaned by a dying child are reparented to it and reaped by
 // the sweep that ends every child, instead of lingering as zombies under an
-// init that does not reap.
+// init that does not reap. A process that left its group with setsid is out
+// of the sweep's reach and may run on; once it has exited, a later sweep
+// reaps it.
 package process
 
 import (
@@ -411,6 +413,7 @@ func (p *Process) signalUntil(done <-chan struct{}) {
 func (p *Process) sweep() {
 	p.signalGroup(syscall.SIGKILL)
 	reapGroup(p.Pid())
+	reapEscapees()
 	p.swept.Store(true)
 	for _, o := range []*Output{p.stdout, p.stderr} {
 		if o != nil {

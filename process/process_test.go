@@ -236,6 +236,32 @@ func TestEscapedGrandchildCannotHoldTheOutput(t *testing.T) {
 	}
 }
 
+func TestEscapeeIsReapedOnceItHasExited(t *testing.T) {
+	// Not parallel: waitid tells of one exited child at a time, and another
+	// test's child, exited but not yet collected by its supervisor, would
+	// hide the escapee from the sweeps below for a while.
+	p := start(t, "setsid sh -c 'echo $$; exec sleep 0.2' & sleep 0.05", 0)
+	out, _ := finish(t, p, 3*time.Second)
+	pid, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatalf("stdout = %q, want the escaped pid", out)
+	}
+	// Orphaned to us, it becomes our zombie when it exits; the next sweep,
+	// any child's, must reap it.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		left := groupMembers(pid)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("escaped process still there 3 s later: %+v", left)
+		}
+		finish(t, start(t, "true", 0), 3*time.Second)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestChildThatNeverReadsStdinCanBeStopped(t *testing.T) {
 	t.Parallel()
 	p := start(t, "exec sleep 30", 0)
