@@ -20,123 +20,72 @@ var errInvalidText = errors.New("invalid UTF-8 in text message")
 var errClientGone = errors.New("client hung up")
 
 // copyInput is the only reader of the connection: it writes each client
-// message to the child's stdin until the client closes, drops or falls
-// silent, and then returns why. Messages that arrive together are written
-// together, in one system call, from a pooled buffer.
-func (s *session) copyInput() (err error) {
-	var batch *[]byte
-	stdinOpen := true
-	defer func() {
-		if batch == nil {
-			return
-		}
-		if stdinOpen && !errors.Is(err, errClientGone) {
-			s.deliverRest(*batch)
-		}
-		putBuffer(batch)
-	}()
+// message to the child's stdin until the client closes, drops or is dropped,
+// and then returns why. Messages that arrive together are written together,
+// in one system call.
+func (s *session) copyInput() error {
+	in := stdinBatch{s: s, open: true}
+	defer in.release()
 	for {
-		if batch != nil && !wholeFrameBuffered(s.clientReader) {
-			if err := s.writeBatch(batch, &stdinOpen); err != nil {
+		if !wholeMessageBuffered(s.clientReader) {
+			if err := in.flush(); err != nil {
 				return err
 			}
-			putBuffer(batch)
-			batch = nil
 		}
-		s.extendReadDeadline(false)
 		msgType, r, err := s.conn.NextReader()
 		if err != nil {
+			in.deliverRest(err)
 			return err
 		}
-		if s.isClosing() || !stdinOpen {
-			if _, err := io.Copy(io.Discard, r); err != nil {
+		s.heard()
+		err = in.add(r, msgType == websocket.TextMessage)
+		if errors.Is(err, errInvalidText) {
+			if err := in.flush(); err != nil { // the messages before it were whole
 				return err
 			}
-			continue // waiting for the close handshake, or the child stopped reading
-		}
-		if batch == nil {
-			batch = getBuffer()
-		}
-		err = s.readInput(r, batch, msgType == websocket.TextMessage)
-		switch {
-		case errors.Is(err, errInvalidText):
-			if err := s.writeBatch(batch, &stdinOpen); err != nil { // the messages before it were whole
-				return err
-			}
-			*batch = (*batch)[:0]
 			s.log.Info("client sent invalid UTF-8", "remote", s.remote)
-			s.sendClose(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message")
-		case errors.Is(err, errClientGone):
-			return err
-		case errors.Is(err, errStdinClosed):
-			stdinOpen = false
-		case err != nil:
+			s.closeWith(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message")
+		} else if err != nil {
 			return err
 		}
 	}
 }
 
-// deliverRest writes the whole messages still batched when the client's side
-// ended, by a close frame or a drop that came with them: they were received,
-// so the child gets them. A child that does not read gets closeWait to take
-// them; a session that is closing anyway gives them up.
-func (s *session) deliverRest(batch []byte) {
-	if len(batch) == 0 {
-		return
-	}
-	stdin := s.proc.Stdin()
-	s.deadlineMu.Lock()
-	closing := s.closing
-	if !closing {
-		_ = stdin.SetWriteDeadline(time.Now().Add(closeWait))
-	}
-	s.deadlineMu.Unlock()
-	if closing {
-		return
-	}
-	if _, err := stdin.Write(batch); err != nil {
-		s.log.Debug("messages not delivered at the client's end", "bytes", len(batch), "err", err)
-	}
+// stdinBatch gathers whole client messages, each as a line in text mode, for
+// one write to the child's stdin, in a pooled buffer held only while
+// messages wait. A message too big for the buffer is written as it is read,
+// after the ones before it.
+type stdinBatch struct {
+	s    *session
+	buf  *[]byte // nil when empty
+	open bool    // the child still reads its stdin: else messages are dropped
 }
 
-// errStdinClosed marks a child that no longer reads its stdin.
-var errStdinClosed = errors.New("child's stdin closed")
-
-// writeBatch writes the batch to stdin unless the child stopped reading.
-func (s *session) writeBatch(batch *[]byte, stdinOpen *bool) error {
-	if !*stdinOpen || len(*batch) == 0 {
-		return nil
+// add reads one message into the batch. On an error, only the whole
+// messages before it stay.
+func (b *stdinBatch) add(r io.Reader, text bool) (err error) {
+	if !b.open || b.s.ends.closingByUs() {
+		_, err := io.Copy(io.Discard, r) // the child stopped reading, or the session is closing
+		return err
 	}
-	err := s.writeStdin(*batch)
-	if errors.Is(err, errStdinClosed) {
-		*stdinOpen = false
-		return nil
+	if b.buf == nil {
+		b.buf = getBuffer()
 	}
-	return err
-}
-
-// readInput reads one client message into the batch, with a newline in
-// text mode. What does not fit is written to stdin as it comes: first the
-// messages before it, then the message itself, so that a message of any
-// size needs no more memory than a batch.
-func (s *session) readInput(r io.Reader, batch *[]byte, text bool) (err error) {
-	start, size := len(*batch), 0
+	start, size := len(*b.buf), 0
 	defer func() {
 		if err != nil {
-			*batch = (*batch)[:start] // only whole messages stay batched
+			*b.buf = (*b.buf)[:start]
 		}
 	}()
 	for {
-		b := *batch
-		if len(b) == cap(b) {
-			n, err := s.makeRoom(b, start, text)
-			if err != nil {
+		if len(*b.buf) == cap(*b.buf) {
+			if start, err = b.makeRoom(start, text); err != nil {
 				return err
 			}
-			b, start = b[:n], 0
 		}
-		n, err := r.Read(b[len(b):cap(b)])
-		*batch, size = b[:len(b)+n], size+n
+		buf := *b.buf
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		*b.buf, size = buf[:len(buf)+n], size+n
 		if err == io.EOF {
 			break
 		}
@@ -144,43 +93,96 @@ func (s *session) readInput(r io.Reader, batch *[]byte, text bool) (err error) {
 			return err
 		}
 	}
-	if text && !utf8.Valid((*batch)[start:]) {
+	if text && !utf8.Valid((*b.buf)[start:]) {
 		return errInvalidText
 	}
-	s.msgsIn.Add(1)
-	s.bytesIn.Add(int64(size))
-	if s.gw.cfg.Binary {
+	b.s.msgsIn.Add(1)
+	b.s.bytesIn.Add(int64(size))
+	if b.s.gw.cfg.Binary {
 		return nil
 	}
-	if len(*batch) == cap(*batch) {
-		if err := s.writeStdin(*batch); err != nil {
+	if len(*b.buf) == cap(*b.buf) {
+		if err := b.write(*b.buf); err != nil {
 			return err
 		}
-		*batch = (*batch)[:0]
+		*b.buf = (*b.buf)[:0]
 	}
-	*batch = append(*batch, '\n')
+	*b.buf = append(*b.buf, '\n')
 	return nil
 }
 
-// makeRoom writes out the front of a full batch and returns the length of
-// what is left: the messages before the current one if there are any,
-// else the checked part of the current message.
-func (s *session) makeRoom(b []byte, start int, text bool) (int, error) {
+// makeRoom writes out the front of a full buffer and returns where the
+// current message now starts: the messages before it go if there are any,
+// else the checked part of the message itself.
+func (b *stdinBatch) makeRoom(start int, text bool) (int, error) {
+	buf := *b.buf
 	cut := start
 	if cut == 0 {
-		cut = len(b)
+		cut = len(buf)
 		if text {
-			cut = runeCut(b)
-			if !utf8.Valid(b[:cut]) {
+			cut = runeCut(buf)
+			if !utf8.Valid(buf[:cut]) {
 				return 0, errInvalidText
 			}
 		}
 	}
-	if err := s.writeStdin(b[:cut]); err != nil {
+	if err := b.write(buf[:cut]); err != nil {
 		return 0, err
 	}
-	return copy(b, b[cut:]), nil
+	*b.buf = buf[:copy(buf, buf[cut:])]
+	return 0, nil
 }
+
+// flush writes the batched messages.
+func (b *stdinBatch) flush() error {
+	if b.buf == nil {
+		return nil
+	}
+	err := b.write(*b.buf)
+	b.release()
+	return err
+}
+
+// write writes to stdin, unless the child stopped reading it: then what
+// follows is dropped.
+func (b *stdinBatch) write(p []byte) error {
+	if !b.open || len(p) == 0 {
+		return nil
+	}
+	err := b.s.writeStdin(p)
+	if errors.Is(err, errStdinClosed) {
+		b.open = false
+		return nil
+	}
+	return err
+}
+
+// deliverRest writes the whole messages still batched when the client's
+// side ended with them, by a close frame or a drop that came in the same
+// read: they were received, so the child gets them. A child that does not
+// read gets closeWait to take them; a session that is closing anyway gives
+// them up.
+func (b *stdinBatch) deliverRest(err error) {
+	if b.buf == nil || !b.open || errors.Is(err, errClientGone) || b.s.ends.closingByUs() {
+		return
+	}
+	b.s.stdinDeadline = time.Now().Add(closeWait)
+	_ = b.s.proc.Stdin().SetWriteDeadline(b.s.stdinDeadline)
+	if _, err := b.s.proc.Stdin().Write(*b.buf); err != nil {
+		b.s.log.Debug("messages not delivered at the client's end", "bytes", len(*b.buf), "err", err)
+	}
+}
+
+// release gives the buffer back to the pool.
+func (b *stdinBatch) release() {
+	if b.buf != nil {
+		putBuffer(b.buf)
+		b.buf = nil
+	}
+}
+
+// errStdinClosed marks a child that no longer reads its stdin.
+var errStdinClosed = errors.New("child's stdin closed")
 
 // writeStdin writes to the child's stdin. A child that does not read blocks
 // the write, and so, through TCP, the client: that is the backpressure.
@@ -190,9 +192,10 @@ func (s *session) makeRoom(b []byte, start int, text bool) (int, error) {
 func (s *session) writeStdin(buf []byte) error {
 	stdin := s.proc.Stdin()
 	for {
-		if !s.pushStdinDeadline() {
-			return nil // closing: the input is no longer wanted
+		if s.ends.closingByUs() {
+			return nil // the input is no longer wanted
 		}
+		s.pushStdinDeadline()
 		n, err := stdin.Write(buf)
 		buf = buf[n:]
 		switch {
@@ -207,20 +210,14 @@ func (s *session) writeStdin(buf []byte) error {
 	}
 }
 
-// pushStdinDeadline sets the next stdin wake-up, unless the session is
-// closing; it reports whether the write should go on.
-func (s *session) pushStdinDeadline() bool {
-	s.deadlineMu.Lock()
-	defer s.deadlineMu.Unlock()
-	if s.closing {
-		return false
-	}
+// pushStdinDeadline sets the next wake-up of a blocked stdin write, at most
+// once per half interval, since it is called for every write.
+func (s *session) pushStdinDeadline() {
 	now := time.Now()
 	if now.After(s.stdinDeadline.Add(-stdinCheckInterval / 2)) {
 		s.stdinDeadline = now.Add(stdinCheckInterval)
 		_ = s.proc.Stdin().SetWriteDeadline(s.stdinDeadline)
 	}
-	return true
 }
 
 // runeCut returns the length of data without a trailing incomplete UTF-8
@@ -238,32 +235,52 @@ func runeCut(data []byte) int {
 	return end
 }
 
-// wholeFrameBuffered reports whether the client's next WebSocket frame is
-// already in br, so that reading it will not wait on the network.
-func wholeFrameBuffered(br *bufio.Reader) bool {
+// wholeMessageBuffered reports whether the client's next message is already
+// in br, so that reading it will not wait on the network: its frames, and
+// any control frames before or among them, are buffered whole.
+func wholeMessageBuffered(br *bufio.Reader) bool {
 	if br == nil {
 		return false
 	}
-	n := br.Buffered()
-	if n < 2 {
-		return false
+	buffered, _ := br.Peek(br.Buffered()) // within what is buffered: no read
+	for len(buffered) > 0 {
+		size, ok := frameSize(buffered)
+		if !ok {
+			return false
+		}
+		op, fin := buffered[0]&0x0f, buffered[0]&finBit != 0
+		if fin && op < opClose { // the last frame of a data message
+			return true
+		}
+		buffered = buffered[size:]
 	}
-	h, _ := br.Peek(n) // within what is buffered: no read
-	length, at := uint64(h[1]&0x7f), 2
+	return false
+}
+
+// frameSize returns the size of the client frame at the start of b, header
+// and payload, and whether it is all in b.
+func frameSize(b []byte) (int, bool) {
+	if len(b) < 2 {
+		return 0, false
+	}
+	length, at := uint64(b[1]&0x7f), 2
 	switch length {
 	case 126:
-		if n < 4 {
-			return false
+		if len(b) < 4 {
+			return 0, false
 		}
-		length, at = uint64(binary.BigEndian.Uint16(h[2:])), 4
+		length, at = uint64(binary.BigEndian.Uint16(b[2:])), 4
 	case 127:
-		if n < 10 {
-			return false
+		if len(b) < 10 {
+			return 0, false
 		}
-		length, at = binary.BigEndian.Uint64(h[2:]), 10
+		length, at = binary.BigEndian.Uint64(b[2:]), 10
 	}
-	if h[1]&0x80 != 0 {
+	if b[1]&0x80 != 0 {
 		at += 4 // the mask
 	}
-	return length <= uint64(n-at) && n >= at
+	if at > len(b) || length > uint64(len(b)-at) {
+		return 0, false
+	}
+	return at + int(length), true
 }

@@ -3,9 +3,9 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -16,17 +16,21 @@ import (
 // longer line is logged in pieces, so that none is lost.
 const stderrRecordSize = 64 << 10
 
-// The child's output reaches the client through writers that its supervisor
-// (package process) feeds as the pipes are read: a lineSink for text, a
-// chunkSink for binary mode. The supervisor is then the only writer of data
-// messages. Frames collect in the batchConn while more output is ready and
-// go out in one write at each Flush.
+// The child's output reaches the client through writers that Feed (package
+// process) calls in pumpOutput's goroutine as the pipes are read: a
+// lineSink for text, a chunkSink for binary mode, a stderrLog for stderr.
+// Frames collect in the session's batch while more output is ready, and the
+// wire writes them at each Flush, or when the batch is full.
 
-// childDone closes the session with the child's exit status, once all of
-// its output has been sent.
-func (s *session) childDone(status process.Status) {
-	<-s.started
-	s.sendClose(closeCodeFor(status), status.String())
+// outputWriters returns the writers of the child's stdout and stderr.
+func (s *session) outputWriters() (stdout, stderr io.Writer) {
+	switch cfg := s.gw.cfg; {
+	case cfg.Binary:
+		return chunkSink{s: s}, &stderrLog{s: s}
+	case cfg.PassStderr:
+		return &lineSink{s: s, stream: "stdout"}, &lineSink{s: s, stream: "stderr"}
+	}
+	return &lineSink{s: s}, &stderrLog{s: s}
 }
 
 // closeCodeFor maps how the child ended to a close code.
@@ -37,24 +41,30 @@ func closeCodeFor(status process.Status) int {
 	return websocket.CloseInternalServerErr
 }
 
-// holdBatch starts a batch of frames, which the client must accept within
-// the write timeout.
-func (s *session) holdBatch() {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(s.gw.cfg.WriteTimeout))
-	s.batch.hold()
+// writeOut writes the batch to the client once it is full.
+func (s *session) writeOut() error {
+	if s.out.size() < batchLimit {
+		return nil
+	}
+	return s.wire.write(&s.out)
 }
 
-// outputFailed ends the session after a write of output failed: a line over
-// the limit closes with 1009, an unwritable client is dropped.
+// outputFailed ends the session's output after it could not be sent: a line
+// over the limit closes with 1009 after what came before it; a client that
+// is closing gets its close frame; one that is gone, nothing more. Feed calls
+// these writers no more after an error, so what is asked of the wire is
+// written here.
 func (s *session) outputFailed(err error) error {
-	_ = s.batch.flush()
 	if errors.Is(err, errLineTooLong) {
+		_ = s.wire.write(&s.out)
 		s.log.Error("output line over the limit; closing", "limit", s.gw.cfg.MaxLineSize)
-		s.sendClose(websocket.CloseMessageTooBig, "output line too long")
-		return err
+		s.closeWith(websocket.CloseMessageTooBig, "output line too long")
 	}
-	s.log.Debug("client not writable", "err", err)
-	s.conn.Close() // the reader returns, and the session ends
+	s.out.reset()
+	if werr := s.wire.writeControls(); werr != nil && !errors.Is(werr, errWireClosed) {
+		s.log.Debug("client not writable", "err", werr)
+		s.conn.Close() // the reader returns, and the session ends
+	}
 	return err
 }
 
@@ -66,21 +76,12 @@ type lineSink struct {
 	s       *session
 	stream  string // "stdout" or "stderr" under --passstderr, else ""
 	pending []byte // a line begun but not ended; nil when none
-	long    *longLine
+	long    int    // bytes of a long line streamed so far; 0 when none
 	scratch []byte
-}
-
-// longLine is the message of a line being streamed.
-type longLine struct {
-	w    interface{ Write([]byte) (int, error) }
-	size int
-	done func() error
 }
 
 // Write sends every line that p completes and keeps the rest.
 func (l *lineSink) Write(p []byte) (int, error) {
-	<-l.s.started
-	l.s.holdBatch()
 	if err := l.write(p); err != nil {
 		return 0, l.s.outputFailed(err)
 	}
@@ -124,7 +125,7 @@ func (l *lineSink) Flush() error {
 	if len(l.pending) == 0 && cap(l.pending) > 0 {
 		l.pending = nil // a quiet child keeps no buffer
 	}
-	if err := l.s.batch.flush(); err != nil {
+	if err := l.s.wire.write(&l.s.out); err != nil {
 		return l.s.outputFailed(err)
 	}
 	return nil
@@ -132,7 +133,7 @@ func (l *lineSink) Flush() error {
 
 // Close sends a last line that had no newline.
 func (l *lineSink) Close() error {
-	if len(l.pending) > 0 || l.long != nil {
+	if len(l.pending) > 0 || l.long > 0 {
 		if err := l.endLine(l.pending); err != nil {
 			return l.s.outputFailed(err)
 		}
@@ -143,38 +144,34 @@ func (l *lineSink) Close() error {
 // endLine sends the end of a line: the whole line, or the last part of a
 // long one.
 func (l *lineSink) endLine(line []byte) error {
-	if l.long == nil {
+	if l.long == 0 {
 		if len(line) > l.s.gw.cfg.MaxLineSize {
 			return errLineTooLong
 		}
-		return l.s.writeText(l.stream, l.sanitize(line))
+		l.s.frameText(l.stream, l.sanitize(line))
+		return l.s.writeOut()
 	}
-	if err := l.part(line); err != nil {
-		return err
-	}
-	err := l.long.done()
-	l.long = nil
-	l.s.msgsOut.Add(1)
-	return err
-}
-
-// part sends a piece of a long line, opening its message first.
-func (l *lineSink) part(piece []byte) error {
-	if l.long == nil {
-		msg, err := l.s.conn.NextWriter(websocket.TextMessage)
-		if err != nil {
-			return err
-		}
-		l.long = &longLine{w: msg, done: msg.Close}
-	}
-	if l.long.size+len(piece) > l.s.gw.cfg.MaxLineSize {
+	if l.long+len(line) > l.s.gw.cfg.MaxLineSize {
 		return errLineTooLong
 	}
-	l.long.size += len(piece)
-	text := l.sanitize(piece)
-	l.s.bytesOut.Add(int64(len(text)))
-	_, err := l.long.w.Write(text)
-	return err
+	l.s.out.frame(opContinuation, true, l.sanitize(line), true)
+	l.long = 0
+	return l.s.writeOut()
+}
+
+// part sends a piece of a long line: the first frame of its message, or
+// the next.
+func (l *lineSink) part(piece []byte) error {
+	if l.long+len(piece) > l.s.gw.cfg.MaxLineSize {
+		return errLineTooLong
+	}
+	op := byte(opContinuation)
+	if l.long == 0 {
+		op = opText
+	}
+	l.long += len(piece)
+	l.s.out.frame(op, false, l.sanitize(piece), false)
+	return l.s.writeOut()
 }
 
 func (l *lineSink) sanitize(text []byte) []byte {
@@ -203,9 +200,8 @@ func safeCut(data []byte) int {
 type chunkSink struct{ s *session }
 
 func (c chunkSink) Write(p []byte) (int, error) {
-	<-c.s.started
-	c.s.holdBatch()
-	if err := c.s.writeMessage(websocket.BinaryMessage, p); err != nil {
+	c.s.out.frame(opBinary, true, p, true)
+	if err := c.s.writeOut(); err != nil {
 		return 0, c.s.outputFailed(err)
 	}
 	return len(p), nil
@@ -213,7 +209,7 @@ func (c chunkSink) Write(p []byte) (int, error) {
 
 // Flush sends the batch.
 func (c chunkSink) Flush() error {
-	if err := c.s.batch.flush(); err != nil {
+	if err := c.s.wire.write(&c.s.out); err != nil {
 		return c.s.outputFailed(err)
 	}
 	return nil
@@ -222,17 +218,8 @@ func (c chunkSink) Flush() error {
 // Close sends what is left.
 func (c chunkSink) Close() error { return c.Flush() }
 
-func (s *session) writeMessage(msgType int, data []byte) error {
-	if err := s.conn.WriteMessage(msgType, data); err != nil {
-		return err
-	}
-	s.msgsOut.Add(1)
-	s.bytesOut.Add(int64(len(data)))
-	return nil
-}
-
 // stderrLog logs a child's stderr line by line, a line over stderrRecordSize
-// in pieces. The process supervisor writes to it as stderr is read.
+// in pieces. Feed writes to it as stderr is read.
 type stderrLog struct {
 	s       *session
 	pending []byte // a line begun but not ended
@@ -240,7 +227,6 @@ type stderrLog struct {
 
 // Write logs the complete lines of what pending and p hold.
 func (l *stderrLog) Write(p []byte) (int, error) {
-	<-l.s.started
 	l.pending = l.logLines(append(l.pending, p...), false)
 	if len(l.pending) == 0 {
 		l.pending = nil // a quiet child keeps no buffer
@@ -250,7 +236,6 @@ func (l *stderrLog) Write(p []byte) (int, error) {
 
 // Close logs a last line that had no newline.
 func (l *stderrLog) Close() error {
-	<-l.s.started
 	l.pending = l.logLines(l.pending, true)
 	return nil
 }

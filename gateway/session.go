@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -22,16 +21,19 @@ const closeAbnormal = websocket.CloseAbnormalClosure
 
 // session is one WebSocket connection and the child behind it.
 //
-// The goroutine that runs it owns it: it starts the child and the output
-// copier, reads the client itself, and returns only after the copier has
-// finished and the child's whole group is reaped. The output copier is the
-// only writer of data messages; control frames go through WriteControl,
-// which gorilla allows from any goroutine. The child's own supervisor, in
-// package process, logs its stderr.
+// The goroutine that runs it owns it. It builds the session, starts the
+// child, then starts pumpOutput, the only writer to the client: it feeds the
+// child's output to the client and, once the child is gone, ends the
+// conversation with the close frame. The owner itself is the only reader of
+// the client, writing each message to the child's stdin (copyInput). When
+// the client's side ends, it asks the child to stop, waits for pumpOutput to
+// finish, and logs the session. Control frames (pings, pongs, close frames)
+// are asked of the wire from any goroutine; the watchdog, on a timer, pings
+// the client and drops it when it is gone.
 type session struct {
 	gw           *Gateway
 	conn         *websocket.Conn
-	batch        *batchConn    // what conn writes to
+	client       *clientConn
 	raw          net.Conn      // the connection under any TLS
 	clientReader *bufio.Reader // what conn reads from
 	req          *http.Request // the handshake, until the child starts
@@ -40,28 +42,28 @@ type session struct {
 	id           string
 	log          *slog.Logger
 	start        time.Time
-	proc         *process.Process
-	started      chan struct{} // closed once proc and log are set: the output writers wait for it
 
-	deadlineMu sync.Mutex // orders read-deadline changes
-	closing    bool       // a close frame was sent; guarded by deadlineMu
-	lastExtend time.Time  // when the ping deadline was last pushed back
+	proc  *process.Process
+	wire  *wire
+	watch *watchdog
+	out   frameBatch // frames waiting for the wire: pumpOutput's own
+	// stdinDeadline is when a blocked stdin write next wakes: copyInput's own.
+	stdinDeadline time.Time
+	pumped        chan struct{} // closed when pumpOutput has returned
 
-	stdinDeadline time.Time // when a blocked stdin write next wakes; guarded by deadlineMu
-
-	closeMu     sync.Mutex
-	closeCode   int // first close code sent or received; 0 while open
-	closeReason string
-
-	msgsIn, bytesIn, msgsOut, bytesOut atomic.Int64
-	replacedUTF8                       atomic.Bool
+	ends         closeRecord
+	heardAt      atomic.Int64 // unix nanoseconds the client was last heard from
+	dropReason   atomic.Pointer[string]
+	msgsIn       atomic.Int64
+	bytesIn      atomic.Int64
+	replacedUTF8 atomic.Bool
 }
 
 func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Request, e endpoint, id string) *session {
-	return &session{
+	s := &session{
 		gw:           g,
 		conn:         conn,
-		batch:        hw.conn,
+		client:       hw.conn,
 		raw:          hw.raw,
 		clientReader: hw.reader,
 		req:          r,
@@ -71,47 +73,90 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 		id:           id,
 		log:          g.log.With("id", id),
 		start:        time.Now(),
-		started:      make(chan struct{}),
+		pumped:       make(chan struct{}),
 	}
+	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
+	hw.conn.wire.Store(s.wire)
+	s.heard()
+	s.watch = &watchdog{
+		wire:         s.wire,
+		interval:     g.cfg.PingInterval,
+		writeTimeout: g.cfg.WriteTimeout,
+		heard:        func() time.Time { return time.Unix(0, s.heardAt.Load()) },
+		delivered:    s.ends.deliver,
+		drop:         s.drop,
+	}
+	conn.SetReadLimit(g.cfg.MaxMessageSize)
+	conn.SetCloseHandler(s.onClose)
+	conn.SetPingHandler(func(data string) error {
+		s.heard()
+		s.wire.control(controlFrame(opPong, []byte(data)))
+		return nil
+	})
+	conn.SetPongHandler(func(string) error {
+		s.heard()
+		return nil
+	})
+	return s
 }
 
 // refuse ends a session before any child starts, with a close frame.
 func (s *session) refuse(code int, reason string) {
 	s.log.Info("connection refused", "remote", s.remote, "path", s.uri, "reason", reason)
-	s.sendClose(code, reason)
-	s.readUntilClosed()
+	s.ends.send(code, reason)
+	s.wire.abandon(time.Now().Add(controlWriteWait))
+	s.wire.control(closeFrame(code, reason))
+	_ = s.wire.writeControls() // this goroutine is the only writer
+	_ = s.conn.SetReadDeadline(time.Now().Add(closeWait))
+	s.clientEnded(s.readUntilClosed())
 	s.conn.Close()
 	s.logAccess()
 }
 
 // run starts the child and serves the connection until both sides are done.
 func (s *session) run(ctx context.Context) {
-	spec := s.spec()
-	proc, err := process.Start(spec)
+	proc, err := process.Start(s.spec())
 	if err != nil {
 		s.log.Error("command failed to start", "err", err)
-		s.refuse(websocket.CloseInternalServerErr, truncateReason("cannot start command: "+rootCause(err).Error()))
+		s.refuse(websocket.CloseInternalServerErr, "cannot start command: "+rootCause(err).Error())
 		return
 	}
 	s.proc = proc
 	s.req = nil // all that is needed of it is in the child's environment
+	s.log = s.log.With("pid", proc.Pid())
+	s.wire.wake = proc.Wake // the feeder writes what is asked while the child is quiet
 	s.gw.setLive(s, true)
 	defer s.gw.setLive(s, false)
-	s.log = s.log.With("pid", proc.Pid())
-	close(s.started)
 	s.log.Log(ctx, LevelTrace, "session started", "remote", s.remote, "path", s.uri)
 
-	s.configureConn()
+	go s.pumpOutput()
+	s.watch.start()
 	stopShutdownWatch := context.AfterFunc(ctx, s.goingAway)
-	defer stopShutdownWatch()
-	pings := s.startPings()
-	defer pings.stop()
+	s.clientEnded(s.copyInput())
+	stopShutdownWatch()
 
-	s.noteReadEnd(s.copyInput())
-	s.conn.Close() // unblocks a write to a client that is gone
-	s.proc.Stop()  // returns once the supervisor is done with the output too
-	s.proc.Close()
+	s.proc.Stop()
+	s.wire.abandon(time.Now().Add(controlWriteWait)) // a close reply at most
+	<-s.pumped
+	s.watch.stop()
+	s.conn.Close()
 	s.logAccess()
+}
+
+// pumpOutput is the only writer to the client. It feeds the child's output
+// to it until the child's group is gone, then sends the close frame with the
+// child's exit status after the last of the output, unless one was sent.
+func (s *session) pumpOutput() {
+	defer close(s.pumped)
+	status := s.proc.Feed(s.outputWriters())
+	code, reason := closeCodeFor(status), status.String()
+	if !s.ends.send(code, reason) {
+		_ = s.wire.writeControls() // the close frame already asked for, if not written yet
+		return
+	}
+	s.log.Debug("child ended; closing", "code", code, "reason", reason)
+	_ = s.wire.closeAfterData(code, reason)
+	s.watch.poke()
 }
 
 func (s *session) spec() process.Spec {
@@ -127,141 +172,90 @@ func (s *session) spec() process.Spec {
 	if cfg.ReverseLookup {
 		env.remoteHost = lookupHost(s.req.RemoteAddr)
 	}
-	spec := process.Spec{
+	return process.Spec{
 		Path:  s.ep.path,
 		Args:  s.ep.args,
 		Env:   env.list(),
 		Grace: cfg.CloseGrace,
 	}
-	switch {
-	case cfg.Binary:
-		spec.Stdout = chunkSink{s: s}
-	case cfg.PassStderr:
-		spec.Stdout = &lineSink{s: s, stream: "stdout"}
-		spec.Stderr = &lineSink{s: s, stream: "stderr"}
-	default:
-		spec.Stdout = &lineSink{s: s}
-	}
-	if spec.Stderr == nil {
-		spec.Stderr = &stderrLog{s: s}
-	}
-	spec.Done = s.childDone
-	return spec
 }
 
-func (s *session) configureConn() {
-	s.conn.SetReadLimit(s.gw.cfg.MaxMessageSize)
-	s.conn.SetCloseHandler(s.onClose)
-	s.conn.SetPongHandler(func(string) error {
-		s.extendReadDeadline(true)
-		return nil
-	})
-	s.extendReadDeadline(true)
-}
+// heard notes that the client was heard from.
+func (s *session) heard() { s.heardAt.Store(time.Now().UnixNano()) }
 
 // onClose records the client's close code and answers it.
 func (s *session) onClose(code int, text string) error {
-	s.recordClose(code, text)
-	msg := websocket.FormatCloseMessage(code, "")
+	s.heard()
+	s.ends.receive(code, text)
 	if code == websocket.CloseNoStatusReceived {
-		msg = websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+		code = websocket.CloseNormalClosure
 	}
-	_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(controlWriteWait))
+	s.wire.control(closeFrame(code, ""))
 	return nil
 }
 
 // goingAway closes the session because the gateway is shutting down.
 func (s *session) goingAway() {
-	s.sendClose(websocket.CloseGoingAway, "server shutting down")
+	s.closeWith(websocket.CloseGoingAway, "server shutting down")
+	s.proc.Stop()
 }
 
-// sendClose sends a close frame, unless one was sent or received already,
-// and gives the client closeWait to answer it.
-func (s *session) sendClose(code int, reason string) {
-	if !s.recordClose(code, reason) {
-		return
+// closeWith sends a close frame ahead of any output not yet written, unless
+// one was sent or received already; the watchdog bounds the handshake.
+func (s *session) closeWith(code int, reason string) {
+	if s.ends.send(code, reason) {
+		s.wire.control(closeFrame(code, reason))
+		s.watch.poke()
 	}
-	msg := websocket.FormatCloseMessage(code, reason)
-	_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(controlWriteWait))
-	s.deadlineMu.Lock()
-	s.closing = true
-	_ = s.conn.SetReadDeadline(time.Now().Add(closeWait))
-	if s.proc != nil {
-		_ = s.proc.Stdin().SetWriteDeadline(time.Now()) // a blocked write gives up now
-	}
-	s.deadlineMu.Unlock()
 }
 
-// recordClose keeps the first close code of the session and reports whether
-// this was it.
-func (s *session) recordClose(code int, reason string) bool {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
-	if s.closeCode != 0 {
-		return false
-	}
-	s.closeCode, s.closeReason = code, reason
-	return true
-}
-
-// extendReadDeadline pushes back the time by which the client must have been
-// heard from: two ping intervals. Unless forced it does so at most a few
-// times per interval, since it is called for every message.
-func (s *session) extendReadDeadline(force bool) {
-	interval := s.gw.cfg.PingInterval
-	if interval <= 0 {
-		return
-	}
-	s.deadlineMu.Lock()
-	defer s.deadlineMu.Unlock()
-	now := time.Now()
-	if s.closing || !force && now.Sub(s.lastExtend) < interval/4 {
-		return
-	}
-	s.lastExtend = now
-	_ = s.conn.SetReadDeadline(now.Add(2 * interval))
-}
-
-func (s *session) isClosing() bool {
-	s.deadlineMu.Lock()
-	defer s.deadlineMu.Unlock()
-	return s.closing
+// drop ends a client that is gone or too slow: the watchdog's verdict.
+func (s *session) drop(reason string) {
+	s.dropReason.Store(&reason)
+	s.log.Debug("dropping client", "reason", reason)
+	s.conn.Close() // the reader returns, and the session ends
 }
 
 // readUntilClosed reads and discards until the client answers the close
-// frame or closeWait passes.
-func (s *session) readUntilClosed() {
+// frame or the read fails.
+func (s *session) readUntilClosed() error {
 	for {
 		if _, _, err := s.conn.NextReader(); err != nil {
-			return
+			return err
 		}
 	}
 }
 
-// noteReadEnd records why the connection ended when no close frame did.
-func (s *session) noteReadEnd(err error) {
+// clientEnded records why the client's side ended, and what reached it,
+// as far as the socket can tell while it is sound.
+func (s *session) clientEnded(err error) {
 	var ce *websocket.CloseError
-	if errors.As(err, &ce) && ce.Code != closeAbnormal {
-		s.recordClose(ce.Code, ce.Text)
-		return
-	}
-	if errors.Is(err, websocket.ErrReadLimit) {
-		s.recordClose(websocket.CloseMessageTooBig, "message too big")
-		return
-	}
-	reason := "connection dropped"
-	if isTimeout(err) {
-		reason = "ping timeout"
-	}
-	if s.recordClose(closeAbnormal, reason) {
+	closed := errors.As(err, &ce)
+	sound := closed || isTimeout(err) // not reset, nor closed by us
+	switch {
+	case closed && ce.Code != closeAbnormal:
+		// the close handler has recorded it
+	case errors.Is(err, websocket.ErrReadLimit):
+		s.ends.send(websocket.CloseMessageTooBig, "message too big")
+	default:
+		reason := "connection dropped"
+		if r := s.dropReason.Load(); r != nil {
+			reason = *r
+		}
+		s.ends.lose(reason)
 		s.log.Debug("client gone", "reason", reason, "err", err)
+	}
+	if !sound {
+		return
+	}
+	if unsent, ok := s.wire.acknowledge(); ok && unsent == 0 && s.wire.closeWritten.Load() {
+		s.ends.deliver()
 	}
 }
 
 func (s *session) logAccess() {
-	s.closeMu.Lock()
-	code, reason := s.closeCode, s.closeReason
-	s.closeMu.Unlock()
+	code, reason := s.ends.outcome()
+	msgsOut, bytesOut := s.wire.delivered()
 	attrs := []any{
 		"remote", s.remote,
 		"path", s.uri,
@@ -275,8 +269,8 @@ func (s *session) logAccess() {
 		"close_reason", reason,
 		"msgs_in", s.msgsIn.Load(),
 		"bytes_in", s.bytesIn.Load(),
-		"msgs_out", s.msgsOut.Load(),
-		"bytes_out", s.bytesOut.Load(),
+		"msgs_out", msgsOut,
+		"bytes_out", bytesOut,
 	)
 	s.log.Log(context.Background(), LevelAccess, "session ended", attrs...)
 }

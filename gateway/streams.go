@@ -3,8 +3,6 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
-
-	"github.com/gorilla/websocket"
 )
 
 // streamLine is one line of stdout or stderr under --passstderr, sent as
@@ -14,11 +12,12 @@ type streamLine struct {
 	Data   string `json:"data"`
 }
 
-// writeText sends one line: as it is, or under --passstderr as JSON naming
-// its stream. A stderr line is logged too.
-func (s *session) writeText(stream string, text []byte) error {
+// frameText adds one line to the batch as a text message: as it is, or
+// under --passstderr as JSON naming its stream. A stderr line is logged too.
+func (s *session) frameText(stream string, text []byte) {
 	if stream == "" {
-		return s.writeMessage(websocket.TextMessage, text)
+		s.out.frame(opText, true, text, true)
+		return
 	}
 	if stream == "stderr" {
 		logStderrRecord(s.log, text, false)
@@ -27,5 +26,5 @@ func (s *session) writeText(stream string, text []byte) error {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(streamLine{Stream: stream, Data: string(text)})
-	return s.writeMessage(websocket.TextMessage, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	s.out.frame(opText, true, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true)
 }

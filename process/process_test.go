@@ -1,12 +1,12 @@
 package process
 
 import (
-	"bufio"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,28 +19,78 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// start runs sh -c script and registers a cleanup that stops it and checks
-// that nothing of its group is left.
-func start(t *testing.T, script string, grace time.Duration) *Process {
+// recorder is a writer Feed passes output to; the test reads it meanwhile.
+type recorder struct {
+	testrun.Buffer
+	mu      sync.Mutex
+	flushes int
+	closed  bool
+}
+
+func (r *recorder) Flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flushes++
+	return nil
+}
+
+func (r *recorder) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	return nil
+}
+
+func (r *recorder) flushCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.flushes
+}
+
+// waitFor waits until the output holds want, or fails the test.
+func (r *recorder) waitFor(t *testing.T, want string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !strings.Contains(r.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output has no %q within %v: %q", want, within, r.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// child is a started process whose output a Feed goroutine records.
+type child struct {
+	*Process
+	stdout, stderr *recorder
+	fed            chan Status // Feed's result
+}
+
+// start runs sh -c script, feeds its output to recorders, and registers a
+// cleanup that kills it and checks that nothing of its group is left.
+func start(t *testing.T, script string, grace time.Duration) *child {
 	t.Helper()
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Start(Spec{Path: sh, Args: []string{"-c", script}, Env: []string{"PATH=" + os.Getenv("PATH")}, Grace: grace})
+	return startSpec(t, Spec{Path: sh, Args: []string{"-c", script}, Env: []string{"PATH=" + os.Getenv("PATH")}, Grace: grace})
+}
+
+func startSpec(t *testing.T, spec Spec) *child {
+	t.Helper()
+	p, err := Start(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := &child{Process: p, stdout: &recorder{}, stderr: &recorder{}, fed: make(chan Status, 1)}
+	go func() { c.fed <- p.Feed(c.stdout, c.stderr) }()
 	t.Cleanup(func() {
 		p.Kill()
-		p.Stop()
-		go io.Copy(io.Discard, p.Stdout())
-		go io.Copy(io.Discard, p.Stderr())
 		<-p.Done()
-		p.Close()
 		assertGroupGone(t, p.Pid())
 	})
-	return p
+	return c
 }
 
 // groupMembers lists the processes of group pgid, zombies included.
@@ -53,29 +103,19 @@ func assertGroupGone(t *testing.T, pgid int) {
 	}
 }
 
-// drain reads r to the end in the background and returns what it read.
-func drain(r io.Reader) <-chan string {
-	out := make(chan string, 1)
-	go func() {
-		b, _ := io.ReadAll(r)
-		out <- string(b)
-	}()
-	return out
-}
-
-// finish reads both outputs to the end and waits for Done, bounded.
-func finish(t *testing.T, p *Process, within time.Duration) (stdout string, took time.Duration) {
+// finish waits for Feed to return, bounded, and returns what stdout held.
+func (c *child) finish(t *testing.T, within time.Duration) (stdout string, took time.Duration) {
 	t.Helper()
 	begin := time.Now()
-	out, errOut := drain(p.Stdout()), drain(p.Stderr())
 	select {
-	case <-p.Done():
+	case status := <-c.fed:
+		if status != c.Status() {
+			t.Errorf("Feed returned %v, Status says %v", status, c.Status())
+		}
 	case <-time.After(within):
 		t.Fatalf("child not done within %v", within)
 	}
-	stdout = <-out
-	<-errOut
-	return stdout, time.Since(begin)
+	return c.stdout.String(), time.Since(begin)
 }
 
 func TestExitStatusIsReported(t *testing.T) {
@@ -93,7 +133,7 @@ func TestExitStatusIsReported(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			p := start(t, c.script, 0)
-			finish(t, p, 5*time.Second)
+			p.finish(t, 5*time.Second)
 			if got := p.Status(); got.String() != c.want || got.Success() != c.success {
 				t.Errorf("status = %q (success %v), want %q (success %v)", got, got.Success(), c.want, c.success)
 			}
@@ -107,20 +147,19 @@ func TestOutputIsDeliveredWhole(t *testing.T) {
 	if _, err := io.WriteString(p.Stdin(), "hello\n"); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := finish(t, p, 5*time.Second)
+	out, _ := p.finish(t, 5*time.Second)
 	if want := "got hello\nno newline"; out != want {
 		t.Errorf("stdout = %q, want %q", out, want)
+	}
+	if !p.stdout.closed {
+		t.Error("stdout's writer was not closed at the end of the output")
 	}
 }
 
 func TestEnvironmentIsOnlyWhatIsGiven(t *testing.T) {
 	t.Setenv("WSGATE_CANARY", "leaked")
-	p, err := Start(Spec{Path: "/usr/bin/env", Env: []string{"A=1", "B=two words"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := finish(t, p, 5*time.Second)
-	p.Close()
+	p := startSpec(t, Spec{Path: "/usr/bin/env", Env: []string{"A=1", "B=two words"}})
+	out, _ := p.finish(t, 5*time.Second)
 	if want := "A=1\nB=two words\n"; out != want {
 		t.Errorf("env = %q, want %q", out, want)
 	}
@@ -142,28 +181,29 @@ func TestStopSequence(t *testing.T) {
 		name       string
 		script     string
 		wantStatus string
-		min, max   time.Duration // how long Stop may take
+		min        time.Duration // the step that must come first
 	}{
-		{"stdin-close-ends-cat", "exec cat", "exit status 0", 0, 90 * time.Millisecond},
-		{"SIGINT-ends-it", "exec sleep 30", "signal: interrupt", 100 * time.Millisecond, 300 * time.Millisecond},
-		{"SIGINT-ignored", "trap '' INT; exec sleep 30", "signal: terminated", 350 * time.Millisecond, 600 * time.Millisecond},
-		{"SIGINT-and-SIGTERM-ignored", "trap '' INT TERM; exec sleep 30", "signal: killed", 850 * time.Millisecond, 1100 * time.Millisecond},
+		{"stdin-close-ends-cat", "exec cat", "exit status 0", 0},
+		{"SIGINT-ends-it", "exec sleep 30", "signal: interrupt", stdinCloseWait},
+		{"SIGINT-ignored", "trap '' INT; exec sleep 30", "signal: terminated", stdinCloseWait + interruptWait},
+		{"SIGINT-and-SIGTERM-ignored", "trap '' INT TERM; exec sleep 30", "signal: killed", StopBound(0)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			p := start(t, c.script, 0)
-			go io.Copy(io.Discard, p.Stdout())
-			go io.Copy(io.Discard, p.Stderr())
 			time.Sleep(50 * time.Millisecond) // let sh set its traps
 			begin := time.Now()
 			p.Stop()
+			<-p.Done()
 			took := time.Since(begin)
 			if got := p.Status().String(); got != c.wantStatus {
 				t.Errorf("status = %q, want %q", got, c.wantStatus)
 			}
-			if took < c.min || took > c.max {
-				t.Errorf("Stop took %v, want %v to %v", took, c.min, c.max)
+			// The lower bound is the point: an earlier signal is a wrong
+			// sequence. The upper one only catches a sequence that stalls.
+			if took < c.min || took > c.min+time.Second {
+				t.Errorf("stop took %v, want %v plus a little", took, c.min)
 			}
 			assertGroupGone(t, p.Pid())
 		})
@@ -174,13 +214,15 @@ func TestStopGraceIsAddedToEachStep(t *testing.T) {
 	t.Parallel()
 	const grace = 200 * time.Millisecond
 	p := start(t, "trap '' INT TERM; exec sleep 30", grace)
-	go io.Copy(io.Discard, p.Stdout())
-	go io.Copy(io.Discard, p.Stderr())
 	time.Sleep(50 * time.Millisecond)
 	begin := time.Now()
 	p.Stop()
-	if took, min := time.Since(begin), 850*time.Millisecond+3*grace; took < min || took > min+300*time.Millisecond {
-		t.Errorf("Stop took %v, want about %v", took, min)
+	<-p.Done()
+	if took, min := time.Since(begin), StopBound(grace); took < min || took > min+time.Second {
+		t.Errorf("stop took %v, want about %v", took, min)
+	}
+	if StopBound(grace) != 850*time.Millisecond+3*grace {
+		t.Errorf("StopBound(%v) = %v, want the three steps plus three graces", grace, StopBound(grace))
 	}
 }
 
@@ -189,16 +231,12 @@ func TestStopReachesGrandchildren(t *testing.T) {
 	// The grandchildren ignore SIGINT and SIGTERM and do not hold the pipes;
 	// the leader dies on SIGINT. The sweep must still take them.
 	p := start(t, "(trap '' INT TERM; exec sleep 30) >/dev/null 2>&1 & (trap '' INT TERM; exec sleep 31) >/dev/null 2>&1 & echo ready; wait", 0)
-	r := bufio.NewReader(p.Stdout())
-	if line, err := r.ReadString('\n'); err != nil || line != "ready\n" {
-		t.Fatalf("first line = %q, %v", line, err)
-	}
+	p.stdout.waitFor(t, "ready\n", 5*time.Second)
 	if n := len(groupMembers(p.Pid())); n != 3 {
 		t.Fatalf("group has %d members before Stop, want 3", n)
 	}
-	go io.Copy(io.Discard, r)
-	go io.Copy(io.Discard, p.Stderr())
 	p.Stop()
+	<-p.Done()
 	assertGroupGone(t, p.Pid())
 }
 
@@ -207,12 +245,12 @@ func TestGrandchildHoldingStdoutCannotHoldTheChild(t *testing.T) {
 	// The leader exits at once; a grandchild that ignores SIGINT keeps stdout
 	// open. The output must still end, after SIGTERM reaches the group.
 	p := start(t, "(trap '' INT; echo from-grandchild; exec sleep 30) & sleep 0.05; echo leader-done", 0)
-	out, took := finish(t, p, 3*time.Second)
+	out, took := p.finish(t, 3*time.Second)
 	if !strings.Contains(out, "from-grandchild\n") || !strings.Contains(out, "leader-done\n") {
 		t.Errorf("stdout = %q, want both lines", out)
 	}
-	if took > time.Second {
-		t.Errorf("output ended after %v, want under 1s", took)
+	if took > StopBound(0)+time.Second {
+		t.Errorf("output ended after %v, want within the stop sequence", took)
 	}
 	if got := p.Status().String(); got != "exit status 0" {
 		t.Errorf("status = %q, want the leader's own exit status 0", got)
@@ -223,11 +261,11 @@ func TestGrandchildHoldingStdoutCannotHoldTheChild(t *testing.T) {
 func TestEscapedGrandchildCannotHoldTheOutput(t *testing.T) {
 	t.Parallel()
 	// setsid leaves the group, so no signal of ours reaches it; it keeps
-	// stdout open. Reads must still end once the group is swept.
+	// stdout open. Feed must still end once SIGKILL has gone to the group.
 	p := start(t, "setsid sh -c 'echo $$; exec sleep 30' & sleep 0.1", 0)
-	out, took := finish(t, p, 3*time.Second)
-	if took > 1500*time.Millisecond {
-		t.Errorf("output ended after %v, want well under the stop sequence's bound", took)
+	out, took := p.finish(t, 3*time.Second)
+	if took > StopBound(0)+time.Second {
+		t.Errorf("output ended after %v, want within the stop sequence", took)
 	}
 	if pid, err := strconv.Atoi(strings.TrimSpace(out)); err == nil {
 		syscall.Kill(pid, syscall.SIGKILL) // ours to clean up: it escaped on purpose
@@ -238,10 +276,10 @@ func TestEscapedGrandchildCannotHoldTheOutput(t *testing.T) {
 
 func TestEscapeeIsReapedOnceItHasExited(t *testing.T) {
 	// Not parallel: waitid tells of one exited child at a time, and another
-	// test's child, exited but not yet collected by its supervisor, would
-	// hide the escapee from the sweeps below for a while.
+	// test's child, exited but not yet collected by its Feed, would hide the
+	// escapee from the sweeps below for a while.
 	p := start(t, "setsid sh -c 'echo $$; exec sleep 0.2' & sleep 0.05", 0)
-	out, _ := finish(t, p, 3*time.Second)
+	out, _ := p.finish(t, 3*time.Second)
 	pid, err := strconv.Atoi(strings.TrimSpace(out))
 	if err != nil {
 		t.Fatalf("stdout = %q, want the escaped pid", out)
@@ -257,7 +295,7 @@ func TestEscapeeIsReapedOnceItHasExited(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("escaped process still there 3 s later: %+v", left)
 		}
-		finish(t, start(t, "true", 0), 3*time.Second)
+		start(t, "true", 0).finish(t, 3*time.Second)
 		time.Sleep(50 * time.Millisecond)
 	}
 }
@@ -272,8 +310,6 @@ func TestChildThatNeverReadsStdinCanBeStopped(t *testing.T) {
 		written <- err
 	}()
 	time.Sleep(50 * time.Millisecond)
-	go io.Copy(io.Discard, p.Stdout())
-	go io.Copy(io.Discard, p.Stderr())
 	p.Stop()
 	select {
 	case err := <-written:
@@ -283,17 +319,17 @@ func TestChildThatNeverReadsStdinCanBeStopped(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("write still blocked after Stop")
 	}
+	<-p.Done()
 }
 
 func TestStopIsIdempotentAndConcurrent(t *testing.T) {
 	t.Parallel()
 	p := start(t, "exec cat", 0)
-	go io.Copy(io.Discard, p.Stdout())
-	go io.Copy(io.Discard, p.Stderr())
 	done := make(chan struct{})
 	for range 4 {
 		go func() {
 			p.Stop()
+			<-p.Done()
 			done <- struct{}{}
 		}()
 	}
@@ -301,7 +337,7 @@ func TestStopIsIdempotentAndConcurrent(t *testing.T) {
 		select {
 		case <-done:
 		case <-time.After(2 * time.Second):
-			t.Fatal("Stop did not return")
+			t.Fatal("Done not closed after Stop")
 		}
 	}
 	if got := p.Status().String(); got != "exit status 0" {
@@ -309,86 +345,83 @@ func TestStopIsIdempotentAndConcurrent(t *testing.T) {
 	}
 }
 
-// recordingSink is a Spec.Stderr that keeps what it was given.
-type recordingSink struct {
-	data   []byte
-	closed bool
-}
-
-func (r *recordingSink) Write(p []byte) (int, error) {
-	r.data = append(r.data, p...)
-	return len(p), nil
-}
-
-func (r *recordingSink) Close() error {
-	r.closed = true
-	return nil
-}
-
-func TestStderrGoesToTheSinkWithoutStallingTheChild(t *testing.T) {
+func TestKillEndsTheGroupAtOnce(t *testing.T) {
 	t.Parallel()
-	sink := &recordingSink{}
-	sh, _ := exec.LookPath("sh")
-	// 1 MiB on stderr before stdout: a reader that did not drain stderr
-	// would leave the child blocked and stdout empty.
-	p, err := Start(Spec{Path: sh, Args: []string{"-c", "head -c 1048576 /dev/zero | tr '\\0' e >&2; printf tail >&2; echo out"},
-		Env: []string{"PATH=" + os.Getenv("PATH")}, Stderr: sink})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := drain(p.Stdout())
-	select {
-	case <-p.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("child stalled")
-	}
-	got := <-out // before Close: a read of a closed Output reports EOF
-	p.Close()
-	if got != "out\n" {
-		t.Errorf("stdout = %q", got)
-	}
-	if want := strings.Repeat("e", 1<<20) + "tail"; string(sink.data) != want || !sink.closed {
-		t.Errorf("sink got %d bytes (closed %v), want %d and closed", len(sink.data), sink.closed, len(want))
-	}
-}
-
-// flushingSink is a Spec.Stdout that records writes, flushes and its close.
-type flushingSink struct {
-	recordingSink
-	flushes int
-}
-
-func (f *flushingSink) Flush() error {
-	f.flushes++
-	return nil
-}
-
-func TestStdoutIsFedToTheSinkAndItsEndStopsTheChild(t *testing.T) {
-	t.Parallel()
-	sink := &flushingSink{}
-	done := make(chan Status, 1)
-	sh, _ := exec.LookPath("sh")
-	// The child closes stdout and would then sleep: the end of its output
-	// must stop it (stdin closed, then SIGINT), as websocketd does.
-	p, err := Start(Spec{Path: sh, Args: []string{"-c", "echo one; sleep 0.1; printf two; exec >&-; exec sleep 30"},
-		Env: []string{"PATH=" + os.Getenv("PATH")}, Stdout: sink, Stderr: io.Discard,
-		Done: func(s Status) { done <- s }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var status Status
-	select {
-	case status = <-done:
-	case <-time.After(3 * time.Second):
-		t.Fatal("child not stopped after closing its output")
-	}
+	p := start(t, "trap '' INT TERM; sleep 30 & exec sleep 31", 0)
+	time.Sleep(50 * time.Millisecond)
+	begin := time.Now()
+	p.Kill()
 	<-p.Done()
-	p.Close()
-	if string(sink.data) != "one\ntwo" || !sink.closed || sink.flushes < 1 {
-		t.Errorf("sink got %q (closed %v, %d flushes), want the first write flushed and a close", sink.data, sink.closed, sink.flushes)
+	if took := time.Since(begin); took > stdinCloseWait {
+		t.Errorf("Kill took %v, want less than the stop sequence's first step", took)
 	}
-	if status.String() != "signal: interrupt" {
-		t.Errorf("status %q, want the SIGINT of the stop sequence", status)
+	if got := p.Status().String(); got != "signal: killed" {
+		t.Errorf("status = %q, want signal: killed", got)
 	}
 	assertGroupGone(t, p.Pid())
+}
+
+func TestStderrGoesToItsWriterWithoutStallingTheChild(t *testing.T) {
+	t.Parallel()
+	// 1 MiB on stderr before stdout: a feeder that did not drain stderr
+	// would leave the child blocked and stdout empty.
+	p := start(t, "head -c 1048576 /dev/zero | tr '\\0' e >&2; printf tail >&2; echo out", 0)
+	out, _ := p.finish(t, 5*time.Second)
+	if out != "out\n" {
+		t.Errorf("stdout = %q", out)
+	}
+	if want := strings.Repeat("e", 1<<20) + "tail"; p.stderr.String() != want || !p.stderr.closed {
+		t.Errorf("stderr's writer got %d bytes (closed %v), want %d and closed", len(p.stderr.String()), p.stderr.closed, len(want))
+	}
+}
+
+func TestEndOfStdoutStopsTheChild(t *testing.T) {
+	t.Parallel()
+	// The child closes stdout and would then sleep: the end of its output
+	// must stop it (stdin closed, then SIGINT), as websocketd does.
+	p := start(t, "echo one; sleep 0.1; printf two; exec >&-; exec sleep 30", 0)
+	out, _ := p.finish(t, 3*time.Second)
+	if out != "one\ntwo" || !p.stdout.closed || p.stdout.flushCount() < 1 {
+		t.Errorf("stdout's writer got %q (closed %v, %d flushes), want the first write flushed and a close", out, p.stdout.closed, p.stdout.flushCount())
+	}
+	if got := p.Status().String(); got != "signal: interrupt" {
+		t.Errorf("status %q, want the SIGINT of the stop sequence", got)
+	}
+	assertGroupGone(t, p.Pid())
+}
+
+func TestWakeFlushesStdoutsWriterWhileTheChildIsQuiet(t *testing.T) {
+	t.Parallel()
+	p := start(t, "echo ready; exec sleep 30", 0)
+	p.stdout.waitFor(t, "ready\n", 5*time.Second)
+	before := p.stdout.flushCount()
+	p.Wake()
+	deadline := time.Now().Add(2 * time.Second)
+	for p.stdout.flushCount() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("Wake did not flush stdout's writer")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.Stop()
+	<-p.Done()
+}
+
+func TestNilWritersDropTheOutput(t *testing.T) {
+	t.Parallel()
+	sh, _ := exec.LookPath("sh")
+	p, err := Start(Spec{Path: sh, Args: []string{"-c", "head -c 300000 /dev/zero; head -c 300000 /dev/zero >&2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan Status, 1)
+	go func() { done <- p.Feed(nil, nil) }()
+	select {
+	case status := <-done:
+		if !status.Success() {
+			t.Errorf("status = %v", status)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("child stalled on output nobody took")
+	}
 }

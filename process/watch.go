@@ -25,9 +25,9 @@ type watcher struct {
 	events                [4]syscall.EpollEvent
 }
 
-// newWatcher watches the child of pidfd, which it takes over, and stdout and
-// stderr: for data when they are to be read, else for their hang-up alone.
-func newWatcher(pidfd, stdout, stderr int, readStdout, readStderr bool) (*watcher, error) {
+// newWatcher watches the child of pidfd, which it takes over, and its stdout
+// and stderr.
+func newWatcher(pidfd, stdout, stderr int) (*watcher, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		syscall.Close(pidfd)
@@ -36,8 +36,8 @@ func newWatcher(pidfd, stdout, stderr int, readStdout, readStderr bool) (*watche
 	w := &watcher{pidfd: pidfd, stdout: stdout, stderr: stderr}
 	err = errors.Join(
 		w.add(epfd, pidfd, syscall.EPOLLIN|syscall.EPOLLONESHOT, exitReady), // reported once: no removal needed
-		w.add(epfd, w.stdout, readEvents(readStdout), stdoutReady),
-		w.add(epfd, w.stderr, readEvents(readStderr), stderrReady),
+		w.add(epfd, w.stdout, syscall.EPOLLIN, stdoutReady),
+		w.add(epfd, w.stderr, syscall.EPOLLIN, stderrReady),
 		setNonblock(epfd),
 	)
 	w.ep = os.NewFile(uintptr(epfd), "epoll")
@@ -51,24 +51,8 @@ func newWatcher(pidfd, stdout, stderr int, readStdout, readStderr bool) (*watche
 	return w, nil
 }
 
-// readEvents are the events watched on an output: data too when it is to be
-// read; hang-up and errors are always reported.
-func readEvents(read bool) uint32 {
-	if read {
-		return syscall.EPOLLIN
-	}
-	return 0
-}
-
 func (w *watcher) add(epfd, fd int, events uint32, tag int32) error {
 	return syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: events, Fd: tag})
-}
-
-// stop stops watching fd.
-func (w *watcher) stop(fd int) {
-	_ = w.raw.Control(func(epfd uintptr) {
-		_ = syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_DEL, fd, nil)
-	})
 }
 
 // poll returns what is reported now, without waiting.
@@ -88,16 +72,26 @@ func (w *watcher) collect(epfd uintptr) int {
 	return ready
 }
 
-// next waits until something is reported or the deadline (zero: none)
-// passes, and returns what was reported, or 0 at the deadline.
-func (w *watcher) next(deadline time.Time) int {
-	_ = w.ep.SetReadDeadline(deadline)
+// next waits until something is reported, or until kick, and returns what
+// was reported, or 0 for a kick.
+func (w *watcher) next() int {
 	ready := 0
 	_ = w.raw.Read(func(epfd uintptr) bool {
 		ready = w.collect(epfd)
 		return ready != 0
 	})
 	return ready
+}
+
+// kick makes the current or next call of next return 0 at once, until
+// rearm. It may be called from any goroutine, also after close.
+func (w *watcher) kick() {
+	_ = w.ep.SetReadDeadline(time.Unix(1, 0))
+}
+
+// rearm undoes a kick. Call it before looking at what the kick was for.
+func (w *watcher) rearm() {
+	_ = w.ep.SetReadDeadline(time.Time{})
 }
 
 func (w *watcher) close() {

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
-
-	"github.com/wsgate/wsgate/internal/pollnow"
 )
 
 // prSetChildSubreaper is PR_SET_CHILD_SUBREAPER from <linux/prctl.h>.
@@ -114,14 +112,4 @@ func reap(pid int) syscall.WaitStatus {
 			return ws
 		}
 	}
-}
-
-// readable reports whether a read of fd would return at once: it has data,
-// or its writers are gone, or it failed.
-func readable(fd uintptr) bool {
-	revents, err := pollnow.Events(fd, pollnow.In)
-	if err != nil {
-		return true // let the read itself say what is wrong
-	}
-	return revents&(pollnow.In|pollnow.Err|pollnow.Hup) != 0
 }

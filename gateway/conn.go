@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"bufio"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// batchLimit is the most a batch of frames holds before it is written anyway.
+const batchLimit = 64 << 10
+
+// clientReadBufferSize is the buffer client frames are read through.
+const clientReadBufferSize = 2 << 10
+
+// clientConn is the connection gorilla reads from and writes its handshake
+// response to. Once a session has attached its wire, what gorilla still
+// writes (the close frames it answers protocol errors with) goes to the wire
+// as a control frame, so that the wire stays the socket's only writer, and
+// gorilla's write deadlines are ignored: the wire sets its own.
+type clientConn struct {
+	net.Conn
+	wire atomic.Pointer[wire]
+}
+
+// Write passes the handshake response through, and later control frames
+// to the wire.
+func (c *clientConn) Write(p []byte) (int, error) {
+	if w := c.wire.Load(); w != nil {
+		w.control(append([]byte(nil), p...))
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// SetWriteDeadline applies to the handshake response only.
+func (c *clientConn) SetWriteDeadline(t time.Time) error {
+	if c.wire.Load() != nil {
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// hijackWriter hands gorilla a clientConn when it hijacks the connection,
+// and keeps the buffered reader gorilla reads from, so the session can tell
+// whether more client messages are already waiting.
+type hijackWriter struct {
+	http.ResponseWriter
+	conn   *clientConn
+	raw    net.Conn // the TCP or Unix connection, under any TLS
+	reader *bufio.Reader
+}
+
+// Hijack implements http.Hijacker.
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := h.ResponseWriter.(http.Hijacker).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.raw = conn
+	if tlsConn, ok := conn.(*tls.Conn); ok {
+		h.raw = tlsConn.NetConn()
+	}
+	h.conn = &clientConn{Conn: conn}
+	if brw.Reader.Buffered() == 0 {
+		// A smaller reader than net/http's 4 KiB: it is held for the whole
+		// life of an idle session. gorilla reads big payloads past it.
+		brw.Reader = bufio.NewReaderSize(h.conn, clientReadBufferSize)
+	}
+	h.reader = brw.Reader
+	return h.conn, brw, nil
+}
+
+// bufferPool holds the buffers that sessions use only while data moves, so
+// that an idle session holds none.
+var bufferPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, batchLimit)
+	return &b
+}}
+
+func getBuffer() *[]byte {
+	b := bufferPool.Get().(*[]byte)
+	*b = (*b)[:0]
+	return b
+}
+
+func putBuffer(b *[]byte) {
+	if cap(*b) == batchLimit {
+		bufferPool.Put(b)
+	}
+}

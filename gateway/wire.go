@@ -1,0 +1,371 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// writeChunk is about how much is written to a client at once: control
+// frames asked for meanwhile wait for one chunk at most, never for a batch.
+const writeChunk = 16 << 10
+
+// errWireClosed reports a write after our close frame was asked for, or
+// after the connection failed: what the child prints is no longer wanted.
+var errWireClosed = errors.New("connection closing")
+
+// wire is the write side of one client connection. It has one writer at a
+// time, the goroutine its owner lets write (a session's output feeder): only
+// it calls write, writeControls and closeAfterData. Control frames can be
+// asked for from any goroutine with control; the writer sends them between
+// chunks of data, or at once when wake reaches it while it is idle. Only the
+// writer sets write deadlines, each derived from the client's last progress,
+// so that none set for one write outlives it.
+type wire struct {
+	conn    net.Conn // the connection, TLS included
+	raw     net.Conn // the socket under any TLS
+	timeout time.Duration
+	wake    func() // asks the writer to call writeControls soon
+
+	mu       sync.Mutex
+	controls [][]byte  // control frames waiting for the writer
+	closing  bool      // a close frame was asked for: nothing goes after it
+	urgentAt time.Time // when a close that jumps ahead of data was asked for
+	ending   time.Time // when set, the writer gives up by then
+	applied  time.Time // the write deadline set on conn
+
+	busy         atomic.Bool  // a write to conn is under way
+	progress     atomic.Int64 // unix nanoseconds the client last took in data
+	closeWritten atomic.Bool
+	moved        time.Time // when a write last moved bytes: the writer's own
+
+	sent   atomic.Int64 // bytes written to conn, by the writer alone
+	failed error        // the writer's own
+	ledger ledger
+}
+
+func newWire(conn, raw net.Conn, timeout time.Duration) *wire {
+	w := &wire{conn: conn, raw: raw, timeout: timeout, wake: func() {}, moved: time.Now()}
+	w.progressed(w.moved)
+	return w
+}
+
+// progressed records that the client took in data at now. Control frames
+// do not count: a client's kernel takes those in even when it is hung.
+func (w *wire) progressed(now time.Time) { w.progress.Store(now.UnixNano()) }
+
+// lastProgress returns when the client last accepted data.
+func (w *wire) lastProgress() time.Time { return time.Unix(0, w.progress.Load()) }
+
+// control asks for a control frame. A close frame is the last frame: data
+// and control frames asked for after it are dropped. A close frame asked for
+// with urgent jumps ahead of the data not yet written.
+func (w *wire) control(frame []byte) {
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		return
+	}
+	w.controls = append(w.controls, frame)
+	if frameOpcode(frame) == opClose {
+		w.closing = true
+		w.urgentAt = time.Now()
+	}
+	w.mu.Unlock()
+	if !w.busy.Load() { // else the writer sees it after this chunk
+		w.wake()
+	}
+}
+
+// isClosing reports whether a close frame has been asked for.
+func (w *wire) isClosing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closing
+}
+
+// closeAsked returns when a close that jumps ahead of the data was asked for
+// and is not written yet, or the zero time.
+func (w *wire) closeAsked() time.Time {
+	if w.closeWritten.Load() {
+		return time.Time{}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.urgentAt
+}
+
+// abandon bounds the writer: whatever it is writing or will write must be
+// done by deadline. For a client whose side has ended.
+func (w *wire) abandon(deadline time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ending = deadline
+	w.applied = deadline
+	_ = w.conn.SetWriteDeadline(deadline)
+}
+
+// write sends the batch's frames, a chunk at a time, with the control frames
+// asked for meanwhile between chunks, and empties the batch. It returns
+// errWireClosed once a close frame has been asked for: the rest is dropped.
+func (w *wire) write(b *frameBatch) error {
+	defer b.reset()
+	start := 0
+	for _, cut := range b.chunks() {
+		if err := w.writeControls(); err != nil {
+			return err
+		}
+		if w.isClosing() {
+			return errWireClosed
+		}
+		if err := w.writeAll(b.buf[start:cut.at]); err != nil {
+			return err
+		}
+		w.progressed(w.moved)
+		w.ledger.record(w.sent.Load(), cut.msgs, cut.payload)
+		start = cut.at
+	}
+	return w.writeControls()
+}
+
+// writeControls writes the control frames asked for, in order. After a close
+// frame it shuts the connection's write side down.
+func (w *wire) writeControls() error {
+	if w.failed != nil {
+		return w.failed
+	}
+	for {
+		w.mu.Lock()
+		frames := w.controls
+		w.controls = nil
+		w.mu.Unlock()
+		if len(frames) == 0 {
+			return nil
+		}
+		for _, f := range frames {
+			if err := w.writeAll(f); err != nil {
+				return err
+			}
+			if frameOpcode(f) == opClose {
+				w.closeWritten.Store(true)
+				w.closeWrite()
+				return nil
+			}
+		}
+	}
+}
+
+// closeAfterData asks for a close frame that follows all the data written,
+// unless one was asked for already, and writes what is waiting.
+func (w *wire) closeAfterData(code int, reason string) error {
+	w.mu.Lock()
+	if !w.closing {
+		w.closing = true
+		w.controls = append(w.controls, closeFrame(code, reason))
+	}
+	w.mu.Unlock()
+	return w.writeControls()
+}
+
+// writeAll writes p whole, while the client makes progress: a write that
+// accepts nothing for the timeout fails, and so does one past abandon's
+// deadline.
+func (w *wire) writeAll(p []byte) error {
+	if w.failed != nil {
+		return w.failed
+	}
+	for len(p) > 0 {
+		if !w.setDeadline() {
+			w.failed = errWireClosed
+			return w.failed
+		}
+		w.busy.Store(true)
+		n, err := w.conn.Write(p)
+		w.busy.Store(false)
+		if n > 0 {
+			w.sent.Add(int64(n))
+			w.moved = time.Now()
+			p = p[n:]
+		}
+		// A plain socket's write that timed out after some progress can go
+		// on; a TLS one cannot (its state is lost), and nothing else can.
+		if err != nil && !(isTimeout(err) && n > 0 && !w.isTLS()) {
+			w.failed = err
+			return err
+		}
+	}
+	return nil
+}
+
+// setDeadline sets the write deadline: the timeout after a write last moved
+// bytes, or abandon's. Reset only when it moved by more than a little, since
+// it moves at every write. It reports false past abandon's deadline.
+func (w *wire) setDeadline() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.ending.IsZero() {
+		return time.Now().Before(w.ending)
+	}
+	due := w.moved.Add(w.timeout)
+	if d := due.Sub(w.applied); d > w.timeout/64 || d < 0 {
+		w.applied = due
+		_ = w.conn.SetWriteDeadline(due)
+	}
+	return true
+}
+
+func (w *wire) isTLS() bool {
+	_, ok := w.conn.(*tls.Conn)
+	return ok
+}
+
+// closeWrite shuts the write side down after the close frame, so the client
+// sees the end of the stream right after it, while its answer can still be
+// read.
+func (w *wire) closeWrite() {
+	if tc, ok := w.conn.(*tls.Conn); ok {
+		_ = tc.CloseWrite()
+	}
+	if cw, ok := w.raw.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+}
+
+// unsent returns how many bytes written to the socket its peer has not yet
+// acknowledged, and false when that cannot be told.
+func (w *wire) unsent() (int, bool) { return unsentBytes(w.raw) }
+
+// frameBatch gathers whole frames for one write, noting every writeChunk
+// bytes or so where a write may stop for control frames, and how many
+// messages and payload bytes end before that point.
+type frameBatch struct {
+	pooled   *[]byte // from bufferPool, while the batch holds frames
+	buf      []byte
+	cuts     [8]chunkEnd
+	ncuts    int
+	lastCut  int
+	msgs     int64 // messages ended in buf
+	payload  int64 // payload bytes in buf
+	msgTotal int64 // messages ended in every batch so far
+	payTotal int64 // payload bytes in every batch so far
+}
+
+// chunkEnd is where a chunk of a batch ends, and the running totals of
+// messages and payload bytes there.
+type chunkEnd struct {
+	at            int
+	msgs, payload int64
+}
+
+// frame appends one frame; ends says it is the last of its message.
+func (b *frameBatch) frame(op byte, fin bool, payload []byte, ends bool) {
+	if b.pooled == nil {
+		b.pooled = getBuffer()
+		b.buf = *b.pooled
+	}
+	b.buf = appendFrameHeader(b.buf, op, fin, len(payload))
+	b.buf = append(b.buf, payload...)
+	b.payload += int64(len(payload))
+	if ends {
+		b.msgs++
+	}
+	if len(b.buf)-b.lastCut >= writeChunk && b.ncuts < len(b.cuts)-1 {
+		b.cut()
+	}
+}
+
+func (b *frameBatch) cut() {
+	b.cuts[b.ncuts] = chunkEnd{at: len(b.buf), msgs: b.msgTotal + b.msgs, payload: b.payTotal + b.payload}
+	b.ncuts++
+	b.lastCut = len(b.buf)
+}
+
+// size returns how many bytes the batch holds.
+func (b *frameBatch) size() int { return len(b.buf) }
+
+// chunks returns where each chunk ends, the last at the end of the batch.
+func (b *frameBatch) chunks() []chunkEnd {
+	if b.lastCut < len(b.buf) {
+		b.cut()
+	}
+	return b.cuts[:b.ncuts]
+}
+
+// reset empties the batch and gives its buffer back to the pool.
+func (b *frameBatch) reset() {
+	b.msgTotal += b.msgs
+	b.payTotal += b.payload
+	b.msgs, b.payload, b.ncuts, b.lastCut = 0, 0, 0, 0
+	if b.pooled != nil {
+		*b.pooled = b.buf[:0] // grown past a batch, putBuffer lets it go
+		putBuffer(b.pooled)
+		b.pooled, b.buf = nil, nil
+	}
+}
+
+// ledger tells how many messages and payload bytes a client has
+// acknowledged, from marks of how much had been written to the socket after
+// each chunk. Marks the client has acknowledged are folded into the count;
+// at most maxMarks wait, the last one moved forward when they are all taken,
+// so what it tells is exact at a mark and never more than the client got.
+type ledger struct {
+	mu      sync.Mutex
+	marks   []ledgerMark
+	msgs    int64 // acknowledged
+	payload int64 // acknowledged
+}
+
+type ledgerMark struct{ sent, msgs, payload int64 }
+
+const maxMarks = 64
+
+// record notes that once sent bytes are acknowledged, msgs messages and
+// payload bytes have reached the client.
+func (l *ledger) record(sent, msgs, payload int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := ledgerMark{sent, msgs, payload}
+	if len(l.marks) == maxMarks {
+		l.marks[maxMarks-1] = m
+		return
+	}
+	l.marks = append(l.marks, m)
+}
+
+// acknowledged folds in the marks up to acked bytes and returns the
+// messages and payload bytes the client has acknowledged.
+func (l *ledger) acknowledged(acked int64) (msgs, payload int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := 0
+	for i < len(l.marks) && l.marks[i].sent <= acked {
+		l.msgs, l.payload = l.marks[i].msgs, l.marks[i].payload
+		i++
+	}
+	l.marks = append(l.marks[:0], l.marks[i:]...)
+	if len(l.marks) == 0 {
+		l.marks = nil // an idle session keeps no marks
+	}
+	return l.msgs, l.payload
+}
+
+// acknowledge folds in what the client has acknowledged so far: all that
+// was written but what the socket still holds. It reads the count first, so
+// a write meanwhile makes it tell less than the truth, never more. Call it
+// only while the connection is sound: a reset empties the socket of what the
+// client never got. It returns what the socket holds, and false when that
+// cannot be told.
+func (w *wire) acknowledge() (unsent int, ok bool) {
+	sent := w.sent.Load()
+	if unsent, ok = w.unsent(); ok {
+		w.ledger.acknowledged(sent - int64(unsent))
+	}
+	return unsent, ok
+}
+
+// delivered returns the messages and payload bytes the client is known to
+// have acknowledged.
+func (w *wire) delivered() (msgs, payload int64) { return w.ledger.acknowledged(-1) }
