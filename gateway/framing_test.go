@@ -209,3 +209,33 @@ func TestMessagesBeforeTheClientsEndReachStdin(t *testing.T) {
 		})
 	}
 }
+
+func TestMessageFollowedByAControlFrameOrFragmentIsNotHeldBack(t *testing.T) {
+	t.Parallel()
+	// A whole message followed, in the same segment, by something that does
+	// not complete a message must reach the child at once, not wait for the
+	// client's next message.
+	first := maskedFrame(websocket.TextMessage, "first")
+	fragment := []byte{0x01, 0x80 | 4, 0, 0, 0, 0, 'p', 'a', 'r', 't'} // FIN clear
+	followers := map[string][]byte{
+		"ping":           maskedFrame(websocket.PingMessage, "p"),
+		"first fragment": fragment,
+	}
+	for name, follower := range followers {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tg := newTestGateway(t, command(t, "cat"))
+			conn := tg.dial(t, "/", nil)
+			if _, err := conn.UnderlyingConn().Write(append(append([]byte{}, first...), follower...)); err != nil {
+				t.Fatal(err)
+			}
+			// The echo comes at once; a second is far beyond it and far
+			// short of the ping interval that would otherwise unblock it.
+			_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+			_, data, err := conn.ReadMessage()
+			if err != nil || string(data) != "first" {
+				t.Fatalf("echo = %q, %v: the message was held back", data, err)
+			}
+		})
+	}
+}
