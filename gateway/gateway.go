@@ -33,8 +33,14 @@ const (
 	// closeWait is how long a peer has to answer our close frame before the
 	// TCP connection is closed anyway; the contract is "within a second".
 	closeWait = time.Second
-	// controlWriteWait bounds writing one control frame.
+	// controlWriteWait bounds how long a close frame we start (shutdown,
+	// refusal, a client's error) may wait to be taken by the client.
 	controlWriteWait = time.Second
+	// closeReplyWait bounds how long a client whose side has ended may take
+	// to take our answer to its close frame and what is in its way. Output
+	// goes nowhere meanwhile and the feeder, which also reaps the child, is
+	// held no longer: well within the stop sequence's first steps.
+	closeReplyWait = 250 * time.Millisecond
 	// frameBufferSize is the largest frame gorilla writes at once.
 	frameBufferSize = 16 << 10
 	// stdinCheckInterval is how often a write to a child that does not read

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -326,6 +327,77 @@ func TestAccessLineSaysHowTheSessionWent(t *testing.T) {
 			t.Errorf("access line lacks %q:\n%s", want, logs)
 		}
 	}
+}
+
+func TestAccessLineCountsOnlyWhatTheClientGot(t *testing.T) {
+	t.Parallel()
+	// The child prints far more than the socket buffers hold and exits; the
+	// client then reads nothing, so the tail and the close frame never reach
+	// it. The access line must not claim 1000 and every message.
+	const lines = 300000
+	cfg := script(t, "seq 1 "+itoa(lines))
+	cfg.WriteTimeout = 500 * time.Millisecond
+	tg := newTestGateway(t, cfg)
+	tg.dial(t, "/", nil)
+	logs := tg.waitForLog(t, "session ended", 10*time.Second)
+	fields := accessFields(t, logs)
+	if fields["close_code"] != "1006" || !strings.Contains(fields["close_reason"], "not delivered") {
+		t.Errorf("close = %s %q, want 1006 saying the close was not delivered", fields["close_code"], fields["close_reason"])
+	}
+	if out, err := strconv.Atoi(fields["msgs_out"]); err != nil || out >= lines {
+		t.Errorf("msgs_out = %s, want fewer than the %d lines printed", fields["msgs_out"], lines)
+	}
+}
+
+func TestAccessLineCountsEveryMessageOfACleanEnd(t *testing.T) {
+	t.Parallel()
+	const lines = 100000
+	tg := newTestGateway(t, script(t, "seq 1 "+itoa(lines)))
+	msgs, ce := readUntilClose(t, tg.dial(t, "/", nil), 10*time.Second)
+	assertClose(t, ce, websocket.CloseNormalClosure, "exit status 0")
+	fields := accessFields(t, tg.waitForLog(t, "session ended", 5*time.Second))
+	if len(msgs) != lines || fields["msgs_out"] != itoa(lines) || fields["close_code"] != "1000" {
+		t.Errorf("client got %d messages; access line says %s messages, close %s; want %d and 1000",
+			len(msgs), fields["msgs_out"], fields["close_code"], lines)
+	}
+}
+
+// accessFields returns the key=value fields of the first access line.
+func accessFields(t *testing.T, logs string) map[string]string {
+	t.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, "session ended") {
+			continue
+		}
+		fields := map[string]string{}
+		for _, f := range splitLogFields(line) {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				if unq, err := strconv.Unquote(v); err == nil {
+					v = unq
+				}
+				fields[k] = v
+			}
+		}
+		return fields
+	}
+	t.Fatalf("no access line in:\n%s", logs)
+	return nil
+}
+
+// splitLogFields splits a text log line at spaces outside quotes.
+func splitLogFields(line string) []string {
+	var fields []string
+	quoted, start := false, 0
+	for i := 0; i < len(line); i++ {
+		switch {
+		case line[i] == '"' && (i == 0 || line[i-1] != '\\'):
+			quoted = !quoted
+		case line[i] == ' ' && !quoted:
+			fields = append(fields, line[start:i])
+			start = i + 1
+		}
+	}
+	return append(fields, line[start:])
 }
 
 func TestPlainHTTPRequestGets404(t *testing.T) {

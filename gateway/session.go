@@ -136,7 +136,7 @@ func (s *session) run(ctx context.Context) {
 	stopShutdownWatch()
 
 	s.proc.Stop()
-	s.wire.abandon(time.Now().Add(controlWriteWait)) // a close reply at most
+	s.wire.abandon(time.Now().Add(closeReplyWait))
 	<-s.pumped
 	s.watch.stop()
 	s.conn.Close()

@@ -60,9 +60,9 @@ func (w *wire) progressed(now time.Time) { w.progress.Store(now.UnixNano()) }
 // lastProgress returns when the client last accepted data.
 func (w *wire) lastProgress() time.Time { return time.Unix(0, w.progress.Load()) }
 
-// control asks for a control frame. A close frame is the last frame: data
-// and control frames asked for after it are dropped. A close frame asked for
-// with urgent jumps ahead of the data not yet written.
+// control asks for a control frame. A close frame asked for here jumps
+// ahead of the data not yet written, and is the last frame: data and
+// control frames asked for after it are dropped.
 func (w *wire) control(frame []byte) {
 	w.mu.Lock()
 	if w.closing {
