@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/logs"
 )
 
 // CLI is wsgate's command line. Flags keep websocketd's names and meanings;
@@ -141,6 +143,19 @@ func (c *CLI) resolveCommand() error {
 	}
 	c.Command[0] = path
 	return nil
+}
+
+// logger returns the logger --loglevel and --logformat ask for, writing to w.
+func (c *CLI) logger(w io.Writer) (*slog.Logger, error) {
+	level, err := logs.ParseLevel(c.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("--loglevel: %w", err)
+	}
+	logger, err := logs.New(w, c.LogFormat, level)
+	if err != nil {
+		return nil, fmt.Errorf("--logformat: %w", err)
+	}
+	return logger, nil
 }
 
 // gatewayConfig turns the flags into the gateway's configuration.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/logs"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -68,8 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(cli *CLI, stderr io.Writer) int {
-	level, _ := gateway.ParseLevel(cli.LogLevel)
-	logger, err := gateway.NewLogger(stderr, cli.LogFormat, level)
+	logger, err := cli.logger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate: %v\n", err)
 		return exitBadUsage
@@ -92,7 +92,7 @@ func serve(cli *CLI, stderr io.Writer) int {
 	}
 	srv, err := gateway.Listen(listeners, gw, logger)
 	if err != nil {
-		logger.Log(context.Background(), gateway.LevelFatal, "cannot listen", "err", err)
+		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", err)
 		return exitFailure
 	}
 	logger.Info("serving", "command", cli.Command, "dir", cli.Dir, "version", version)
@@ -105,7 +105,7 @@ func serve(cli *CLI, stderr io.Writer) int {
 
 	select {
 	case err := <-served:
-		logger.Log(context.Background(), gateway.LevelFatal, "server failed", "err", err)
+		logger.Log(context.Background(), logs.LevelFatal, "server failed", "err", err)
 		gw.Abort()
 		return exitFailure
 	case sig := <-signals:

@@ -19,12 +19,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/logs"
 )
 
 // serve runs a Server for gw on ls until the test ends.
 func serve(t *testing.T, gw *Gateway, ls Listeners) *Server {
 	t.Helper()
-	logger, _ := NewLogger(&syncBuffer{}, "text", LevelError)
+	logger, _ := logs.New(&syncBuffer{}, "text", logs.LevelError)
 	srv, err := Listen(ls, gw, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +47,7 @@ func serve(t *testing.T, gw *Gateway, ls Listeners) *Server {
 
 func newGateway(t *testing.T, cfg Config) *Gateway {
 	t.Helper()
-	cfg.Logger, _ = NewLogger(&syncBuffer{}, "text", LevelError)
+	cfg.Logger, _ = logs.New(&syncBuffer{}, "text", logs.LevelError)
 	gw, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
