@@ -53,7 +53,7 @@ type CLI struct {
 	PassStderr    bool     `name:"passstderr" help:"Send stderr to the client too; every message is then JSON {\"stream\":\"stdout\"|\"stderr\",\"data\":\"...\"}." group:"Child process"`
 	ReverseLookup bool     `name:"reverselookup" help:"Look up the client's DNS name for REMOTE_HOST." group:"Child process"`
 
-	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, error or fatal." default:"access" enum:"debug,trace,access,info,error,fatal" group:"Logging"`
+	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, error or fatal." default:"access" enum:"${loglevels}" group:"Logging"`
 	LogFormat string `name:"logformat" help:"Log format: text or json." default:"text" enum:"text,json" group:"Logging"`
 
 	Config  kong.ConfigFlag  `help:"JSON file of flag values, keyed by flag name; the command line and environment win." placeholder:"FILE" group:"Other"`
@@ -69,7 +69,7 @@ func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
 	options = append([]kong.Option{
 		kong.Name("wsgate"),
 		kong.Description("Turns a program that reads stdin and writes stdout into a WebSocket service."),
-		kong.Vars{"version": "wsgate " + version},
+		kong.Vars{"version": "wsgate " + version, "loglevels": strings.Join(logs.LevelNames(), ",")},
 		kong.DefaultEnvars("WSGATE"),
 		kong.Configuration(strictJSON),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
