@@ -240,7 +240,7 @@ func (c *CLI) listeners() (gateway.Listeners, error) {
 		ls.RedirectAddrs = c.tcpAddrs(c.RedirPort)
 	}
 	if c.SSL {
-		cfg, err := gateway.TLSConfig(c.SSLCert, c.SSLKey, c.SSLCA)
+		cfg, err := c.tlsConfig()
 		if err != nil {
 			return ls, err
 		}
