@@ -192,6 +192,20 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 	}, nil
 }
 
+// configFlags names the flag behind each gateway.Config field that a
+// gateway.ConfigError can name.
+var configFlags = map[string]string{"Dir": "--dir", "CGIDir": "--cgidir", "StaticDir": "--staticdir"}
+
+// inFlagTerms restates an error from gateway.New about a Config field as one
+// about the flag that set it.
+func inFlagTerms(err error) error {
+	var ce *gateway.ConfigError
+	if errors.As(err, &ce) && configFlags[ce.Field] != "" {
+		return fmt.Errorf("%s: %w", configFlags[ce.Field], ce.Err)
+	}
+	return err
+}
+
 // parseHeaders parses "Name: value" flags.
 func parseHeaders(list []string) (http.Header, error) {
 	h := http.Header{}

@@ -82,7 +82,7 @@ func serve(cli *CLI, stderr io.Writer) int {
 	cfg.Logger = logger
 	gw, err := gateway.New(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "wsgate: %v\n", err)
+		fmt.Fprintf(stderr, "wsgate: %v\n", inFlagTerms(err))
 		return exitBadUsage
 	}
 	listeners, err := cli.listeners()

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -110,5 +111,25 @@ func TestRedirPortRedirectsToTheMainPort(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "http://127.0.0.1:8443/path?q=1" {
 		t.Errorf("redirect: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestNewNamesTheConfigFieldItCannotUse(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for field, cfg := range map[string]Config{
+		"Dir":       {Dir: file},
+		"CGIDir":    {Command: []string{"cat"}, CGIDir: file},
+		"StaticDir": {Command: []string{"cat"}, StaticDir: file},
+	} {
+		cfg.Logger = slogDiscard()
+		_, err := New(cfg)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != field || !strings.Contains(err.Error(), "directory: ") || !strings.Contains(err.Error(), file) {
+			t.Errorf("New with %s a file: %v, want a ConfigError naming the field", field, err)
+		}
 	}
 }
