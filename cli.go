@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/logs"
 )
 
 // CLI is wsgate's command line. Flags keep websocketd's names and meanings;
@@ -51,7 +53,7 @@ type CLI struct {
 	PassStderr    bool     `name:"passstderr" help:"Send stderr to the client too; every message is then JSON {\"stream\":\"stdout\"|\"stderr\",\"data\":\"...\"}." group:"Child process"`
 	ReverseLookup bool     `name:"reverselookup" help:"Look up the client's DNS name for REMOTE_HOST." group:"Child process"`
 
-	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, error or fatal." default:"access" enum:"debug,trace,access,info,error,fatal" group:"Logging"`
+	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, error or fatal." default:"access" enum:"${loglevels}" group:"Logging"`
 	LogFormat string `name:"logformat" help:"Log format: text or json." default:"text" enum:"text,json" group:"Logging"`
 
 	Config  kong.ConfigFlag  `help:"JSON file of flag values, keyed by flag name; the command line and environment win." placeholder:"FILE" group:"Other"`
@@ -67,7 +69,7 @@ func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
 	options = append([]kong.Option{
 		kong.Name("wsgate"),
 		kong.Description("Turns a program that reads stdin and writes stdout into a WebSocket service."),
-		kong.Vars{"version": "wsgate " + version},
+		kong.Vars{"version": "wsgate " + version, "loglevels": strings.Join(logs.LevelNames(), ",")},
 		kong.DefaultEnvars("WSGATE"),
 		kong.Configuration(strictJSON),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
@@ -143,6 +145,19 @@ func (c *CLI) resolveCommand() error {
 	return nil
 }
 
+// logger returns the logger --loglevel and --logformat ask for, writing to w.
+func (c *CLI) logger(w io.Writer) (*slog.Logger, error) {
+	level, err := logs.ParseLevel(c.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("--loglevel: %w", err)
+	}
+	logger, err := logs.New(w, c.LogFormat, level)
+	if err != nil {
+		return nil, fmt.Errorf("--logformat: %w", err)
+	}
+	return logger, nil
+}
+
 // gatewayConfig turns the flags into the gateway's configuration.
 func (c *CLI) gatewayConfig() (gateway.Config, error) {
 	var headers [3]http.Header
@@ -175,6 +190,20 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 		PassEnv:        passedEnv(c.PassEnv),
 		ServerSoftware: "wsgate/" + version,
 	}, nil
+}
+
+// configFlags names the flag behind each gateway.Config field that a
+// gateway.ConfigError can name.
+var configFlags = map[string]string{"Dir": "--dir", "CGIDir": "--cgidir", "StaticDir": "--staticdir"}
+
+// inFlagTerms restates an error from gateway.New about a Config field as one
+// about the flag that set it.
+func inFlagTerms(err error) error {
+	var ce *gateway.ConfigError
+	if errors.As(err, &ce) && configFlags[ce.Field] != "" {
+		return fmt.Errorf("%s: %w", configFlags[ce.Field], ce.Err)
+	}
+	return err
 }
 
 // parseHeaders parses "Name: value" flags.
@@ -225,7 +254,7 @@ func (c *CLI) listeners() (gateway.Listeners, error) {
 		ls.RedirectAddrs = c.tcpAddrs(c.RedirPort)
 	}
 	if c.SSL {
-		cfg, err := gateway.TLSConfig(c.SSLCert, c.SSLKey, c.SSLCA)
+		cfg, err := c.tlsConfig()
 		if err != nil {
 			return ls, err
 		}

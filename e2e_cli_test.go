@@ -228,3 +228,14 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+func TestCLI_DirectoryFlagNamingAFileIsAnErrorNamingTheFlag(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	expectUsageError(t, []string{"--dir=" + file}, "--dir: ", file, "not a directory")
+	expectUsageError(t, []string{"--cgidir=" + file, "cat"}, "--cgidir: ", file, "not a directory")
+	expectUsageError(t, []string{"--staticdir=" + file, "cat"}, "--staticdir: ", file, "not a directory")
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/logs"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -54,48 +55,65 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, licenseText)
 		return exitOK
 	}
+	var w *wiring
 	if err == nil {
-		err = cli.validate()
-	}
-	if err == nil {
-		err = cli.resolveCommand()
+		w, err = wire(cli, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate: %v\n", err)
 		return exitBadUsage
 	}
-	return serve(cli, stderr)
+	return w.serve()
 }
 
-func serve(cli *CLI, stderr io.Writer) int {
-	level, _ := gateway.ParseLevel(cli.LogLevel)
-	logger, err := gateway.NewLogger(stderr, cli.LogFormat, level)
+// wiring is wsgate put together from its command line, ready to serve.
+type wiring struct {
+	cli       *CLI
+	logger    *slog.Logger
+	gw        *gateway.Gateway
+	listeners gateway.Listeners
+	grace     time.Duration // gateway.Config.CloseGrace
+}
+
+// wire checks the command line, then builds the logger, the listeners'
+// settings and the gateway from it. Every error it returns is a usage error.
+func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
+	if err := cli.validate(); err != nil {
+		return nil, err
+	}
+	if err := cli.resolveCommand(); err != nil {
+		return nil, err
+	}
+	logger, err := cli.logger(stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "wsgate: %v\n", err)
-		return exitBadUsage
+		return nil, err
 	}
 	cfg, err := cli.gatewayConfig()
 	if err != nil {
-		fmt.Fprintf(stderr, "wsgate: %v\n", err)
-		return exitBadUsage
+		return nil, err
+	}
+	listeners, err := cli.listeners()
+	if err != nil {
+		return nil, err
 	}
 	cfg.Logger = logger
 	gw, err := gateway.New(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "wsgate: %v\n", err)
-		return exitBadUsage
+		return nil, inFlagTerms(err)
 	}
-	listeners, err := cli.listeners()
+	return &wiring{cli: cli, logger: logger, gw: gw, listeners: listeners, grace: cfg.CloseGrace}, nil
+}
+
+// serve listens and serves until a signal or a failure, returning the exit
+// code.
+func (w *wiring) serve() int {
+	logger, gw := w.logger, w.gw
+	srv, err := gateway.Listen(w.listeners, gw, logger)
 	if err != nil {
-		fmt.Fprintf(stderr, "wsgate: %v\n", err)
-		return exitBadUsage
-	}
-	srv, err := gateway.Listen(listeners, gw, logger)
-	if err != nil {
-		logger.Log(context.Background(), gateway.LevelFatal, "cannot listen", "err", err)
+		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", err)
 		return exitFailure
 	}
-	logger.Info("serving", "command", cli.Command, "dir", cli.Dir, "version", version)
+	logger.Info("serving", "command", w.cli.Command, "dir", w.cli.Dir, "version", version)
 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
@@ -105,13 +123,13 @@ func serve(cli *CLI, stderr io.Writer) int {
 
 	select {
 	case err := <-served:
-		logger.Log(context.Background(), gateway.LevelFatal, "server failed", "err", err)
+		logger.Log(context.Background(), logs.LevelFatal, "server failed", "err", err)
 		gw.Abort()
 		return exitFailure
 	case sig := <-signals:
 		logger.Info("shutting down", "signal", sig.String())
 	}
-	return shutdown(srv, gw, signals, cfg.CloseGrace, logger)
+	return shutdown(srv, gw, signals, w.grace, logger)
 }
 
 // shutdown stops the server gracefully; a second signal, or the stop sequence

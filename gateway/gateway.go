@@ -7,7 +7,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -177,11 +176,11 @@ func New(cfg Config) (*Gateway, error) {
 func newRouter(cfg Config) (router, error) {
 	switch {
 	case cfg.Dir != "" && len(cfg.Command) > 0:
-		return nil, errors.New("give either a command or --dir, not both")
+		return nil, errors.New("give either Command or Dir, not both")
 	case cfg.Dir != "":
 		r, err := newDirRouter(cfg.Dir)
 		if err != nil {
-			return nil, fmt.Errorf("--dir: %w", err)
+			return nil, &ConfigError{Field: "Dir", Err: err}
 		}
 		return r, nil
 	case len(cfg.Command) == 0:
@@ -195,7 +194,7 @@ func (g *Gateway) newPlainHandler() (http.Handler, error) {
 	if g.cfg.CGIDir != "" {
 		r, err := newDirRouter(g.cfg.CGIDir)
 		if err != nil {
-			return nil, fmt.Errorf("--cgidir: %w", err)
+			return nil, &ConfigError{Field: "CGIDir", Err: err}
 		}
 		h.cgi = &r
 		h.cgiEnv = append([]string{"SERVER_SOFTWARE=" + g.cfg.ServerSoftware}, g.cfg.PassEnv...)
@@ -203,7 +202,7 @@ func (g *Gateway) newPlainHandler() (http.Handler, error) {
 	if g.cfg.StaticDir != "" {
 		static, err := newStaticHandler(g.cfg.StaticDir)
 		if err != nil {
-			return nil, fmt.Errorf("--staticdir: %w", err)
+			return nil, &ConfigError{Field: "StaticDir", Err: err}
 		}
 		h.static = static
 	}

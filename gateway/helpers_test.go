@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/logs"
 	"github.com/wsgate/wsgate/internal/testrun"
 	"go.uber.org/goleak"
 )
@@ -38,8 +39,8 @@ type testGateway struct {
 // checks that every session has ended.
 func newTestGateway(t *testing.T, cfg Config) *testGateway {
 	t.Helper()
-	logs := &syncBuffer{}
-	logger, err := NewLogger(logs, "text", LevelDebug)
+	logged := &syncBuffer{}
+	logger, err := logs.New(logged, "text", logs.LevelDebug)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func newTestGateway(t *testing.T, cfg Config) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg := &testGateway{gw: gw, logs: logs}
+	tg := &testGateway{gw: gw, logs: logged}
 	tg.srv = httptest.NewServer(tg.gw)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -176,6 +177,6 @@ func readPid(t *testing.T, conn *websocket.Conn) int {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func slogDiscard() *slog.Logger {
-	logger, _ := NewLogger(io.Discard, "text", LevelError)
+	logger, _ := logs.New(io.Discard, "text", logs.LevelError)
 	return logger
 }

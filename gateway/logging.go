@@ -1,83 +1,11 @@
 package gateway
 
-import (
-	"fmt"
-	"io"
-	"log/slog"
-	"strings"
-)
+import "github.com/wsgate/wsgate/internal/logs"
 
-// Log levels, websocketd's six mapped onto slog's scale. Access lines sit
-// between trace and info, so that the default level, access, shows one line
-// per connection and hides the per-message trace.
+// The levels below info that gateway logs at, which slog.Logger has no
+// methods for. They are internal/logs' levels; the caller's logger names them.
 const (
-	LevelDebug  = slog.Level(-8)
-	LevelTrace  = slog.LevelDebug
-	LevelAccess = slog.Level(-2)
-	LevelInfo   = slog.LevelInfo
-	LevelError  = slog.LevelError
-	LevelFatal  = slog.Level(12)
+	LevelDebug  = logs.LevelDebug
+	LevelTrace  = logs.LevelTrace
+	LevelAccess = logs.LevelAccess
 )
-
-var levelNames = []struct {
-	name  string
-	level slog.Level
-}{
-	{"debug", LevelDebug},
-	{"trace", LevelTrace},
-	{"access", LevelAccess},
-	{"info", LevelInfo},
-	{"error", LevelError},
-	{"fatal", LevelFatal},
-}
-
-// LevelNames lists the names ParseLevel accepts, lowest first.
-func LevelNames() []string {
-	names := make([]string, len(levelNames))
-	for i, l := range levelNames {
-		names[i] = l.name
-	}
-	return names
-}
-
-// ParseLevel returns the level called name (websocketd's names).
-func ParseLevel(name string) (slog.Level, error) {
-	for _, l := range levelNames {
-		if strings.EqualFold(l.name, name) {
-			return l.level, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown log level %q: use one of %s", name, strings.Join(LevelNames(), ", "))
-}
-
-func levelName(level slog.Level) string {
-	for i := len(levelNames) - 1; i >= 0; i-- {
-		if level >= levelNames[i].level {
-			return strings.ToUpper(levelNames[i].name)
-		}
-	}
-	return "DEBUG"
-}
-
-// NewLogger returns a logger writing text or JSON ("text", "json") to w, with
-// websocketd's level names.
-func NewLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
-	opts := &slog.HandlerOptions{
-		Level: level,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.LevelKey && len(groups) == 0 {
-				if l, ok := a.Value.Any().(slog.Level); ok {
-					a.Value = slog.StringValue(levelName(l))
-				}
-			}
-			return a
-		},
-	}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("unknown log format %q: use text or json", format)
-}

@@ -106,7 +106,7 @@ func (s *Server) open(ls Listeners) error {
 	for _, addr := range ls.RedirectAddrs {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("listen on %s for --redirport: %w", addr, err)
+			return fmt.Errorf("listen on %s for redirects: %w", addr, err)
 		}
 		s.redirects = append(s.redirects, l)
 	}
@@ -118,11 +118,11 @@ func (s *Server) open(ls Listeners) error {
 func listenUnix(path string) (net.Listener, error) {
 	if info, err := os.Lstat(path); err == nil {
 		if info.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("--unixsocket %s exists and is not a socket", path)
+			return nil, fmt.Errorf("unix socket %s exists and is not a socket", path)
 		}
 		if conn, err := net.Dial("unix", path); err == nil {
 			conn.Close()
-			return nil, fmt.Errorf("--unixsocket %s is in use by another server", path)
+			return nil, fmt.Errorf("unix socket %s is in use by another server", path)
 		}
 		_ = os.Remove(path)
 	}

@@ -2,14 +2,7 @@ package gateway
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -19,12 +12,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/logs"
 )
 
 // serve runs a Server for gw on ls until the test ends.
 func serve(t *testing.T, gw *Gateway, ls Listeners) *Server {
 	t.Helper()
-	logger, _ := NewLogger(&syncBuffer{}, "text", LevelError)
+	logger, _ := logs.New(&syncBuffer{}, "text", logs.LevelError)
 	srv, err := Listen(ls, gw, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -46,70 +40,12 @@ func serve(t *testing.T, gw *Gateway, ls Listeners) *Server {
 
 func newGateway(t *testing.T, cfg Config) *Gateway {
 	t.Helper()
-	cfg.Logger, _ = NewLogger(&syncBuffer{}, "text", LevelError)
+	cfg.Logger, _ = logs.New(&syncBuffer{}, "text", logs.LevelError)
 	gw, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return gw
-}
-
-// testPKI is a CA with a server certificate for 127.0.0.1 and a client
-// certificate, written as PEM files.
-type testPKI struct {
-	dir                           string
-	caPool                        *x509.CertPool
-	clientCert                    tls.Certificate
-	serverCert, serverKey, caFile string
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	p := &testPKI{dir: t.TempDir(), caPool: x509.NewCertPool()}
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	p.caPool.AddCert(ca)
-	p.caFile = p.writePEM(t, "ca.pem", "CERTIFICATE", caDER)
-
-	leaf := func(serial int64, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "leaf"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			KeyUsage: x509.KeyUsageDigitalSignature,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, key
-	}
-	serverDER, serverKey := leaf(2, x509.ExtKeyUsageServerAuth)
-	p.serverCert = p.writePEM(t, "server.pem", "CERTIFICATE", serverDER)
-	keyDER, _ := x509.MarshalECPrivateKey(serverKey)
-	p.serverKey = p.writePEM(t, "server-key.pem", "EC PRIVATE KEY", keyDER)
-	clientDER, clientKey := leaf(3, x509.ExtKeyUsageClientAuth)
-	p.clientCert = tls.Certificate{Certificate: [][]byte{clientDER}, PrivateKey: clientKey}
-	return p
-}
-
-func (p *testPKI) writePEM(t *testing.T, name, kind string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 func echoOnce(t *testing.T, dialer *websocket.Dialer, url string) error {
@@ -125,55 +61,6 @@ func echoOnce(t *testing.T, dialer *websocket.Dialer, url string) error {
 		t.Errorf("echo %q", got)
 	}
 	return nil
-}
-
-func TestTLSServesWSSWithTLS12OrLater(t *testing.T) {
-	t.Parallel()
-	pki := newTestPKI(t)
-	tlsCfg, err := TLSConfig(pki.serverCert, pki.serverKey, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serve(t, newGateway(t, command(t, "cat")), Listeners{Addrs: []string{"127.0.0.1:0"}, TLS: tlsCfg})
-	url := "wss://" + srv.Addrs()[0].String() + "/"
-	dialer := &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pki.caPool}}
-	if err := echoOnce(t, dialer, url); err != nil {
-		t.Fatalf("wss: %v", err)
-	}
-	old := &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pki.caPool, MaxVersion: tls.VersionTLS11}}
-	if err := echoOnce(t, old, url); err == nil {
-		t.Error("a TLS 1.1 client was served")
-	}
-}
-
-func TestTLSWithCARequiresClientCertificates(t *testing.T) {
-	t.Parallel()
-	pki := newTestPKI(t)
-	tlsCfg, err := TLSConfig(pki.serverCert, pki.serverKey, pki.caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serve(t, newGateway(t, command(t, "cat")), Listeners{Addrs: []string{"127.0.0.1:0"}, TLS: tlsCfg})
-	url := "wss://" + srv.Addrs()[0].String() + "/"
-	anonymous := &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pki.caPool}}
-	if err := echoOnce(t, anonymous, url); err == nil {
-		t.Error("a client without a certificate was served")
-	}
-	withCert := &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pki.caPool, Certificates: []tls.Certificate{pki.clientCert}}}
-	if err := echoOnce(t, withCert, url); err != nil {
-		t.Errorf("a client with a certificate: %v", err)
-	}
-}
-
-func TestTLSConfigErrorsNameTheFlag(t *testing.T) {
-	t.Parallel()
-	pki := newTestPKI(t)
-	if _, err := TLSConfig("/nonexistent.pem", pki.serverKey, ""); err == nil || !strings.Contains(err.Error(), "--sslcert") {
-		t.Errorf("missing cert: %v", err)
-	}
-	if _, err := TLSConfig(pki.serverCert, pki.serverKey, pki.serverKey); err == nil || !strings.Contains(err.Error(), "--sslca") {
-		t.Errorf("CA file without certificates: %v", err)
-	}
 }
 
 func TestUnixSocketReplacesAStaleOneAndServesAlongsideTCP(t *testing.T) {
@@ -224,5 +111,25 @@ func TestRedirPortRedirectsToTheMainPort(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "http://127.0.0.1:8443/path?q=1" {
 		t.Errorf("redirect: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestNewNamesTheConfigFieldItCannotUse(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for field, cfg := range map[string]Config{
+		"Dir":       {Dir: file},
+		"CGIDir":    {Command: []string{"cat"}, CGIDir: file},
+		"StaticDir": {Command: []string{"cat"}, StaticDir: file},
+	} {
+		cfg.Logger = slogDiscard()
+		_, err := New(cfg)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != field || !strings.Contains(err.Error(), "directory: ") || !strings.Contains(err.Error(), file) {
+			t.Errorf("New with %s a file: %v, want a ConfigError naming the field", field, err)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package gateway
+package main
 
 import (
 	"crypto/tls"
@@ -8,11 +8,11 @@ import (
 	"os"
 )
 
-// TLSConfig loads a certificate and key for --ssl, and with a CA file
-// requires clients to present certificates it signed (--sslca). TLS 1.2 is
-// the oldest version spoken.
-func TLSConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+// tlsConfig loads --sslcert and --sslkey and, with --sslca, requires clients
+// to present certificates that CA signed. TLS 1.2 is the oldest version
+// spoken.
+func (c *CLI) tlsConfig() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.SSLCert, c.SSLKey)
 	if err != nil {
 		return nil, fmt.Errorf("load --sslcert and --sslkey: %w", err)
 	}
@@ -20,16 +20,16 @@ func TLSConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
 	}
-	if caFile == "" {
+	if c.SSLCA == "" {
 		return cfg, nil
 	}
-	pem, err := os.ReadFile(caFile)
+	pem, err := os.ReadFile(c.SSLCA)
 	if err != nil {
 		return nil, fmt.Errorf("read --sslca: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New("--sslca " + caFile + " holds no PEM certificate")
+		return nil, errors.New("--sslca " + c.SSLCA + " holds no PEM certificate")
 	}
 	cfg.ClientCAs = pool
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
