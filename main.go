@@ -17,6 +17,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/process"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -33,8 +34,9 @@ const (
 )
 
 // shutdownSlack is added to the stop sequence's own bound when waiting for
-// sessions to end after SIGTERM.
-const shutdownSlack = 3 * time.Second
+// sessions to end after SIGTERM: the close handshake's bounds, a second for
+// the client to take the 1001 and a second to answer it.
+const shutdownSlack = 2 * time.Second
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -135,7 +137,7 @@ func (w *wiring) serve() int {
 // shutdown stops the server gracefully; a second signal, or the stop sequence
 // overrunning its bound, kills every child at once.
 func shutdown(srv *gateway.Server, gw *gateway.Gateway, signals <-chan os.Signal, grace time.Duration, logger *slog.Logger) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*grace+shutdownSlack)
+	ctx, cancel := context.WithTimeout(context.Background(), process.StopBound(grace)+shutdownSlack)
 	defer cancel()
 	go func() {
 		select {

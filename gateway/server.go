@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/logs"
 )
 
 // Timeouts of the plain HTTP side.
@@ -79,7 +81,7 @@ func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), LevelDebug),
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), logs.LevelDebug),
 	}
 }
 

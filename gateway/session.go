@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/logs"
 	"github.com/wsgate/wsgate/process"
 )
 
@@ -127,7 +128,7 @@ func (s *session) run(ctx context.Context) {
 	s.wire.wake = proc.Wake // the feeder writes what is asked while the child is quiet
 	s.gw.setLive(s, true)
 	defer s.gw.setLive(s, false)
-	s.log.Log(ctx, LevelTrace, "session started", "remote", s.remote, "path", s.uri)
+	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri)
 
 	go s.pumpOutput()
 	s.watch.start()
@@ -272,7 +273,7 @@ func (s *session) logAccess() {
 		"msgs_out", msgsOut,
 		"bytes_out", bytesOut,
 	)
-	s.log.Log(context.Background(), LevelAccess, "session ended", attrs...)
+	s.log.Log(context.Background(), logs.LevelAccess, "session ended", attrs...)
 }
 
 // rootCause returns the innermost error, such as "permission denied".
