@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -103,4 +106,66 @@ func TestShutdown_SecondSignalKillsChildrenThatIgnoreSignals(t *testing.T) {
 	if err := <-closed; err != nil {
 		t.Errorf("client: %v", err)
 	}
+}
+
+// expectCleanExit waits for the gateway to exit after the signal just sent
+// and checks that it exited 0 within the contract's bound (about 2 s with
+// closems 0; the slack is for a loaded machine) and did not abort.
+func expectCleanExit(t *testing.T, g *gatewayProc) time.Duration {
+	t.Helper()
+	code, elapsed := g.wait(15 * time.Second)
+	if code != 0 || elapsed > 5*time.Second {
+		t.Errorf("wsgate exited %d %v after SIGTERM, want 0 within about 2 s", code, elapsed.Round(time.Millisecond))
+	}
+	if strings.Contains(g.logs(), "shutdown cut short") {
+		t.Errorf("wsgate logged %q", "shutdown cut short")
+	}
+	return elapsed
+}
+
+// expectClosedSoon checks that the server closes conn within timeout,
+// without a response: it had not sent a whole request.
+func expectClosedSoon(t *testing.T, conn net.Conn, what string, timeout time.Duration) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(timeout))
+	n, err := conn.Read(make([]byte, 512))
+	if n > 0 || err == nil || isTimeout(err) {
+		t.Errorf("%s: read %d bytes, %v; want the server to close it within %v", what, n, err, timeout)
+	}
+}
+
+// A browser's preconnect, a port scan or a load balancer's probe opens a
+// connection and sends nothing, or not all of a request: shutdown closes it
+// at once rather than waiting for net/http's five seconds.
+func TestShutdown_ConnectionsWithoutARequestDoNotHoldItUp(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "cat")
+	conn := dial(t, g.url("/"))
+	send(t, conn, "hello")
+	if got := receive(t, conn); got != "hello" {
+		t.Fatalf("echo %q", got)
+	}
+	idle := rawConn(t, g.addr)
+	partial := rawConn(t, g.addr)
+	if _, err := io.WriteString(partial, "GET / HTTP/1.1\r\nHost: "); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // both accepted and waiting for their requests
+
+	closed := make(chan error, 1)
+	go func() {
+		_, ce, err := readUntilClose(conn, 10*time.Second)
+		if err == nil && ce.Code != websocket.CloseGoingAway {
+			err = fmt.Errorf("close %d %q, want 1001", ce.Code, ce.Text)
+		}
+		closed <- err
+	}()
+	g.stop(syscall.SIGTERM)
+	expectClosedSoon(t, idle, "a connection that sent nothing", 2*time.Second)
+	expectClosedSoon(t, partial, "a connection that sent half a request line", 2*time.Second)
+	elapsed := expectCleanExit(t, g)
+	if err := <-closed; err != nil {
+		t.Errorf("the WebSocket client: %v", err)
+	}
+	t.Logf("exited %v after SIGTERM", elapsed.Round(time.Millisecond))
 }

@@ -54,33 +54,37 @@ type Server struct {
 	redirect  *http.Server
 	listeners []net.Listener // main listeners
 	redirects []net.Listener
+	fresh     *freshConns // of both HTTP servers
 	log       *slog.Logger
 }
 
 // Listen opens every listener of ls for gw. On error, the ones already open
 // are closed.
 func Listen(ls Listeners, gw *Gateway, logger *slog.Logger) (*Server, error) {
+	fresh := newFreshConns()
 	s := &Server{
-		gw:   gw,
-		log:  logger,
-		main: newHTTPServer(gw, logger),
+		gw:    gw,
+		log:   logger,
+		fresh: fresh,
+		main:  newHTTPServer(gw, fresh, logger),
 	}
 	if err := s.open(ls); err != nil {
 		s.closeListeners()
 		return nil, err
 	}
 	if len(s.redirects) > 0 {
-		s.redirect = newHTTPServer(redirectHandler(ls.RedirectPort, ls.TLS != nil), logger)
+		s.redirect = newHTTPServer(redirectHandler(ls.RedirectPort, ls.TLS != nil), fresh, logger)
 	}
 	return s, nil
 }
 
-func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+func newHTTPServer(h http.Handler, fresh *freshConns, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         fresh.track,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), logs.LevelDebug),
 	}
 }
@@ -193,8 +197,10 @@ func (s *Server) Serve() error {
 }
 
 // Shutdown stops accepting, closes every session with 1001, stops every
-// child, and waits for all of it, or until ctx is done.
+// child, and waits for all of it, or until ctx is done. Connections that
+// have not sent a whole request yet are closed at once.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.fresh.closeAll()
 	httpDone := make(chan error, 2)
 	go func() { httpDone <- s.main.Shutdown(ctx) }()
 	go func() {
@@ -212,4 +218,63 @@ func (s *Server) closeListeners() {
 	for _, l := range append(s.listeners, s.redirects...) {
 		l.Close()
 	}
+}
+
+// freshConns are the connections that have not sent a whole request yet:
+// idle after the TCP handshake (a browser's preconnect, a port scan, a load
+// balancer's probe) or still sending their request headers. net/http's
+// Shutdown waits up to five seconds for such a connection, longer than
+// wsgate's whole shutdown may take, so Shutdown closes them itself, at once:
+// nothing of theirs has begun.
+type freshConns struct {
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closing bool // shutdown has begun: close new ones as they come
+}
+
+func newFreshConns() *freshConns {
+	return &freshConns{conns: make(map[net.Conn]struct{})}
+}
+
+// track is the servers' ConnState hook. A connection is fresh from its
+// accept until net/http has read its first request.
+func (f *freshConns) track(c net.Conn, state http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case state != http.StateNew:
+		delete(f.conns, c)
+	case f.closing: // accepted as the listeners were being closed
+		hangUp(c)
+	default:
+		f.conns[c] = struct{}{}
+	}
+}
+
+// closeAll hangs up every fresh connection, and from now on each new one as
+// it is accepted.
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closing = true
+	for c := range f.conns {
+		hangUp(c)
+	}
+	clear(f.conns)
+}
+
+// hangUp ends a connection that net/http is reading a request from, without
+// waiting: it shuts the socket's reading side down, so that the read ends at
+// once (whatever deadline net/http sets), and net/http's goroutine then
+// closes the connection. Close would wait for that goroutine's read to
+// return, one connection after the other: measured, 1.3 s for 300
+// connections on a loaded machine, most of shutdown's bound.
+func hangUp(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if cr, ok := c.(interface{ CloseRead() error }); ok && cr.CloseRead() == nil {
+		return
+	}
+	c.Close()
 }
