@@ -92,3 +92,33 @@ func putBuffer(b *[]byte) {
 		bufferPool.Put(b)
 	}
 }
+
+// frameBufferCap is the capacity of a frame batch's buffer: the batch is
+// written once it holds batchLimit bytes, and the frame that gets it there
+// carries less than batchLimit of payload (a longer line is sent in pieces),
+// so the buffer never grows. A buffer that grew would not go back to the
+// pool, and a new one would be allocated for every batch: measured, with 20
+// clients reading yes, 2.3 GB allocated in 2 s and a GC every 3 ms, which
+// with a hundred clients starved the shutdown of CPU.
+const frameBufferCap = 2*batchLimit + maxFrameHeader
+
+// frameBufferPool holds the frame batches' buffers, used only while data
+// moves.
+var frameBufferPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, frameBufferCap)
+	return &b
+}}
+
+func getFrameBuffer() *[]byte {
+	b := frameBufferPool.Get().(*[]byte)
+	*b = (*b)[:0]
+	return b
+}
+
+// putFrameBuffer gives a batch's buffer back, unless a frame over the usual
+// size (a JSON line under --passstderr) made it grow.
+func putFrameBuffer(b *[]byte) {
+	if cap(*b) == frameBufferCap {
+		frameBufferPool.Put(b)
+	}
+}

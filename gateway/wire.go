@@ -242,7 +242,7 @@ func (w *wire) unsent() (int, bool) { return unsentBytes(w.raw) }
 // bytes or so where a write may stop for control frames, and how many
 // messages and payload bytes end before that point.
 type frameBatch struct {
-	pooled   *[]byte // from bufferPool, while the batch holds frames
+	pooled   *[]byte // from frameBufferPool, while the batch holds frames
 	buf      []byte
 	cuts     [8]chunkEnd
 	ncuts    int
@@ -263,7 +263,7 @@ type chunkEnd struct {
 // frame appends one frame; ends says it is the last of its message.
 func (b *frameBatch) frame(op byte, fin bool, payload []byte, ends bool) {
 	if b.pooled == nil {
-		b.pooled = getBuffer()
+		b.pooled = getFrameBuffer()
 		b.buf = *b.pooled
 	}
 	b.buf = appendFrameHeader(b.buf, op, fin, len(payload))
@@ -300,8 +300,8 @@ func (b *frameBatch) reset() {
 	b.payTotal += b.payload
 	b.msgs, b.payload, b.ncuts, b.lastCut = 0, 0, 0, 0
 	if b.pooled != nil {
-		*b.pooled = b.buf[:0] // grown past a batch, putBuffer lets it go
-		putBuffer(b.pooled)
+		*b.pooled = b.buf[:0] // grown past its capacity, putFrameBuffer lets it go
+		putFrameBuffer(b.pooled)
 		b.pooled, b.buf = nil, nil
 	}
 }
