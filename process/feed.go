@@ -32,7 +32,7 @@ func (p *Process) Feed(stdout, stderr io.Writer) Status {
 	feeds := [...]*feed{out, errs}
 	exited := false
 	for !exited || out.fd >= 0 || errs.fd >= 0 {
-		ready := p.nextEvents(feeds[:])
+		ready := p.nextEvents(feeds[:], exited)
 		if ready == 0 { // woken
 			if p.killed.Load() {
 				break
@@ -70,11 +70,13 @@ func orDiscard(w io.Writer) io.Writer {
 	return w
 }
 
-// nextEvents returns what happened next, or 0 when Kill, Wake or the stop
-// sequence's SIGKILL asked for attention. Before it waits, a writer that was
-// fed a full buffer, and so not flushed, is flushed if nothing more is ready.
-func (p *Process) nextEvents(feeds []*feed) int {
+// nextEvents returns what happened next, or 0 when Kill, Wake or a step of
+// the stop sequence asked for attention. Before it waits, a writer that was
+// fed a full buffer, and so not flushed, is flushed if nothing more is ready,
+// and an output whose writer failed is held or released (holdFailed).
+func (p *Process) nextEvents(feeds []*feed, exited bool) int {
 	p.watch.rearm() // before the flags are read: a kick after it is not lost
+	p.holdFailed(feeds, exited)
 	if p.killed.Load() || p.wakeAsked.Load() {
 		return 0
 	}
@@ -91,6 +93,24 @@ func (p *Process) nextEvents(feeds []*feed) int {
 		}
 	}
 	return p.watch.next()
+}
+
+// holdFailed stops reading an output whose writer has failed (the client is
+// gone or closing) until the child has exited or the stop sequence has
+// signalled its group, and then reads it again, dropping what it reads.
+// Reading and dropping at once would let a child that prints without pause
+// (yes) run flat out until its SIGINT, and many such children, at a
+// shutdown, starve wsgate itself of the CPU it needs to close their
+// sessions; held, the child blocks on its full pipe. Once signalled, it may
+// print its last words on its way out.
+func (p *Process) holdFailed(feeds []*feed, exited bool) {
+	release := exited || p.signalled.Load()
+	for _, f := range feeds {
+		if hold := f.failed && f.fd >= 0 && !release; hold != f.held {
+			p.watch.watchOutput(f.fd, f.flag, !hold)
+			f.held = hold
+		}
+	}
 }
 
 // reapLeader collects the exited leader.
@@ -122,6 +142,7 @@ type feed struct {
 	flag   int
 	dirty  bool // written to but not flushed
 	failed bool // w returned an error: drop the rest
+	held   bool // failed, and not read for now (holdFailed)
 }
 
 // pass passes on what the pipe holds now. A read that did not fill the

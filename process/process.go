@@ -73,6 +73,7 @@ type Process struct {
 	status   Status        // valid once exited is closed
 
 	wakeAsked atomic.Bool // Wake was called: Feed flushes stdout's writer
+	signalled atomic.Bool // the stop sequence or Kill signalled the group
 	killed    atomic.Bool // SIGKILL went to the group: Feed ends whatever holds the output
 
 	stopMu   sync.Mutex // guards what follows: the stop sequence's state
@@ -185,6 +186,7 @@ func (p *Process) Kill() {
 		p.signalGroup(syscall.SIGKILL)
 	}
 	p.stopMu.Unlock()
+	p.signalled.Store(true)
 	p.killed.Store(true)
 	p.watch.kick()
 }
@@ -218,9 +220,11 @@ func (p *Process) stopStepDue() {
 		return
 	}
 	p.signalGroup(stopSteps[p.stopStep].sig)
+	p.signalled.Store(true) // Feed reads held output again: see holdFailed
 	p.stopStep++
 	if p.stopStep < len(stopSteps) {
 		p.stopTime.Reset(stopSteps[p.stopStep].wait + p.grace)
+		p.watch.kick()
 		return
 	}
 	p.killed.Store(true)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -423,5 +424,67 @@ func TestNilWritersDropTheOutput(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("child stalled on output nobody took")
+	}
+}
+
+// failingWriter takes nothing: a client that is gone or closing.
+type failingWriter struct{ writes atomic.Int64 }
+
+func (w *failingWriter) Write([]byte) (int, error) {
+	w.writes.Add(1)
+	return 0, io.ErrClosedPipe
+}
+
+// cpuTicks returns the user and system time pid has used, in clock ticks.
+func cpuTicks(t *testing.T, pid int) int {
+	t.Helper()
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	utime, _ := strconv.Atoi(fields[11])
+	stime, _ := strconv.Atoi(fields[12])
+	return utime + stime
+}
+
+// Once stdout's writer has failed, Feed stops reading it until the stop
+// sequence signals the group: a child that prints without pause then
+// blocks on its full pipe instead of running flat out, and gets its signal
+// as usual. (Drained and dropped, yes used a whole core until its SIGINT,
+// which at a shutdown with many such children starved wsgate.)
+func TestOutputIsHeldOnceItsWriterHasFailed(t *testing.T) {
+	t.Parallel()
+	yes, err := exec.LookPath("yes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Start(Spec{Path: yes, Grace: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &failingWriter{}
+	done := make(chan Status, 1)
+	go func() { done <- p.Feed(out, nil) }()
+	t.Cleanup(func() { p.Kill(); <-p.Done() })
+
+	time.Sleep(200 * time.Millisecond) // the pipe fills, the child blocks
+	before := cpuTicks(t, p.Pid())
+	time.Sleep(time.Second)
+	if used := cpuTicks(t, p.Pid()) - before; used > 10 {
+		t.Errorf("the child used %d ticks of CPU in 1 s after its output's writer failed, want it blocked", used)
+	}
+	if n := out.writes.Load(); n != 1 {
+		t.Errorf("the failed writer was called %d times, want once", n)
+	}
+	begin := time.Now()
+	p.Stop()
+	select {
+	case status := <-done:
+		if got := status.String(); got != "signal: interrupt" {
+			t.Errorf("status = %q, want the stop sequence's SIGINT", got)
+		}
+	case <-time.After(StopBound(time.Second) + 5*time.Second):
+		t.Fatalf("Feed did not return %v after Stop", time.Since(begin))
 	}
 }

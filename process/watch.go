@@ -55,6 +55,18 @@ func (w *watcher) add(epfd, fd int, events uint32, tag int32) error {
 	return syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: events, Fd: tag})
 }
 
+// watchOutput starts or stops watching an output that newWatcher watches,
+// tagged with what it reports.
+func (w *watcher) watchOutput(fd, tag int, on bool) {
+	_ = w.raw.Control(func(epfd uintptr) {
+		if on {
+			_ = w.add(int(epfd), fd, syscall.EPOLLIN, int32(tag))
+			return
+		}
+		_ = syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_DEL, fd, nil)
+	})
+}
+
 // poll returns what is reported now, without waiting.
 func (w *watcher) poll() int {
 	ready := 0
