@@ -63,7 +63,11 @@ func (s *session) outputFailed(err error) error {
 	s.out.reset()
 	if werr := s.wire.writeControls(); werr != nil && !errors.Is(werr, errWireClosed) {
 		s.log.Debug("client not writable", "err", werr)
-		s.conn.Close() // the reader returns, and the session ends
+		reason := "write failed"
+		if isTimeout(werr) {
+			reason = "write timeout"
+		}
+		s.drop(reason) // the reader returns, and the session ends
 	}
 	return err
 }

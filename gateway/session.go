@@ -76,6 +76,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 		start:        time.Now(),
 		pumped:       make(chan struct{}),
 	}
+	limitUnsent(hw.raw)
 	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
 	hw.conn.wire.Store(s.wire)
 	s.heard()
