@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -168,4 +171,78 @@ func TestShutdown_ConnectionsWithoutARequestDoNotHoldItUp(t *testing.T) {
 		t.Errorf("the WebSocket client: %v", err)
 	}
 	t.Logf("exited %v after SIGTERM", elapsed.Round(time.Millisecond))
+}
+
+// streamUntilClose reads conn at full speed, discarding what it reads
+// without holding it, until the close frame or an error, and returns "" for
+// close 1001 "server shutting down", else what came instead.
+func streamUntilClose(conn *websocket.Conn, timeout time.Duration) string {
+	_ = conn.SetReadDeadline(time.Now().Add(timeout))
+	msgs := 0
+	for {
+		_, r, err := conn.NextReader()
+		if err == nil {
+			_, err = io.Copy(io.Discard, r)
+		}
+		var ce *websocket.CloseError
+		switch {
+		case errors.As(err, &ce) && ce.Code == websocket.CloseGoingAway && ce.Text == "server shutting down":
+			return ""
+		case errors.As(err, &ce):
+			return fmt.Sprintf("close %d %q after %d messages, want 1001", ce.Code, ce.Text, msgs)
+		case err != nil:
+			return fmt.Sprintf("no close frame after %d messages: %v", msgs, err)
+		}
+		msgs++
+	}
+}
+
+// dialSmallWindow opens a WebSocket connection whose socket takes in at most
+// a few kilobytes that the client has not read.
+func dialSmallWindow(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	small := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, NetDialContext: small.DialContext}
+	conn, resp, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	resp.Body.Close()
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// A client that has stopped reading, with some of its child's output in the
+// way, cannot take in the 1001 behind it: wsgate writes the close frame at
+// once (its socket has room), and the client has a second to take it in,
+// as it would to let it be written. Then it is dropped and its access line
+// says the 1001 was not delivered, while a client that kept up got its 1001
+// and is logged with it, and shutdown keeps its bound.
+func TestShutdown_ClientThatStoppedReadingIsLoggedAsNotDelivered(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, writeScript(t, "yes "+floodArg+" | head -n 64; exec sleep 600"))
+	fast := dial(t, g.url("/"))
+	fastDone := make(chan string, 1)
+	go func() { fastDone <- streamUntilClose(fast, 30*time.Second) }()
+	dialSmallWindow(t, g.url("/")) // reads nothing: 64 kB of output wait for it
+	time.Sleep(500 * time.Millisecond)
+
+	g.stop(syscall.SIGTERM)
+	expectCleanExit(t, g)
+	if r := <-fastDone; r != "" {
+		t.Errorf("the client that kept up: %s", r)
+	}
+	var codes []string
+	for _, f := range logLines(g.logs(), "session ended") {
+		codes = append(codes, f["close_code"]+" "+strconv.Quote(f["close_reason"]))
+	}
+	sort.Strings(codes)
+	want := []string{`1001 "server shutting down"`, `1006 "client did not take the close frame; close 1001 not delivered"`}
+	if strings.Join(codes, ", ") != strings.Join(want, ", ") {
+		t.Errorf("access lines say %q, want %q", codes, want)
+	}
 }

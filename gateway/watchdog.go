@@ -126,13 +126,20 @@ func (d *watchdog) check(now time.Time) (time.Duration, string) {
 	return next, ""
 }
 
-// checkClosing bounds the time after our close frame was written: the
-// client gets what it needs to take in the rest while it makes progress,
-// then closeWait to answer.
+// checkClosing bounds the time after our close frame was written. After
+// the child's exit, the client gets what it needs to take in the rest while
+// it makes progress; a close that jumped ahead of the data (shutdown, an
+// error) must be taken in, whatever was in the socket before it, within
+// controlWriteWait of being asked for, so that shutdown keeps its bound. Then
+// the client has closeWait to answer.
 func (d *watchdog) checkClosing(now time.Time, unsent int, stalled bool) (time.Duration, string) {
 	if unsent > 0 {
 		d.drained = time.Time{}
-		if stalled {
+		urgent := d.wire.urgentSince()
+		switch {
+		case !urgent.IsZero() && now.Sub(urgent) >= controlWriteWait:
+			return 0, "client did not take the close frame"
+		case stalled:
 			return 0, "client stopped reading"
 		}
 		return closePoll, ""

@@ -93,6 +93,12 @@ func (w *wire) closeAsked() time.Time {
 	if w.closeWritten.Load() {
 		return time.Time{}
 	}
+	return w.urgentSince()
+}
+
+// urgentSince returns when a close that jumps ahead of the data was asked
+// for, written or not, or the zero time.
+func (w *wire) urgentSince() time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.urgentAt
