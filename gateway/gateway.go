@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/wsgate/wsgate/process"
 )
 
 // Defaults for the zero values of Config.
@@ -279,26 +278,30 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 }
 
-// abortWait bounds how long Abort waits for killed children to be reaped.
+// abortWait bounds how long Abort waits for the sessions it ends.
 const abortWait = time.Second
 
-// Abort kills every child at once, for a shutdown that cannot wait, and
-// waits (a second at most) until they are reaped, so that none is left a
-// zombie when the program exits.
+// Abort ends every session with a running child at once, for a shutdown
+// that cannot wait: each child's group gets SIGKILL, and each connection
+// still open is dropped, so that its access line tells whether its close
+// frame was delivered. It waits (a second at most) until those sessions
+// have ended, their children reaped and their access lines logged, so that
+// no zombie and no untold session is left when the program exits.
 func (g *Gateway) Abort() {
 	g.mu.Lock()
-	procs := make([]*process.Process, 0, len(g.live))
+	g.closed = true
+	live := make([]*session, 0, len(g.live))
 	for s := range g.live {
-		procs = append(procs, s.proc)
+		live = append(live, s)
 	}
 	g.mu.Unlock()
-	for _, p := range procs {
-		p.Kill()
+	for _, s := range live {
+		s.abort("shutdown cut short")
 	}
 	deadline := time.After(abortWait)
-	for _, p := range procs {
+	for _, s := range live {
 		select {
-		case <-p.Done():
+		case <-s.ended:
 		case <-deadline:
 			return
 		}

@@ -450,3 +450,28 @@ func TestReverseLookupNamesTheClient(t *testing.T) {
 		}
 	}
 }
+
+// When shutdown runs out of time, Abort kills every child and drops every
+// client at once, and before it returns each session has been reaped and
+// logged, its access line saying that its 1001 was not delivered.
+func TestAbortReapsAndLogsEverySessionTruthfully(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, script(t, "echo $$; exec yes 0123456789012345678901234567890123456789"))
+	conn := tg.dial(t, "/", nil)
+	pgid := readPid(t, conn)
+	time.Sleep(500 * time.Millisecond) // the client reads nothing: the socket fills
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if err := tg.gw.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown returned nil within 1 ms, with a client that reads nothing")
+	}
+	tg.gw.Abort()
+	if left := groupMembers(pgid); len(left) > 0 {
+		t.Errorf("after Abort, the child's group still has %+v", left)
+	}
+	want := `close_code=1006 close_reason="shutdown cut short; close 1001 not delivered"`
+	if logs := tg.logs.String(); !strings.Contains(logs, want) {
+		t.Errorf("after Abort, no access line with %s:\n%s", want, logs)
+	}
+}

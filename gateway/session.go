@@ -51,6 +51,7 @@ type session struct {
 	// stdinDeadline is when a blocked stdin write next wakes: copyInput's own.
 	stdinDeadline time.Time
 	pumped        chan struct{} // closed when pumpOutput has returned
+	ended         chan struct{} // closed once run has logged the session
 
 	ends         closeRecord
 	heardAt      atomic.Int64 // unix nanoseconds the client was last heard from
@@ -75,6 +76,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 		log:          g.log.With("id", id),
 		start:        time.Now(),
 		pumped:       make(chan struct{}),
+		ended:        make(chan struct{}),
 	}
 	limitUnsent(hw.raw)
 	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
@@ -117,6 +119,7 @@ func (s *session) refuse(code int, reason string) {
 
 // run starts the child and serves the connection until both sides are done.
 func (s *session) run(ctx context.Context) {
+	defer close(s.ended)
 	proc, err := process.Start(s.spec())
 	if err != nil {
 		s.log.Error("command failed to start", "err", err)
@@ -211,11 +214,19 @@ func (s *session) closeWith(code int, reason string) {
 	}
 }
 
-// drop ends a client that is gone or too slow: the watchdog's verdict.
+// drop ends a client that is gone or too slow: the watchdog's verdict, or
+// Abort's. The first reason given is the one logged.
 func (s *session) drop(reason string) {
-	s.dropReason.Store(&reason)
+	s.dropReason.CompareAndSwap(nil, &reason)
 	s.log.Debug("dropping client", "reason", reason)
 	s.conn.Close() // the reader returns, and the session ends
+}
+
+// abort kills the child's group at once and drops the client: the
+// gateway's shutdown ran out of time.
+func (s *session) abort(reason string) {
+	s.proc.Kill()
+	s.drop(reason)
 }
 
 // readUntilClosed reads and discards until the client answers the close
