@@ -116,6 +116,8 @@ func (w *wiring) serve() int {
 		return exitFailure
 	}
 	logger.Info("serving", "command", w.cli.Command, "dir", w.cli.Dir, "version", version)
+	reaper := process.StartReaper() // escapees of every session, reaped as they exit
+	defer reaper.Stop()
 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)

@@ -18,8 +18,8 @@
 // grandchildren orphaned by a dying child are reparented to it and reaped by
 // the sweep that ends every child, instead of lingering as zombies under an
 // init that does not reap. A process that left its group with setsid is out
-// of the sweep's reach and may run on; once it has exited, a later sweep
-// reaps it.
+// of the sweep's reach and may run on; once it has exited, a Reaper (one per
+// program, see StartReaper) reaps it at once, and else a later sweep.
 package process
 
 import (

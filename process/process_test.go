@@ -1,6 +1,7 @@
 package process
 
 import (
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -487,4 +488,95 @@ func TestOutputIsHeldOnceItsWriterHasFailed(t *testing.T) {
 	case <-time.After(StopBound(time.Second) + 5*time.Second):
 		t.Fatalf("Feed did not return %v after Stop", time.Since(begin))
 	}
+}
+
+// startReaper runs a Reaper until the test ends.
+func startReaper(t *testing.T) {
+	t.Helper()
+	r := StartReaper()
+	t.Cleanup(r.Stop)
+}
+
+// A Reaper reaps the processes that left their group with setsid as soon
+// as they exit, without any sweep: none stays a zombie for more than a
+// moment.
+func TestReaperReapsEscapeesAsTheyExit(t *testing.T) {
+	// Not parallel: other tests' exited children, not yet collected by
+	// their Feed, would hide the escapees for a moment (reapEscapees).
+	startReaper(t)
+	p := start(t, `i=0; while [ $i -lt 25 ]; do setsid sleep $(printf '0.%02d' $((20+i*2))) & echo $!; i=$((i+1)); done`, 0)
+	out, _ := p.finish(t, 3*time.Second)
+	pids := strings.Fields(out)
+	if len(pids) != 25 {
+		t.Fatalf("stdout = %q, want 25 pids", out)
+	}
+	zombieSince := map[string]time.Time{}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		left := 0
+		for _, pid := range pids {
+			stat, err := os.ReadFile("/proc/" + pid + "/stat")
+			if err != nil {
+				continue // reaped
+			}
+			left++
+			if state := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))[0]; state != "Z" {
+				continue
+			}
+			if _, ok := zombieSince[pid]; !ok {
+				zombieSince[pid] = time.Now()
+			}
+			if z := time.Since(zombieSince[pid]); z > 500*time.Millisecond {
+				t.Fatalf("escapee %s has been a zombie for %v", pid, z)
+			}
+		}
+		if left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 25 escapees still there after 5 s", left)
+		}
+	}
+}
+
+// The Reaper never takes a child that has a waiter of its own: os/exec's
+// (net/http/cgi's scripts) Wait still gets the exit status, even when it
+// comes late, after the child has been a zombie for a while and SIGCHLDs
+// have come and gone.
+func TestReaperLeavesOtherWaitersChildrenAlone(t *testing.T) {
+	t.Parallel()
+	startReaper(t)
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command("sh", "-c", "exit $0", strconv.Itoa(i+1))
+			if err := cmd.Start(); err != nil {
+				t.Error(err)
+				return
+			}
+			waitZombie(t, cmd.Process.Pid)
+			time.Sleep(100 * time.Millisecond) // the Reaper has looked, more than once
+			var exitErr *exec.ExitError
+			if err := cmd.Wait(); !errors.As(err, &exitErr) || exitErr.ExitCode() != i+1 {
+				t.Errorf("child %d: Wait returned %v, want exit status %d", i, err, i+1)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// waitZombie waits until pid has exited and is not yet reaped.
+func waitZombie(t *testing.T, pid int) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			t.Errorf("pid %d was reaped behind its waiter's back", pid)
+			return
+		}
+		if strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))[0] == "Z" {
+			return
+		}
+	}
+	t.Errorf("pid %d did not exit within 5 s", pid)
 }

@@ -35,30 +35,38 @@ func reapGroup(pgid int) {
 	}
 }
 
+// escapeesMu serialises reapEscapees: the Reaper and every sweep call it,
+// and two callers that both saw one exited escapee could otherwise race
+// between looking at a pid and reaping it.
+var escapeesMu sync.Mutex
+
 // reapEscapees reaps the exited processes that had left their child's
 // session with setsid and were orphaned to us as the subreaper: no sweep
 // waits for them, since they are in no child's group, and they would stay
 // zombies for the program's life. Only processes of another session than
 // ours are taken, so a child the program waits for itself, such as an
-// os/exec one, is never reaped behind its waiter's back. waitid tells of one
-// exited child at a time, so one of ours whose waiter has yet to collect it
-// hides the escapees until a later call.
-func reapEscapees() {
+// os/exec one or a Process's leader, is never reaped behind its waiter's
+// back. waitid tells of one exited child at a time, so one of ours whose
+// waiter has yet to collect it hides the escapees: reapEscapees then
+// reports hidden, and a later call finds them.
+func reapEscapees() (hidden bool) {
+	escapeesMu.Lock()
+	defer escapeesMu.Unlock()
 	self, err := getsid(0)
 	if err != nil {
-		return
+		return false
 	}
 	for {
 		pid := exitedChild()
 		if pid <= 0 {
-			return
+			return false
 		}
 		if sid, err := getsid(pid); err != nil || sid == self {
-			return
+			return err == nil
 		}
 		var ws syscall.WaitStatus
 		if _, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); err != nil && err != syscall.EINTR {
-			return
+			return false
 		}
 	}
 }
