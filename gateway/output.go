@@ -65,7 +65,7 @@ func (s *session) outputFailed(err error) error {
 		s.log.Debug("client not writable", "err", werr)
 		reason := "write failed"
 		if isTimeout(werr) {
-			reason = "write timeout"
+			reason = reasonWriteTimeout
 		}
 		s.drop(reason) // the reader returns, and the session ends
 	}

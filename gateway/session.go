@@ -94,7 +94,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 	conn.SetCloseHandler(s.onClose)
 	conn.SetPingHandler(func(data string) error {
 		s.heard()
-		s.wire.control(controlFrame(opPong, []byte(data)))
+		s.wire.answerPing([]byte(data))
 		return nil
 	})
 	conn.SetPongHandler(func(string) error {
@@ -215,8 +215,13 @@ func (s *session) closeWith(code int, reason string) {
 }
 
 // drop ends a client that is gone or too slow: the watchdog's verdict, or
-// Abort's. The first reason given is the one logged.
+// Abort's. The first reason given is the one logged. A client that accepts
+// nothing while it pings us faster than our pongs can go out is not merely
+// slow: it floods us with pings, and the log says so.
 func (s *session) drop(reason string) {
+	if reason == reasonWriteTimeout && s.wire.pingsUnanswered() > 0 {
+		reason = "ping flood: client reads nothing"
+	}
 	s.dropReason.CompareAndSwap(nil, &reason)
 	s.log.Debug("dropping client", "reason", reason)
 	s.conn.Close() // the reader returns, and the session ends

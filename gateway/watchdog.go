@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// reasonWriteTimeout is why a client that accepted nothing for the write
+// timeout is dropped.
+const reasonWriteTimeout = "write timeout"
+
 // closePoll is how often a closing connection is looked at: whether the
 // client still takes in what it was sent, and whether it has all of it.
 const closePoll = 100 * time.Millisecond
@@ -109,7 +113,7 @@ func (d *watchdog) check(now time.Time) (time.Duration, string) {
 	backlog := unsent > 0 || d.wire.busy.Load()
 	switch {
 	case backlog && stalled:
-		return 0, "write timeout"
+		return 0, reasonWriteTimeout
 	case d.interval <= 0:
 		return 0, ""
 	case !backlog && now.Sub(d.lastHeard()) >= pongWait(d.interval):

@@ -40,7 +40,8 @@ type wire struct {
 	busy         atomic.Bool  // a write to conn is under way
 	progress     atomic.Int64 // unix nanoseconds the client last took in data
 	closeWritten atomic.Bool
-	moved        time.Time // when a write last moved bytes: the writer's own
+	unanswered   atomic.Int64 // client pings answered only by a later pong
+	moved        time.Time    // when a write last moved bytes: the writer's own
 
 	sent   atomic.Int64 // bytes written to conn, by the writer alone
 	failed error        // the writer's own
@@ -62,12 +63,36 @@ func (w *wire) lastProgress() time.Time { return time.Unix(0, w.progress.Load())
 
 // control asks for a control frame. A close frame asked for here jumps
 // ahead of the data not yet written, and is the last frame: data and
-// control frames asked for after it are dropped.
-func (w *wire) control(frame []byte) {
+// control frames asked for after it are dropped. A ping or pong asked for
+// while one of its kind still waits replaces it (RFC 6455 5.5.3 lets a pong
+// answer only the latest ping), so that what waits stays bounded however
+// many a client that reads nothing makes us owe.
+func (w *wire) control(frame []byte) { w.ask(frame) }
+
+// answerPing asks for the pong that answers a client's ping, and counts
+// the pings whose pong could not go out before the next ping came: a
+// client that pings faster than it reads.
+func (w *wire) answerPing(payload []byte) {
+	if w.ask(controlFrame(opPong, payload)) {
+		w.unanswered.Add(1)
+	}
+}
+
+// pingsUnanswered returns how many of the client's pings were answered
+// only by a later pong.
+func (w *wire) pingsUnanswered() int64 { return w.unanswered.Load() }
+
+// ask queues a control frame as control says, and reports whether it
+// replaced one still waiting.
+func (w *wire) ask(frame []byte) (replaced bool) {
 	w.mu.Lock()
 	if w.closing {
 		w.mu.Unlock()
-		return
+		return false
+	}
+	if w.replaceWaiting(frame) {
+		w.mu.Unlock()
+		return true
 	}
 	w.controls = append(w.controls, frame)
 	if frameOpcode(frame) == opClose {
@@ -78,6 +103,23 @@ func (w *wire) control(frame []byte) {
 	if !w.busy.Load() { // else the writer sees it after this chunk
 		w.wake()
 	}
+	return false
+}
+
+// replaceWaiting puts a ping or pong in the place of one of its kind that
+// is still waiting, and reports whether it did. Call it with mu held.
+func (w *wire) replaceWaiting(frame []byte) bool {
+	op := frameOpcode(frame)
+	if op != opPing && op != opPong {
+		return false
+	}
+	for i, f := range w.controls {
+		if frameOpcode(f) == op {
+			w.controls[i] = frame
+			return true
+		}
+	}
+	return false
 }
 
 // isClosing reports whether a close frame has been asked for.
