@@ -188,7 +188,7 @@ var errStdinClosed = errors.New("child's stdin closed")
 // the write, and so, through TCP, the client: that is the backpressure.
 // While blocked, the write wakes every stdinCheckInterval to see whether the
 // client has hung up or the session is closing, since the socket is not
-// being read and would not tell.
+// being read and would not tell by itself (probeClient).
 func (s *session) writeStdin(buf []byte) error {
 	stdin := s.proc.Stdin()
 	for {
@@ -206,8 +206,24 @@ func (s *session) writeStdin(buf []byte) error {
 			return errStdinClosed
 		case peerHungUp(s.raw):
 			return errClientGone
+		default:
+			s.probeClient()
 		}
 	}
+}
+
+// probeClient sends the client an unsolicited pong (RFC 6455 5.5.3: a
+// heartbeat that needs no answer), so that a client that has left makes
+// its socket say so. A client that closed its socket while its writes were
+// blocked on our full receive window left its FIN queued behind the data
+// that the window holds back: measured, its side sits in FIN-WAIT-1 with
+// megabytes unsent and ours in ESTABLISHED with a full receive queue, so
+// poll shows no hang-up, and without pings (or until the next one) the
+// child ran on. Data reaching a socket its owner has closed draws a reset,
+// which peerHungUp sees at the next check. A client still there ignores the
+// pong; one at a time is queued (wire.control).
+func (s *session) probeClient() {
+	s.wire.control(controlFrame(opPong, nil))
 }
 
 // pushStdinDeadline sets the next wake-up of a blocked stdin write, at most

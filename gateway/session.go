@@ -259,6 +259,8 @@ func (s *session) clientEnded(err error) {
 		reason := "connection dropped"
 		if r := s.dropReason.Load(); r != nil {
 			reason = *r
+		} else if errors.Is(err, errClientGone) {
+			reason = "client hung up"
 		}
 		s.ends.lose(reason)
 		s.log.Debug("client gone", "reason", reason, "err", err)
