@@ -20,17 +20,33 @@ const clientReadBufferSize = 2 << 10
 // response to. Once a session has attached its wire, what gorilla still
 // writes (the close frames it answers protocol errors with) goes to the wire
 // as a control frame, so that the wire stays the socket's only writer, and
-// gorilla's write deadlines are ignored: the wire sets its own.
+// gorilla's write deadlines are ignored: the wire sets its own. What is read
+// passes through a frameTracker.
 type clientConn struct {
 	net.Conn
 	wire atomic.Pointer[wire]
+	// closing, set before wire, is told of each close frame gorilla writes
+	// and returns the frame to send instead.
+	closing func(frame []byte) []byte
+	frames  frameTracker // the reader's own
+}
+
+// Read reads from the connection and follows the client's frames.
+func (c *clientConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.frames.scan(p[:max(n, 0)])
+	return n, err
 }
 
 // Write passes the handshake response through, and later control frames
 // to the wire.
 func (c *clientConn) Write(p []byte) (int, error) {
 	if w := c.wire.Load(); w != nil {
-		w.control(append([]byte(nil), p...))
+		frame := append([]byte(nil), p...)
+		if frameOpcode(frame) == opClose && c.closing != nil {
+			frame = c.closing(frame)
+		}
+		w.control(frame)
 		return len(p), nil
 	}
 	return c.Conn.Write(p)

@@ -621,3 +621,41 @@ func TestSafeCutTable(t *testing.T) {
 		})
 	}
 }
+
+func TestFrameTrackerTable(t *testing.T) {
+	closeFrame := func(n int) []byte { return withFirstByte(0x88, tableFrame(true, 7, n)) }
+	cases := []struct {
+		name   string
+		stream []byte
+		seen   bool
+		length uint64
+	}{
+		{"nothing", nil, false, 0},
+		{"data only", joinBytes(tableFrame(true, 7, 5), tableFrame(true, 16, 300)), false, 0},
+		{"empty close", closeFrame(0), true, 0},
+		{"one-byte close", closeFrame(1), true, 1},
+		{"close after data of every length form", joinBytes(tableFrame(true, 7, 125), tableFrame(true, 16, 126), tableFrame(true, 64, 70000), closeFrame(2)), true, 2},
+		{"close after a ping", joinBytes(withFirstByte(0x89, tableFrame(true, 7, 4)), closeFrame(1)), true, 1},
+		{"first close counts", joinBytes(closeFrame(1), closeFrame(0)), true, 1},
+		{"unmasked header", withFirstByte(0x88, tableFrame(false, 7, 3)), true, 3},
+		{"close header cut short", closeFrame(1)[:3], false, 0},
+		{"huge announced length", tableHeader(true, 64, 1<<63), false, 0},
+	}
+	for _, c := range cases {
+		for _, split := range []int{0, 1, 2, 3, 7} {
+			var f frameTracker
+			rest := c.stream
+			for len(rest) > 0 {
+				n := len(rest)
+				if split > 0 {
+					n = min(split, n)
+				}
+				f.scan(rest[:n])
+				rest = rest[n:]
+			}
+			if length, seen := f.closePayload(); seen != c.seen || length != c.length {
+				t.Errorf("%s, read %d bytes at a time: close payload %d, seen %v; want %d, %v", c.name, split, length, seen, c.length, c.seen)
+			}
+		}
+	}
+}

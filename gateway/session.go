@@ -59,6 +59,8 @@ type session struct {
 	msgsIn       atomic.Int64
 	bytesIn      atomic.Int64
 	replacedUTF8 atomic.Bool
+	// gorillaClosed: gorilla sent a close frame of its own (gorillaClose).
+	gorillaClosed atomic.Bool
 }
 
 func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Request, e endpoint, id string) *session {
@@ -80,6 +82,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 	}
 	limitUnsent(hw.raw)
 	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
+	hw.conn.closing = s.gorillaClose
 	hw.conn.wire.Store(s.wire)
 	s.heard()
 	s.watch = &watchdog{
@@ -188,9 +191,16 @@ func (s *session) spec() process.Spec {
 // heard notes that the client was heard from.
 func (s *session) heard() { s.heardAt.Store(time.Now().UnixNano()) }
 
-// onClose records the client's close code and answers it.
+// onClose records the client's close code and answers it. A close frame
+// whose payload is a single byte, which gorilla reports as no status at
+// all, is a protocol error and answered as one.
 func (s *session) onClose(code int, text string) error {
 	s.heard()
+	if n, _ := s.client.frames.closePayload(); code == websocket.CloseNoStatusReceived && n == 1 {
+		s.log.Info("client broke the protocol; closing", "remote", s.remote, "reason", reasonOneByteClose)
+		s.closeWith(websocket.CloseProtocolError, reasonOneByteClose)
+		return nil
+	}
 	s.ends.receive(code, text)
 	if code == websocket.CloseNoStatusReceived {
 		code = websocket.CloseNormalClosure
@@ -198,6 +208,31 @@ func (s *session) onClose(code int, text string) error {
 	s.wire.control(closeFrame(code, ""))
 	return nil
 }
+
+// reasonOneByteClose is the reason of the 1002 that answers a close frame
+// with a one-byte payload.
+const reasonOneByteClose = "close frame with a 1-byte payload"
+
+// gorillaClose is told of each close frame gorilla sends on its own: 1002
+// when the client broke the protocol, 1009 for a message over the limit. It
+// records the frame, so that the access line names what the client got,
+// and returns it to be sent, the 1009 with a reason (gorilla's has none).
+func (s *session) gorillaClose(frame []byte) []byte {
+	code, reason := closeFrameFields(frame)
+	if code == websocket.CloseMessageTooBig && reason == "" {
+		reason = reasonTooBig
+		frame = closeFrame(code, reason)
+	}
+	s.gorillaClosed.Store(true)
+	if s.ends.send(code, reason) {
+		s.log.Info("client broke the protocol; closing", "remote", s.remote, "code", code, "reason", reason)
+	}
+	return frame
+}
+
+// reasonTooBig is the reason of the 1009 for a client message over the
+// limit.
+const reasonTooBig = "message too big"
 
 // goingAway closes the session because the gateway is shutting down.
 func (s *session) goingAway() {
@@ -254,7 +289,11 @@ func (s *session) clientEnded(err error) {
 	case closed && ce.Code != closeAbnormal:
 		// the close handler has recorded it
 	case errors.Is(err, websocket.ErrReadLimit):
-		s.ends.send(websocket.CloseMessageTooBig, "message too big")
+		// gorilla sent its 1009 (gorillaClose), but none for a length past
+		// what an int64 holds: then this one goes.
+		s.closeWith(websocket.CloseMessageTooBig, reasonTooBig)
+	case s.gorillaClosed.Load():
+		// gorilla answered a protocol error with a close frame (gorillaClose)
 	default:
 		reason := "connection dropped"
 		if r := s.dropReason.Load(); r != nil {
