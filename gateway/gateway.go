@@ -212,7 +212,15 @@ func (g *Gateway) newPlainHandler() (http.Handler, error) {
 // requests go to the developer console, CGI scripts or static files.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	addHeaders(w, g.cfg.Headers)
-	if !websocket.IsWebSocketUpgrade(r) {
+	upgrade := websocket.IsWebSocketUpgrade(r)
+	if hasControlChar(r.URL.Path) {
+		// It would reach PATH_INFO and the other path variables, a NUL
+		// making the command fail to start, a newline splitting them.
+		g.log.Info("request refused: control character in path", "remote", r.RemoteAddr, "path", r.URL.EscapedPath())
+		http.Error(w, "control character in path", http.StatusBadRequest)
+		return
+	}
+	if !upgrade {
 		addHeaders(w, g.cfg.HeadersHTTP)
 		g.plain.ServeHTTP(w, r)
 		return

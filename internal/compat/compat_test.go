@@ -442,6 +442,7 @@ var scenarios = []scenario{
 	{"differs/origin-policy", testOriginPolicy},
 	{"differs/symlink-out-of-dir", testSymlinkOut},
 	{"differs/non-executable-in-dir", testNonExecutable},
+	{"differs/control-characters-in-path", testControlCharactersInPath},
 }
 
 // testLineEcho: a script echoing each line gives back the same messages.
@@ -1033,6 +1034,26 @@ func testOriginPolicy(t *testing.T) {
 	}
 }
 
+// testControlCharactersInPath: a path holding an encoded newline gets 400
+// from wsgate; websocketd runs the command with the newline in PATH_INFO.
+func testControlCharactersInPath(t *testing.T) {
+	info := script(t, "printf '%s|' \"$PATH_INFO\"; echo\n")
+	for _, im := range bothImpls(t) {
+		s := startServer(t, im, info)
+		conn, status, err := dial(t, s, "/a%0ab", nil)
+		switch {
+		case im.isWsgate() && status != http.StatusBadRequest:
+			t.Errorf("wsgate: /a%%0ab: status %d (%v), want 400", status, err)
+		case !im.isWsgate() && err != nil:
+			t.Errorf("websocketd: /a%%0ab refused (HTTP %d): %v", status, err)
+		case !im.isWsgate():
+			if o := observe(conn, readTimeout); len(o.msgs) == 0 || !strings.Contains(strings.Join(o.msgs, "\n"), "a") {
+				t.Errorf("websocketd: /a%%0ab: %v; want the command run", o)
+			}
+		}
+	}
+}
+
 // testSymlinkOut: a symlink in --dir to a script outside it is 404 in
 // wsgate and run by websocketd.
 func testSymlinkOut(t *testing.T) {
@@ -1105,6 +1126,7 @@ var readmeTopics = map[string]string{
 	"origin":                          "differs/origin-policy",
 	"symlink out of --dir":            "differs/symlink-out-of-dir",
 	"non-executable file in --dir":    "differs/non-executable-in-dir",
+	"control characters in the path":  "differs/control-characters-in-path",
 }
 
 // TestReadmeDifferences checks that the README's table of differences and
