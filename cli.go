@@ -263,6 +263,21 @@ func (c *CLI) listeners() (gateway.Listeners, error) {
 	return ls, nil
 }
 
+// loopbackOnly reports whether every main listener of ls is on loopback,
+// so that the gateway refuses a Host that DNS rebinding could send. A Unix
+// socket is not: a reverse proxy reaches it with the public name as Host.
+func loopbackOnly(ls gateway.Listeners) bool {
+	if ls.UnixSocket != "" || len(ls.Addrs) == 0 {
+		return false
+	}
+	for _, addr := range ls.Addrs {
+		if !gateway.LoopbackAddr(addr) {
+			return false
+		}
+	}
+	return true
+}
+
 // tcpAddrs joins each --address with port; no address means all interfaces.
 func (c *CLI) tcpAddrs(port int) []string {
 	if len(c.Address) == 0 {

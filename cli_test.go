@@ -122,3 +122,34 @@ func TestAddressesAreEachJoinedWithThePort(t *testing.T) {
 		t.Errorf("--unixsocket with --port: TCP %v, want :9000 too", ls.Addrs)
 	}
 }
+
+func TestLoopbackOnlyWhenEveryListenerIsOnLoopback(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"cat"}, false}, // every interface
+		{[]string{"--address=127.0.0.1", "cat"}, true},
+		{[]string{"--address=127.0.0.2", "--address=[::1]", "--address=localhost", "cat"}, true},
+		{[]string{"--address=127.0.0.1", "--address=0.0.0.0", "cat"}, false},
+		{[]string{"--address=::", "cat"}, false},
+		{[]string{"--address=192.0.2.1", "cat"}, false},
+		{[]string{"--address=myhost.example", "cat"}, false},
+		{[]string{"--address=127.0.0.1", "--unixsocket=/tmp/x.sock", "cat"}, false},
+		{[]string{"--unixsocket=/tmp/x.sock", "cat"}, false},
+	}
+	for _, c := range cases {
+		cli, err := parseCLI(c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := cli.listeners()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := loopbackOnly(ls); got != c.want {
+			t.Errorf("%q: loopback only %v, want %v", c.args, got, c.want)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -8,6 +10,90 @@ import (
 	"testing"
 	"time"
 )
+
+// DNS rebinding (DESIGN section 6): a page on evil.example whose name
+// resolves to 127.0.0.1 sends Host: evil.example:PORT and a matching
+// Origin, which the same-origin check alone accepts. With every listener on
+// loopback, a Host that is no loopback name or address is refused with 403
+// and a log line naming the flag that allows it.
+func TestSecurity_NonLoopbackHostIsRefusedWhenEveryListenerIsLoopback(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "cat")
+	_, port, _ := strings.Cut(g.addr, ":")
+	cases := []struct {
+		host string
+		want int
+	}{
+		{"evil.example:" + port, http.StatusForbidden},
+		{"evil.example", http.StatusForbidden},
+		{"10.0.0.1:" + port, http.StatusForbidden},
+		{"localhost.evil.example:" + port, http.StatusForbidden},
+		{"127.0.0.1:" + port, http.StatusSwitchingProtocols},
+		{"localhost:" + port, http.StatusSwitchingProtocols},
+		{"LOCALHOST", http.StatusSwitchingProtocols},
+		{"app.localhost:" + port, http.StatusSwitchingProtocols},
+		{"127.1.2.3:" + port, http.StatusSwitchingProtocols},
+		{"[::1]:" + port, http.StatusSwitchingProtocols},
+	}
+	for _, c := range cases {
+		origin := "Origin: http://" + c.host
+		_, _, status := rawUpgrade(t, g.addr, upgradeRequest("/", c.host, origin))
+		if status != c.want {
+			t.Errorf("Host %s with a matching Origin: status %d, want %d", c.host, status, c.want)
+		}
+	}
+	f := g.waitLog(2*time.Second, "handshake refused: host not allowed", nil)
+	if f["host"] != "evil.example:"+port || !strings.Contains(f["hint"], "--origin=evil.example") {
+		t.Errorf("refusal logged as %v, want the host and a hint naming --origin=evil.example", f)
+	}
+	// Plain HTTP requests (CGI, static files, the console) are refused too:
+	// a rebound page could read their responses.
+	conn := rawConn(t, g.addr)
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: evil.example:" + port + "\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if status := responseStatus(t, conn); status != http.StatusForbidden {
+		t.Errorf("plain GET with Host evil.example: status %d, want 403", status)
+	}
+}
+
+// responseStatus reads an HTTP response head from conn and returns its
+// status code.
+func responseStatus(t *testing.T, conn net.Conn) int {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no response: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// The names --origin lists are allowed as hosts, too.
+func TestSecurity_HostAllowedByOriginFlagIsServed(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "--origin=evil.example", "cat")
+	_, port, _ := strings.Cut(g.addr, ":")
+	host := "evil.example:" + port
+	if _, _, status := rawUpgrade(t, g.addr, upgradeRequest("/", host, "Origin: http://"+host)); status != http.StatusSwitchingProtocols {
+		t.Errorf("Host %s allowed by --origin: status %d, want 101", host, status)
+	}
+	if _, _, status := rawUpgrade(t, g.addr, upgradeRequest("/", "other.example:"+port)); status != http.StatusForbidden {
+		t.Errorf("Host other.example not allowed by --origin: status %d, want 403", status)
+	}
+}
+
+// A listener that is not on loopback (here a Unix socket, which a reverse
+// proxy reaches with the public name as Host) turns the check off.
+func TestSecurity_HostCheckIsOffUnlessEveryListenerIsLoopback(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "wsgate.sock")
+	g := startGateway(t, "--unixsocket="+sock, "cat")
+	if _, _, status := rawUpgrade(t, g.addr, upgradeRequest("/", "public.example")); status != http.StatusSwitchingProtocols {
+		t.Errorf("Host public.example with a Unix socket listener too: status %d, want 101", status)
+	}
+}
 
 // A request path holding a control character once decoded gets 400 before
 // any upgrade, in command mode and in --dir mode: it could otherwise put a

@@ -99,6 +99,7 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 		return nil, err
 	}
 	cfg.Logger = logger
+	cfg.LoopbackOnly = loopbackOnly(listeners)
 	gw, err := gateway.New(cfg)
 	if err != nil {
 		return nil, inFlagTerms(err)

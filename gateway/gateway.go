@@ -65,6 +65,11 @@ type Config struct {
 	// Origins lists the browser origins allowed besides the gateway's own:
 	// "host", "host:port" or "scheme://host[:port]"; "*" allows any.
 	Origins []string
+	// LoopbackOnly says that every listener is on a loopback address (see
+	// LoopbackAddr). Then a request whose Host is neither a loopback name
+	// or address nor allowed by Origins is refused with 403, so that a page
+	// whose name resolves to 127.0.0.1 (DNS rebinding) cannot reach it.
+	LoopbackOnly bool
 	// Headers are added to every response, HeadersWS to handshake
 	// responses, HeadersHTTP to all others.
 	Headers, HeadersWS, HeadersHTTP http.Header
@@ -218,6 +223,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// making the command fail to start, a newline splitting them.
 		g.log.Info("request refused: control character in path", "remote", r.RemoteAddr, "path", r.URL.EscapedPath())
 		http.Error(w, "control character in path", http.StatusBadRequest)
+		return
+	}
+	if !g.hostAllowed(r) {
+		g.refuseHost(w, r, upgrade)
 		return
 	}
 	if !upgrade {

@@ -659,3 +659,46 @@ func TestFrameTrackerTable(t *testing.T) {
 		}
 	}
 }
+
+func TestLoopbackHostTable(t *testing.T) {
+	cases := map[string]bool{
+		"localhost": true, "LOCALHOST:8080": true, "localhost.": true, "app.localhost:80": true,
+		"127.0.0.1": true, "127.255.0.9:1": true, "[::1]:8080": true, "::1": true, "[::ffff:127.0.0.1]:80": true,
+		"": false, "evil.example": false, "localhost.evil.example": false, "evil-localhost": false,
+		"10.0.0.1:80": false, "[::2]:80": false, "0.0.0.0": false, "127.1": false, "[fe80::1%lo]:80": false,
+	}
+	for host, want := range cases {
+		if got := loopbackHost(host); got != want {
+			t.Errorf("loopbackHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+func TestOriginPolicyAllowsHostTable(t *testing.T) {
+	p, err := newOriginPolicy([]string{"app.example", "https://secure.example", "ported.example:8443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		host string
+		tls  bool
+		want bool
+	}{
+		{"app.example", false, true},
+		{"APP.example:9999", false, true},
+		{"secure.example:80", false, true}, // a Host has no scheme
+		{"ported.example:8443", false, true},
+		{"ported.example", true, false}, // 443
+		{"ported.example:80", false, false},
+		{"other.example", false, false},
+		{"", false, false},
+	}
+	for _, c := range cases {
+		if got := p.allowsHost(c.host, c.tls); got != c.want {
+			t.Errorf("allowsHost(%q, tls %v) = %v, want %v", c.host, c.tls, got, c.want)
+		}
+	}
+	if any, _ := newOriginPolicy([]string{"*"}); !any.allowsHost("anything.example", false) {
+		t.Error("--origin='*' does not allow every host")
+	}
+}

@@ -83,6 +83,25 @@ func (p originPolicy) allows(r *http.Request) bool {
 	return false
 }
 
+// allowsHost reports whether a request's Host ("host[:port]") is one the
+// policy allows as an origin, whatever the scheme: "*" allows any.
+func (p originPolicy) allowsHost(hostport string, tls bool) bool {
+	if p.any {
+		return true
+	}
+	host, port := splitHostPort(hostport)
+	host = strings.ToLower(host)
+	if port == "" {
+		port = defaultPort(tls)
+	}
+	for _, a := range p.allowed {
+		if a.host == host && (a.port == "" || a.port == port) {
+			return true
+		}
+	}
+	return false
+}
+
 // sameOrigin reports whether the origin's host and port are the request's.
 func sameOrigin(r *http.Request, host, port string) bool {
 	reqHost, reqPort := splitHostPort(r.Host)

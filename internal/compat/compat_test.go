@@ -442,6 +442,7 @@ var scenarios = []scenario{
 	{"differs/origin-policy", testOriginPolicy},
 	{"differs/symlink-out-of-dir", testSymlinkOut},
 	{"differs/non-executable-in-dir", testNonExecutable},
+	{"differs/dns-rebinding", testDNSRebinding},
 	{"differs/control-characters-in-path", testControlCharactersInPath},
 }
 
@@ -1034,6 +1035,28 @@ func testOriginPolicy(t *testing.T) {
 	}
 }
 
+// testDNSRebinding: both listen on 127.0.0.1 only; a page on evil.example,
+// whose name an attacker points at 127.0.0.1, sends its own name as Host
+// and Origin. wsgate refuses it with 403; websocketd runs the command for it.
+func testDNSRebinding(t *testing.T) {
+	ok := script(t, "echo ok\n")
+	for _, im := range bothImpls(t) {
+		s := startServer(t, im, ok)
+		host := "evil.example:" + s.port
+		conn, status, err := dial(t, s, "/", http.Header{"Host": {host}, "Origin": {"http://" + host}})
+		switch {
+		case im.isWsgate() && status != http.StatusForbidden:
+			t.Errorf("wsgate: Host %s: status %d (%v), want 403", host, status, err)
+		case !im.isWsgate() && err != nil:
+			t.Errorf("websocketd: Host %s refused (HTTP %d): %v", host, status, err)
+		case !im.isWsgate():
+			if o := observe(conn, readTimeout); !slices.Equal(o.msgs, []string{"ok"}) {
+				t.Errorf("websocketd: Host %s: %v; want the command run", host, o)
+			}
+		}
+	}
+}
+
 // testControlCharactersInPath: a path holding an encoded newline gets 400
 // from wsgate; websocketd runs the command with the newline in PATH_INFO.
 func testControlCharactersInPath(t *testing.T) {
@@ -1126,6 +1149,7 @@ var readmeTopics = map[string]string{
 	"origin":                          "differs/origin-policy",
 	"symlink out of --dir":            "differs/symlink-out-of-dir",
 	"non-executable file in --dir":    "differs/non-executable-in-dir",
+	"dns rebinding":                   "differs/dns-rebinding",
 	"control characters in the path":  "differs/control-characters-in-path",
 }
 
