@@ -71,6 +71,9 @@ func (e cgiEnv) list() []string {
 // headers cannot map to one name, and Proxy never becomes HTTP_PROXY
 // (httpoxy). Host is set from the request itself.
 func headerEnvName(name string) (string, bool) {
+	if name == "" {
+		return "", false
+	}
 	for _, c := range name {
 		if !(c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
 			return "", false

@@ -223,7 +223,7 @@ func TestHeaderEnvNameTable(t *testing.T) {
 		{"digits kept", "X-1-2", "HTTP_X_1_2", true},
 		{"all digits", "123", "HTTP_123", true},
 		{"lone dash", "-", "HTTP__", true},
-		{"empty name gives bare prefix", "", "HTTP_", true},
+		{"empty name dropped: no variable HTTP_", "", "", false},
 		{"underscore dropped so X_A cannot pose as X-A", "X_Forwarded_For", "", false},
 		{"Proxy dropped (httpoxy)", "Proxy", "", false},
 		{"proxy in any case dropped", "pRoXy", "", false},

@@ -6,6 +6,7 @@ package testrun
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,8 +25,15 @@ const buildTimeout = 5 * time.Minute
 
 // Main builds wsgate with the race detector, sets *bin to the binary's path,
 // runs the package's tests under goleak, removes the binary, and exits.
-// Call it from TestMain.
+// Call it from TestMain. When no test is to run (-run '^$', as scripts/test
+// fuzzes) and in a fuzzing worker, nothing is built: the fuzz targets do not
+// need the binary, and each worker would build it again.
 func Main(m *testing.M, bin *string) {
+	flag.Parse()
+	if !needsBinary() {
+		goleak.VerifyTestMain(m)
+		return
+	}
 	dir, err := os.MkdirTemp("", "wsgate-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testrun:", err)
@@ -43,6 +51,15 @@ func Main(m *testing.M, bin *string) {
 		os.Exit(1)
 	}
 	goleak.VerifyTestMain(removingDir{m, dir})
+}
+
+// needsBinary reports whether the tests that are to run may need the binary.
+func needsBinary() bool {
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		return false
+	}
+	f := flag.Lookup("test.run")
+	return f == nil || f.Value.String() != "^$"
 }
 
 // removingDir runs the tests, then removes the binary's directory, before
