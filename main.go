@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -123,18 +124,41 @@ func (w *wiring) serve() int {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
+	stats := statsSignal()
+	defer signal.Stop(stats)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 
-	select {
-	case err := <-served:
-		logger.Log(context.Background(), logs.LevelFatal, "server failed", "err", err)
-		gw.Abort()
-		return exitFailure
-	case sig := <-signals:
-		logger.Info("shutting down", "signal", sig.String())
+	for {
+		select {
+		case err := <-served:
+			logger.Log(context.Background(), logs.LevelFatal, "server failed", "err", err)
+			gw.Abort()
+			return exitFailure
+		case <-stats:
+			logger.Info("stats", "goroutines", runtime.NumGoroutine())
+		case sig := <-signals:
+			logger.Info("shutting down", "signal", sig.String())
+			return shutdown(srv, gw, signals, w.grace, logger)
+		}
 	}
-	return shutdown(srv, gw, signals, w.grace, logger)
+}
+
+// statsEnv is the environment variable that, set to 1, makes SIGUSR1 log a
+// "stats" line with the number of goroutines: a hook for tests that check
+// that nothing is left running after churn (the soak test), kept apart from
+// the metrics listener and out of the flags, since no operator needs it.
+const statsEnv = "WSGATE_DEBUG_STATS"
+
+// statsSignal returns a channel that receives SIGUSR1 when statsEnv asks for
+// it, and else one that never receives: SIGUSR1 then keeps its default
+// action.
+func statsSignal() chan os.Signal {
+	stats := make(chan os.Signal, 1)
+	if os.Getenv(statsEnv) == "1" {
+		signal.Notify(stats, syscall.SIGUSR1)
+	}
+	return stats
 }
 
 // shutdown stops the server gracefully; a second signal, or the stop sequence
