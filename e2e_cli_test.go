@@ -203,13 +203,13 @@ func TestCLI_EnvironmentPingMSSetsPingInterval(t *testing.T) {
 	g := startGatewayEnv(t, []string{"WSGATE_PINGMS=200"}, "cat")
 	conn := dial(t, g.url("/"))
 	pings := countPings(conn)
-	// Reading for 1 s lets the client see and answer the pings; the default
-	// interval of 30 s would give none.
-	if _, _, err := readUntilClose(conn, time.Second); !isTimeout(err) {
+	// Reading for 2 s lets the client see and answer the pings; the default
+	// interval of 30 s would give none. A loaded machine may delay some.
+	if _, _, err := readUntilClose(conn, 2*time.Second); !isTimeout(err) {
 		t.Fatalf("reading ended with %v, want a read timeout", err)
 	}
-	if n := pings.Load(); n < 3 || n > 6 {
-		t.Fatalf("%d pings in 1 s, want about 5 (every 200 ms)", n)
+	if n := pings.Load(); n < 3 || n > 11 {
+		t.Fatalf("%d pings in 2 s, want about 10 (every 200 ms)", n)
 	}
 }
 

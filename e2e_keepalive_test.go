@@ -87,7 +87,7 @@ func TestKeepalive_ClientThatNeverAnswersPingsIsDropped(t *testing.T) {
 	// From here the client reads only raw TCP: it sees pings but never
 	// answers them, as a client that stopped reading would not.
 	raw := conn.NetConn()
-	_ = raw.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_ = raw.SetReadDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 4096)
 	var err error
 	for err == nil {
@@ -95,12 +95,14 @@ func TestKeepalive_ClientThatNeverAnswersPingsIsDropped(t *testing.T) {
 	}
 	elapsed := time.Since(dialed)
 	if isTimeout(err) {
-		t.Fatal("the silent client was still connected after 3 s")
+		t.Fatal("the silent client was still connected after 10 s")
 	}
-	if elapsed < 400*time.Millisecond || elapsed > 1500*time.Millisecond {
-		t.Errorf("silent client dropped %v after dialling, want after 2 intervals (400 ms) and within 1.5 s", elapsed)
+	// Not before two intervals; the upper bound is slack for a loaded
+	// machine, far from the write timeout's 60 s.
+	if elapsed < 400*time.Millisecond || elapsed > 5*time.Second {
+		t.Errorf("silent client dropped %v after dialling, want after 2 intervals (400 ms), soon", elapsed)
 	}
-	waitGroupGone(t, pid, 2*time.Second)
+	waitGroupGone(t, pid, 5*time.Second)
 
 	f := g.waitLog(5*time.Second, "session ended", nil)
 	if f["pid"] != strconv.Itoa(pid) || f["close_code"] != "1006" || f["close_reason"] != "ping timeout" {

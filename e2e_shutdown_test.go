@@ -58,9 +58,9 @@ func expectGracefulShutdown(t *testing.T, sig syscall.Signal) {
 			t.Error(r)
 		}
 	}
-	code, elapsed := g.wait(5 * time.Second)
-	if code != 0 || elapsed > 3*time.Second {
-		t.Errorf("wsgate exited %d after %v, want 0 within 3 s", code, elapsed)
+	code, elapsed := g.wait(10 * time.Second)
+	if code != 0 || elapsed > 5*time.Second {
+		t.Errorf("wsgate exited %d after %v, want 0 within about 2 s", code, elapsed)
 	}
 	for _, pid := range children {
 		waitGroupGone(t, pid, 200*time.Millisecond) // reaped by wsgate before it exited
@@ -99,9 +99,11 @@ func TestShutdown_SecondSignalKillsChildrenThatIgnoreSignals(t *testing.T) {
 		t.Fatal("the child that ignores SIGINT and SIGTERM was gone before the second signal")
 	}
 	g.stop(syscall.SIGTERM)
-	code, elapsed := g.wait(5 * time.Second)
-	if elapsed > 1500*time.Millisecond {
-		t.Errorf("wsgate exited %v after the second signal, want within 1.5 s", elapsed)
+	code, elapsed := g.wait(10 * time.Second)
+	// At once, rather than after the 3 s closems would add to each step:
+	// Abort waits a second at most; the rest is slack for a loaded machine.
+	if elapsed > 3*time.Second {
+		t.Errorf("wsgate exited %v after the second signal, want within 3 s", elapsed)
 	}
 	t.Logf("forced exit code %d after %v", code, elapsed)
 	// wsgate is the group's subreaper: what it killed it must also reap before

