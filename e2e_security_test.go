@@ -125,3 +125,25 @@ func TestSecurity_PathWithControlCharactersGets400(t *testing.T) {
 		})
 	}
 }
+
+// A client that sends its request headers a byte at a time (slowloris)
+// holds its connection no longer than the headers' bound, 10 s, and holds
+// no child meanwhile.
+func TestSecurity_HeadersThatTrickleAreCutOffAfterTheirBound(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "cat")
+	conn := rawConn(t, g.addr)
+	begin := time.Now()
+	stop := make(chan struct{})
+	defer close(stop)
+	go trickleHandshake(conn, upgradeRequest("/", g.addr), 500*time.Millisecond, stop)
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, err := conn.Read(make([]byte, 512))
+	took := time.Since(begin)
+	if isTimeout(err) || took < 9*time.Second || took > 20*time.Second {
+		t.Errorf("the trickling connection ended after %v (%v), want after the 10 s bound on request headers", took.Round(time.Millisecond), err)
+	}
+	if children := childrenOf(g.pid()); len(children) > 0 {
+		t.Errorf("wsgate has children %v for a handshake never finished", children)
+	}
+}
