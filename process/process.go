@@ -131,7 +131,7 @@ func forkExec(spec Spec, files *pipeSet) (pid, pidfd int, err error) {
 		Files: []uintptr{uintptr(files.childStdin), uintptr(files.childStdout), uintptr(files.childStderr)},
 		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
 	}
-	pid, err = syscall.ForkExec(spec.Path, append([]string{spec.Path}, spec.Args...), attr)
+	pid, err = forkExecRetrying(spec.Path, append([]string{spec.Path}, spec.Args...), attr)
 	if err != nil {
 		return 0, -1, err
 	}
@@ -143,6 +143,28 @@ func forkExec(spec Spec, files *pipeSet) (pid, pidfd int, err error) {
 		}
 	}
 	return pid, pidfd, nil
+}
+
+// textBusyRetries are the waits before each new attempt at a program that
+// was busy (ETXTBSY): 155 ms in all.
+var textBusyRetries = []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond}
+
+// forkExecRetrying is syscall.ForkExec, tried again for a while when the
+// program is open for writing somewhere (ETXTBSY). That happens for a
+// moment after a script is written, whenever any process forked meanwhile
+// (inheriting the writer's descriptor until its own exec closes it), as on
+// a busy machine that deploys a script while serving, or a test suite that
+// writes scripts while starting servers (golang.org/issue/22315).
+func forkExecRetrying(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	pid, err := syscall.ForkExec(path, argv, attr)
+	for _, wait := range textBusyRetries {
+		if err != syscall.ETXTBSY {
+			break
+		}
+		time.Sleep(wait)
+		pid, err = syscall.ForkExec(path, argv, attr)
+	}
+	return pid, err
 }
 
 // Pid returns the child's process id, which is also its process group id.

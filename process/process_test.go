@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -583,4 +584,24 @@ func waitZombie(t *testing.T, pid int) {
 		}
 	}
 	t.Errorf("pid %d did not exit within 5 s", pid)
+}
+
+// A program still open for writing somewhere (ETXTBSY) for a moment after
+// it was written, as when another process forked meanwhile, starts once it
+// is closed: Start tries again for a while.
+func TestProgramBusyForAMomentStillStarts(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "busy.sh")
+	w, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteString("#!/bin/sh\necho started\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(30*time.Millisecond, func() { w.Close() })
+	c := startSpec(t, Spec{Path: path})
+	if out, _ := c.finish(t, 5*time.Second); out != "started\n" {
+		t.Errorf("stdout = %q, want the script's output", out)
+	}
 }
