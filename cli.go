@@ -49,6 +49,7 @@ type CLI struct {
 	WriteTimeout int   `name:"writetimeout" help:"Seconds a client may accept no data before it is dropped." default:"60" group:"Limits"`
 
 	Binary        bool     `help:"Binary mode: raw bytes both ways instead of lines." group:"Child process"`
+	LineBuffer    bool     `name:"linebuffer" help:"Make the program's stdout a pseudo-terminal, so that programs that buffer output to a pipe (C stdio, Python, grep, sed) send each line as they print it. stdin and stderr stay pipes." group:"Child process"`
 	PassEnv       []string `name:"passenv" help:"Variables of wsgate's environment passed to the child." default:"PATH,LD_LIBRARY_PATH" placeholder:"A,B" group:"Child process"`
 	PassStderr    bool     `name:"passstderr" help:"Send stderr to the client too; every message is then JSON {\"stream\":\"stdout\"|\"stderr\",\"data\":\"...\"}." group:"Child process"`
 	ReverseLookup bool     `name:"reverselookup" help:"Look up the client's DNS name for REMOTE_HOST." group:"Child process"`
@@ -181,6 +182,7 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 		ReverseLookup:  c.ReverseLookup,
 		PassStderr:     c.PassStderr,
 		Binary:         c.Binary,
+		LineBuffer:     c.LineBuffer,
 		MaxForks:       c.MaxForks,
 		MaxMessageSize: c.MaxFrameSize,
 		MaxLineSize:    c.MaxLineSize,
@@ -286,7 +288,7 @@ func joinHostPort(host string, port int) string {
 // boolFlags are the flags that take no value, for websocketdArgs.
 var boolFlags = map[string]bool{
 	"binary": true, "ssl": true, "devconsole": true, "sameorigin": true, "reverselookup": true,
-	"passstderr": true, "version": true, "license": true, "help": true,
+	"passstderr": true, "version": true, "license": true, "help": true, "linebuffer": true,
 }
 
 // websocketdArgs rewrites websocketd's Go-style flags before the command into

@@ -76,6 +76,10 @@ type Config struct {
 	PassStderr bool
 	// Binary sends raw bytes both ways instead of lines.
 	Binary bool
+	// LineBuffer gives each child a pseudo-terminal in raw mode as its
+	// stdout, so that programs that buffer what they write to a pipe (C
+	// stdio, Python) send each line as they print it.
+	LineBuffer bool
 	// MaxForks is the most concurrent children; 0 means unlimited.
 	MaxForks int
 	// MaxMessageSize is the largest client message accepted

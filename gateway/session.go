@@ -174,10 +174,11 @@ func (s *session) spec() process.Spec {
 		env.remoteHost = lookupHost(s.req.RemoteAddr)
 	}
 	return process.Spec{
-		Path:  s.ep.path,
-		Args:  s.ep.args,
-		Env:   env.list(),
-		Grace: cfg.CloseGrace,
+		Path:           s.ep.path,
+		Args:           s.ep.args,
+		Env:            env.list(),
+		Grace:          cfg.CloseGrace,
+		TerminalStdout: cfg.LineBuffer,
 	}
 }
 
