@@ -54,6 +54,8 @@ type CLI struct {
 	PassStderr    bool     `name:"passstderr" help:"Send stderr to the client too; every message is then JSON {\"stream\":\"stdout\"|\"stderr\",\"data\":\"...\"}." group:"Child process"`
 	ReverseLookup bool     `name:"reverselookup" help:"Look up the client's DNS name for REMOTE_HOST." group:"Child process"`
 
+	Subprotocol []string `name:"subprotocol" help:"Subprotocols served: a client gets the first one it offers that is listed, named to the program in WEBSOCKET_PROTOCOL; a client that offers only others gets 400." placeholder:"LIST" group:"WebSocket"`
+
 	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, error or fatal." default:"access" enum:"${loglevels}" group:"Logging"`
 	LogFormat string `name:"logformat" help:"Log format: text or json." default:"text" enum:"text,json" group:"Logging"`
 
@@ -183,6 +185,7 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 		PassStderr:     c.PassStderr,
 		Binary:         c.Binary,
 		LineBuffer:     c.LineBuffer,
+		Subprotocols:   c.Subprotocol,
 		MaxForks:       c.MaxForks,
 		MaxMessageSize: c.MaxFrameSize,
 		MaxLineSize:    c.MaxLineSize,
@@ -196,7 +199,7 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 
 // configFlags names the flag behind each gateway.Config field that a
 // gateway.ConfigError can name.
-var configFlags = map[string]string{"Dir": "--dir", "CGIDir": "--cgidir", "StaticDir": "--staticdir"}
+var configFlags = map[string]string{"Dir": "--dir", "CGIDir": "--cgidir", "StaticDir": "--staticdir", "Subprotocols": "--subprotocol"}
 
 // inFlagTerms restates an error from gateway.New about a Config field as one
 // about the flag that set it.

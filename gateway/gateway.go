@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +81,12 @@ type Config struct {
 	// stdout, so that programs that buffer what they write to a pipe (C
 	// stdio, Python) send each line as they print it.
 	LineBuffer bool
+	// Subprotocols lists the subprotocols served. When set, a client that
+	// offers some gets the first of its offers that is listed, named to
+	// the child in WEBSOCKET_PROTOCOL; one that offers only others is
+	// refused with 400; one that offers none is served, with
+	// WEBSOCKET_PROTOCOL empty.
+	Subprotocols []string
 	// MaxForks is the most concurrent children; 0 means unlimited.
 	MaxForks int
 	// MaxMessageSize is the largest client message accepted
@@ -128,6 +135,7 @@ type Gateway struct {
 	forks     *forkLimit
 	endpoints router
 	origins   originPolicy
+	protocols subprotocols
 	plain     http.Handler
 	wsHeaders http.Header // --header and --header-ws, for gorilla to write
 
@@ -163,6 +171,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.origins, err = newOriginPolicy(cfg.Origins); err != nil {
 		return nil, err
+	}
+	if g.protocols, err = newSubprotocols(cfg.Subprotocols); err != nil {
+		return nil, &ConfigError{Field: "Subprotocols", Err: err}
 	}
 	if g.plain, err = g.newPlainHandler(); err != nil {
 		return nil, err
@@ -236,11 +247,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
+	protocol, ok := g.protocols.choose(r)
+	if !ok {
+		g.log.Info("handshake refused: no subprotocol in common", "remote", r.RemoteAddr, "path", r.URL.Path,
+			"offered", strings.Join(offeredSubprotocols(r), ","), "served", strings.Join(g.protocols, ","))
+		http.Error(w, "no subprotocol in common: this endpoint serves "+strings.Join(g.protocols, ", "), http.StatusBadRequest)
+		return
+	}
 	if !g.track() {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	g.serveWebSocket(w, r, e)
+	g.serveWebSocket(w, r, e, protocol)
 }
 
 func addHeaders(w http.ResponseWriter, headers http.Header) {
@@ -323,10 +341,11 @@ func (g *Gateway) setLive(s *session, live bool) {
 // serveWebSocket upgrades the connection and hands it to a session
 // goroutine, owned by the gateway: returning from the handler lets net/http
 // free what it kept for the request, which an idle session would otherwise
-// hold for its whole life. Shutdown waits for the session.
-func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint) {
+// hold for its whole life. Shutdown waits for the session. protocol is the
+// subprotocol chosen, or "".
+func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint, protocol string) {
 	hw := &hijackWriter{ResponseWriter: w}
-	conn, err := g.upgrader.Upgrade(hw, r, g.wsHeaders)
+	conn, err := g.upgrader.Upgrade(hw, r, g.handshakeHeader(protocol))
 	if err != nil {
 		g.sessions.Done()
 		g.log.Debug("handshake failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)

@@ -170,6 +170,10 @@ func (s *session) spec() process.Spec {
 		software:   cfg.ServerSoftware,
 		passEnv:    cfg.PassEnv,
 	}
+	if len(cfg.Subprotocols) > 0 {
+		protocol := s.conn.Subprotocol()
+		env.subprotocol = &protocol
+	}
 	if cfg.ReverseLookup {
 		env.remoteHost = lookupHost(s.req.RemoteAddr)
 	}
