@@ -55,6 +55,7 @@ type CLI struct {
 	ReverseLookup bool     `name:"reverselookup" help:"Look up the client's DNS name for REMOTE_HOST." group:"Child process"`
 
 	Subprotocol []string `name:"subprotocol" help:"Subprotocols served: a client gets the first one it offers that is listed, named to the program in WEBSOCKET_PROTOCOL; a client that offers only others gets 400." placeholder:"LIST" group:"WebSocket"`
+	Compress    bool     `help:"Compress messages with permessage-deflate for clients that offer it (browsers do)." group:"WebSocket"`
 
 	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, error or fatal." default:"access" enum:"${loglevels}" group:"Logging"`
 	LogFormat string `name:"logformat" help:"Log format: text or json." default:"text" enum:"text,json" group:"Logging"`
@@ -186,6 +187,7 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 		Binary:         c.Binary,
 		LineBuffer:     c.LineBuffer,
 		Subprotocols:   c.Subprotocol,
+		Compress:       c.Compress,
 		MaxForks:       c.MaxForks,
 		MaxMessageSize: c.MaxFrameSize,
 		MaxLineSize:    c.MaxLineSize,
@@ -291,7 +293,7 @@ func joinHostPort(host string, port int) string {
 // boolFlags are the flags that take no value, for websocketdArgs.
 var boolFlags = map[string]bool{
 	"binary": true, "ssl": true, "devconsole": true, "sameorigin": true, "reverselookup": true,
-	"passstderr": true, "version": true, "license": true, "help": true, "linebuffer": true,
+	"passstderr": true, "version": true, "license": true, "help": true, "linebuffer": true, "compress": true,
 }
 
 // websocketdArgs rewrites websocketd's Go-style flags before the command into

@@ -87,6 +87,10 @@ type Config struct {
 	// refused with 400; one that offers none is served, with
 	// WEBSOCKET_PROTOCOL empty.
 	Subprotocols []string
+	// Compress negotiates permessage-deflate with clients that offer it:
+	// messages to them are compressed, each on its own (no context
+	// takeover), when that makes them smaller.
+	Compress bool
 	// MaxForks is the most concurrent children; 0 means unlimited.
 	MaxForks int
 	// MaxMessageSize is the largest client message accepted
@@ -162,8 +166,11 @@ func New(cfg Config) (*Gateway, error) {
 		HandshakeTimeout: handshakeTimeout,
 		WriteBufferSize:  frameBufferSize,
 		WriteBufferPool:  &sync.Pool{}, // an idle session holds no write buffer
-		Error:            writeHandshakeError,
-		CheckOrigin:      func(*http.Request) bool { return true }, // checked before, with a log line
+		// gorilla negotiates permessage-deflate and decompresses what clients
+		// send; what they are sent, the session compresses (compress.go).
+		EnableCompression: cfg.Compress,
+		Error:             writeHandshakeError,
+		CheckOrigin:       func(*http.Request) bool { return true }, // checked before, with a log line
 	}
 	var err error
 	if g.endpoints, err = newRouter(cfg); err != nil {

@@ -15,6 +15,10 @@ import (
 // errInvalidText reports a client text message that is not UTF-8.
 var errInvalidText = errors.New("invalid UTF-8 in text message")
 
+// errMessageTooBig reports a client message over the limit once
+// decompressed: gorilla's read limit counts the bytes on the wire.
+var errMessageTooBig = errors.New("message too big")
+
 // errClientGone reports a client that hung up while its child was not
 // reading what it had sent.
 var errClientGone = errors.New("client hung up")
@@ -39,16 +43,28 @@ func (s *session) copyInput() error {
 		}
 		s.heard()
 		err = in.add(r, msgType == websocket.TextMessage)
-		if errors.Is(err, errInvalidText) {
+		if code, reason := refusal(err); code != 0 {
 			if err := in.flush(); err != nil { // the messages before it were whole
 				return err
 			}
-			s.log.Info("client sent invalid UTF-8", "remote", s.remote)
-			s.closeWith(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message")
+			s.log.Info("client message refused", "remote", s.remote, "reason", reason)
+			s.closeWith(code, reason)
 		} else if err != nil {
 			return err
 		}
 	}
+}
+
+// refusal returns the close code and reason for a client message that add
+// refused, or 0.
+func refusal(err error) (int, string) {
+	switch {
+	case errors.Is(err, errInvalidText):
+		return websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message"
+	case errors.Is(err, errMessageTooBig):
+		return websocket.CloseMessageTooBig, "message too big"
+	}
+	return 0, ""
 }
 
 // stdinBatch gathers whole client messages, each as a line in text mode, for
@@ -86,6 +102,9 @@ func (b *stdinBatch) add(r io.Reader, text bool) (err error) {
 		buf := *b.buf
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		*b.buf, size = buf[:len(buf)+n], size+n
+		if int64(size) > b.s.gw.cfg.MaxMessageSize {
+			return errMessageTooBig
+		}
 		if err == io.EOF {
 			break
 		}

@@ -41,6 +41,16 @@ func closeCodeFor(status process.Status) int {
 	return websocket.CloseInternalServerErr
 }
 
+// frame adds one frame of a message sent in several frames to the batch,
+// compressed when the client asked for it.
+func (s *session) frame(op byte, fin bool, payload []byte, ends bool) {
+	if s.deflate {
+		s.out.deflatedFrame(op, fin, payload, ends)
+		return
+	}
+	s.out.frame(op, fin, payload, ends)
+}
+
 // writeOut writes the batch to the client once it is full.
 func (s *session) writeOut() error {
 	if s.out.size() < batchLimit {
@@ -70,7 +80,8 @@ func (s *session) outputFailed(err error) error {
 
 // lineSink turns output into text messages, one per line. A line longer than
 // half a batch is streamed as one message in several frames rather than
-// gathered, so memory stays bounded whatever the line's length. With a
+// gathered, so memory stays bounded whatever the line's length (under
+// permessage-deflate each frame's part is compressed on its own). With a
 // stream name (--passstderr), each line is sent as JSON instead.
 type lineSink struct {
 	s       *session
@@ -154,7 +165,7 @@ func (l *lineSink) endLine(line []byte) error {
 	if l.long+len(line) > l.s.gw.cfg.MaxLineSize {
 		return errLineTooLong
 	}
-	l.s.out.frame(opContinuation, true, l.sanitize(line), true)
+	l.s.frame(opContinuation, true, l.sanitize(line), true)
 	l.long = 0
 	return l.s.writeOut()
 }
@@ -170,7 +181,7 @@ func (l *lineSink) part(piece []byte) error {
 		op = opText
 	}
 	l.long += len(piece)
-	l.s.out.frame(op, false, l.sanitize(piece), false)
+	l.s.frame(op, false, l.sanitize(piece), false)
 	return l.s.writeOut()
 }
 
@@ -200,7 +211,7 @@ func safeCut(data []byte) int {
 type chunkSink struct{ s *session }
 
 func (c chunkSink) Write(p []byte) (int, error) {
-	c.s.out.frame(opBinary, true, p, true)
+	c.s.out.message(opBinary, p, c.s.deflate)
 	if err := c.s.writeOut(); err != nil {
 		return 0, c.s.outputFailed(err)
 	}

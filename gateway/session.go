@@ -48,6 +48,9 @@ type session struct {
 	wire  *wire
 	watch *watchdog
 	out   frameBatch // frames waiting for the wire: pumpOutput's own
+	// deflate says that messages to the client are compressed
+	// (permessage-deflate was negotiated).
+	deflate bool
 	// stdinDeadline is when a blocked stdin write next wakes: copyInput's own.
 	stdinDeadline time.Time
 	pumped        chan struct{} // closed when pumpOutput has returned
@@ -75,6 +78,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 		log:          g.log.With("id", id),
 		start:        time.Now(),
 		pumped:       make(chan struct{}),
+		deflate:      hw.conn.deflate,
 	}
 	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
 	hw.conn.wire.Store(s.wire)

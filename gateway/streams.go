@@ -13,10 +13,11 @@ type streamLine struct {
 }
 
 // frameText adds one line to the batch as a text message: as it is, or
-// under --passstderr as JSON naming its stream. A stderr line is logged too.
+// under --passstderr as JSON naming its stream; compressed when the client
+// asked for it. A stderr line is logged too.
 func (s *session) frameText(stream string, text []byte) {
 	if stream == "" {
-		s.out.frame(opText, true, text, true)
+		s.out.message(opText, text, s.deflate)
 		return
 	}
 	if stream == "stderr" {
@@ -26,5 +27,5 @@ func (s *session) frameText(stream string, text []byte) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(streamLine{Stream: stream, Data: string(text)})
-	s.out.frame(opText, true, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true)
+	s.out.message(opText, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), s.deflate)
 }
