@@ -50,7 +50,7 @@ type CLI struct {
 
 	Binary        bool     `help:"Binary mode: raw bytes both ways instead of lines." group:"Child process"`
 	LineBuffer    bool     `name:"linebuffer" help:"Make the program's stdout a pseudo-terminal, so that programs that buffer output to a pipe (C stdio, Python, grep, sed) send each line as they print it. stdin and stderr stay pipes." group:"Child process"`
-	PassEnv       []string `name:"passenv" help:"Variables of wsgate's environment passed to the child." default:"PATH,LD_LIBRARY_PATH" placeholder:"A,B" group:"Child process"`
+	PassEnv       []string `name:"passenv" help:"Variables of wsgate's environment passed to the child. Default: ${default}." default:"PATH,LD_LIBRARY_PATH" placeholder:"A,B" group:"Child process"`
 	PassStderr    bool     `name:"passstderr" help:"Send stderr to the client too; every message is then JSON {\"stream\":\"stdout\"|\"stderr\",\"data\":\"...\"}." group:"Child process"`
 	ReverseLookup bool     `name:"reverselookup" help:"Look up the client's DNS name for REMOTE_HOST." group:"Child process"`
 
