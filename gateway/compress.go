@@ -24,9 +24,11 @@ const (
 	// costs nothing, where the others clear 640 KiB of tables, once per
 	// message without context takeover. gorilla's default level is the same.
 	deflateLevel = flate.BestSpeed
-	// minDeflateSize is the shortest payload worth compressing: shorter ones
-	// do not get smaller.
-	minDeflateSize = 32
+	// minDeflateSize is the shortest payload worth compressing. Measured on
+	// JSON and log lines: under 100 bytes nothing shrinks, at 128 about a
+	// tenth goes, while each message costs several µs of CPU whatever its
+	// size (compress/flate builds Huffman tables for every block).
+	minDeflateSize = 128
 	// rsv1Bit marks the first frame of a compressed message.
 	rsv1Bit = 0x40
 )

@@ -73,6 +73,8 @@ func TestAppendMessageFrameTable(t *testing.T) {
 		{"plain-when-not-negotiated", repetitive, false, false},
 		{"repetitive-is-compressed", repetitive, true, true},
 		{"short-stays-plain", []byte("ok"), true, false},
+		{"under-the-threshold-stays-plain", bytes.Repeat([]byte("a"), minDeflateSize-1), true, false},
+		{"at-the-threshold-is-compressed", bytes.Repeat([]byte("a"), minDeflateSize), true, true},
 		{"empty-stays-plain", nil, true, false},
 		{"incompressible-stays-plain", random, true, false},
 		{"over-64-KiB-is-compressed", bytes.Repeat(repetitive, 40), true, true},

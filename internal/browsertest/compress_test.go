@@ -23,7 +23,7 @@ func TestChromiumGetsCompressedMessagesIntact(t *testing.T) {
 	ctx := testContext(t)
 	var lines []string
 	for i := range 200 {
-		lines = append(lines, fmt.Sprintf(`{"seq":%d,"event":"price","symbol":"ACME","venue":"XNYS","note":"%s"}`, i, strings.Repeat("unchanged ", 6)))
+		lines = append(lines, fmt.Sprintf(`{"seq":%d,"event":"price","symbol":"ACME","venue":"XNYS","note":"%s"}`, i, strings.Repeat("unchanged ", 12)))
 	}
 	lines = append(lines, "ok", strings.Repeat("héllo wörld ✓ ", 10000), "", "last")
 	file := filepath.Join(t.TempDir(), "lines")
