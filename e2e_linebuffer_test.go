@@ -57,11 +57,11 @@ for i in range(4):
     print(time.time_ns())
     time.sleep(0.5)`
 
-// lineDelays runs printLate behind wsgate with flags and returns how long
-// after its print each line arrived.
-func lineDelays(t *testing.T, flags ...string) []time.Duration {
+// lineDelays runs printLate behind wsgate with flags (and env in wsgate's
+// environment) and returns how long after its print each line arrived.
+func lineDelays(t *testing.T, env []string, flags ...string) []time.Duration {
 	t.Helper()
-	g := startGateway(t, append(flags, writePython(t, printLate))...)
+	g := startGatewayEnv(t, env, append(flags, writePython(t, printLate))...)
 	conn := dial(t, g.url("/"))
 	var delays []time.Duration
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -88,7 +88,7 @@ func lineDelays(t *testing.T, flags ...string) []time.Duration {
 
 func TestLinebuffer_PythonPrintArrivesWhenPrinted(t *testing.T) {
 	t.Parallel()
-	for i, d := range lineDelays(t, "--linebuffer") {
+	for i, d := range lineDelays(t, nil, "--linebuffer") {
 		if d > printedLineWithin {
 			t.Errorf("line %d arrived %v after it was printed, want within %v", i+1, d, printedLineWithin)
 		}
@@ -99,8 +99,19 @@ func TestLinebuffer_PythonPrintArrivesWhenPrinted(t *testing.T) {
 // it exits: what the test above would see if --linebuffer did nothing.
 func TestLinebuffer_WithoutItPythonOutputArrivesAtExit(t *testing.T) {
 	t.Parallel()
-	if d := lineDelays(t)[0]; d < time.Second {
+	if d := lineDelays(t, nil)[0]; d < time.Second {
 		t.Errorf("without --linebuffer the first line arrived %v after it was printed, want at exit, 1.5 s later", d)
+	}
+}
+
+// The README's other way: PYTHONUNBUFFERED passed through --passenv.
+func TestLinebuffer_PythonUnbufferedPassedThroughPassenvWorksToo(t *testing.T) {
+	t.Parallel()
+	delays := lineDelays(t, []string{"PYTHONUNBUFFERED=1"}, "--passenv=PATH,LD_LIBRARY_PATH,PYTHONUNBUFFERED")
+	for i, d := range delays {
+		if d > printedLineWithin {
+			t.Errorf("line %d arrived %v after it was printed, want within %v", i+1, d, printedLineWithin)
+		}
 	}
 }
 
