@@ -31,6 +31,11 @@ const (
 	minDeflateSize = 128
 	// rsv1Bit marks the first frame of a compressed message.
 	rsv1Bit = 0x40
+	// deflateSlack bounds how much bigger than its payload a compressed
+	// frame's payload can be, for a payload of less than 128 KiB: what does
+	// not shrink goes in stored blocks of 5-byte headers, and a sync flush
+	// adds an empty one and a byte of padding.
+	deflateSlack = 16
 )
 
 // deflateTail is what a sync flush ends with, and what RFC 7692 has the
@@ -133,35 +138,15 @@ func acceptsDeflate(resp []byte) bool {
 // message adds a whole message in one frame to the batch, compressed when
 // deflate is set and that makes it smaller (appendMessageFrame).
 func (b *frameBatch) message(op byte, payload []byte, deflate bool) {
-	b.appended(appendMessageFrame(b.tail(), op, payload, deflate), len(payload), true)
+	b.hold()
+	b.buf = appendMessageFrame(b.buf, op, payload, deflate)
+	b.added(len(payload), true)
 }
 
 // deflatedFrame adds one frame of a compressed message sent in several
 // (appendDeflatedFrame); ends says it is the last of its message.
 func (b *frameBatch) deflatedFrame(op byte, fin bool, payload []byte, ends bool) {
-	b.appended(appendDeflatedFrame(b.tail(), op, fin, payload), len(payload), ends)
-}
-
-// tail returns the batch's buffer to append frames to, taken from the pool
-// when the batch is empty.
-func (b *frameBatch) tail() []byte {
-	if b.pooled == nil {
-		b.pooled = getBuffer()
-		b.buf = *b.pooled
-	}
-	return b.buf
-}
-
-// appended takes buf, the batch's buffer with frames appended that carry
-// payload bytes of messages' payload, the last of them ending its message
-// when ends, and notes where a chunk may end, as frame does.
-func (b *frameBatch) appended(buf []byte, payload int, ends bool) {
-	b.buf = buf
-	b.payload += int64(payload)
-	if ends {
-		b.msgs++
-	}
-	if len(b.buf)-b.lastCut >= writeChunk && b.ncuts < len(b.cuts)-1 {
-		b.cut()
-	}
+	b.hold()
+	b.buf = appendDeflatedFrame(b.buf, op, fin, payload)
+	b.added(len(payload), ends)
 }

@@ -24,6 +24,7 @@ const (
 	DefaultMaxMessageSize = 1 << 20  // websocketd's --maxframesize default
 	DefaultMaxLineSize    = 16 << 20 // the outbound limit on one line
 	DefaultWriteTimeout   = 60 * time.Second
+	DefaultQueueSize      = 1024 // messages per broadcast client
 )
 
 // Timeouts of the handshake and of the close handshake.
@@ -108,6 +109,20 @@ type Config struct {
 	WriteTimeout time.Duration
 	// PassEnv holds "NAME=value" entries passed to every child.
 	PassEnv []string
+	// Broadcast shares one child per endpoint and query string among all
+	// of its clients, started by the first.
+	Broadcast bool
+	// Replay is how many of a shared child's last messages a client that
+	// joins gets first (broadcast mode), on top of its queue.
+	Replay int
+	// QueueSize bounds each broadcast client's queue, in messages
+	// (DefaultQueueSize when 0). A client whose queue is full is closed
+	// with 1013.
+	QueueSize int
+	// Linger is how long a shared child outlives its last client.
+	Linger time.Duration
+	// MaxConns bounds concurrent WebSocket connections; 0 means unlimited.
+	MaxConns int
 	// ServerSoftware is SERVER_SOFTWARE, e.g. "wsgate/1.0.0".
 	ServerSoftware string
 	// Logger receives every log line; slog.Default() when nil.
@@ -124,6 +139,9 @@ func (c Config) withDefaults() Config {
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = DefaultQueueSize
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -136,7 +154,9 @@ type Gateway struct {
 	cfg       Config
 	log       *slog.Logger
 	upgrader  websocket.Upgrader
-	forks     *forkLimit
+	forks     *limit // children, shared ones included
+	conns     *limit // WebSocket connections
+	shared    registry
 	endpoints router
 	origins   originPolicy
 	protocols subprotocols
@@ -148,7 +168,7 @@ type Gateway struct {
 
 	mu       sync.Mutex
 	closed   bool
-	live     map[*session]struct{} // sessions with a running child
+	live     map[*process.Process]struct{} // running children
 	sessions sync.WaitGroup
 }
 
@@ -157,10 +177,12 @@ type Gateway struct {
 func New(cfg Config) (*Gateway, error) {
 	cfg = cfg.withDefaults()
 	g := &Gateway{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		forks: newForkLimit(cfg.MaxForks),
-		live:  make(map[*session]struct{}),
+		cfg:    cfg,
+		log:    cfg.Logger,
+		forks:  newLimit(cfg.MaxForks),
+		shared: registry{children: make(map[string]*sharedChild)},
+		conns:  newLimit(cfg.MaxConns),
+		live:   make(map[*process.Process]struct{}),
 	}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: handshakeTimeout,
@@ -317,8 +339,8 @@ const abortWait = time.Second
 func (g *Gateway) Abort() {
 	g.mu.Lock()
 	procs := make([]*process.Process, 0, len(g.live))
-	for s := range g.live {
-		procs = append(procs, s.proc)
+	for p := range g.live {
+		procs = append(procs, p)
 	}
 	g.mu.Unlock()
 	for _, p := range procs {
@@ -334,14 +356,14 @@ func (g *Gateway) Abort() {
 	}
 }
 
-// setLive adds or removes a session with a running child.
-func (g *Gateway) setLive(s *session, live bool) {
+// setLive adds or removes a running child.
+func (g *Gateway) setLive(p *process.Process, live bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if live {
-		g.live[s] = struct{}{}
+		g.live[p] = struct{}{}
 	} else {
-		delete(g.live, s)
+		delete(g.live, p)
 	}
 }
 
@@ -351,23 +373,57 @@ func (g *Gateway) setLive(s *session, live bool) {
 // hold for its whole life. Shutdown waits for the session. protocol is the
 // subprotocol chosen, or "".
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint, protocol string) {
+	id := newSessionID()
+	refusal := ""
+	if !g.conns.acquire() {
+		refusal = errTooManyForks.Error()
+	}
+	var m *member
+	if g.cfg.Broadcast && refusal == "" {
+		m = &member{}
+		if err := g.join(m, r, e, id); err != nil { // before the response: see join
+			refusal, m = err.Error(), nil
+		}
+	}
 	hw := &hijackWriter{ResponseWriter: w}
 	conn, err := g.upgrader.Upgrade(hw, r, g.handshakeHeader(protocol))
 	if err != nil {
-		g.sessions.Done()
 		g.log.Debug("handshake failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+		if m != nil {
+			g.leave(m)
+		}
+		if refusal == "" {
+			g.conns.release()
+		}
+		g.sessions.Done()
 		return
 	}
-	s := newSession(g, conn, hw, r, e, newSessionID())
-	go func() {
-		defer g.sessions.Done()
-		if !g.forks.acquire() {
-			s.refuse(websocket.CloseTryAgainLater, "too many connections")
-			return
-		}
+	s := newSession(g, conn, hw, r, e, id)
+	go g.serveSession(s, m, refusal)
+}
+
+// serveSession runs a session to its end: a refusal, a member of a broadcast
+// stream, or a client with its own child.
+func (g *Gateway) serveSession(s *session, m *member, refusal string) {
+	defer g.sessions.Done()
+	switch {
+	case refusal == errTooManyForks.Error():
+		s.refuse(websocket.CloseTryAgainLater, refusal)
+		return
+	case refusal != "":
+		s.refuse(websocket.CloseInternalServerErr, refusal)
+		return
+	}
+	defer g.conns.release()
+	switch {
+	case m != nil:
+		s.runMember(g.ctx, m)
+	case !g.forks.acquire():
+		s.refuse(websocket.CloseTryAgainLater, errTooManyForks.Error())
+	default:
 		defer g.forks.release()
 		s.run(g.ctx)
-	}()
+	}
 }
 
 // writeHandshakeError answers a bad handshake with its status and a one-line
@@ -383,19 +439,19 @@ func newSessionID() string {
 	return strconv.FormatUint(rand.Uint64()>>1, 10)
 }
 
-// forkLimit counts running children against --maxforks.
-type forkLimit struct {
+// limit counts what runs at once against a maximum: children, connections.
+type limit struct {
 	slots chan struct{} // nil when unlimited
 }
 
-func newForkLimit(max int) *forkLimit {
+func newLimit(max int) *limit {
 	if max <= 0 {
-		return &forkLimit{}
+		return &limit{}
 	}
-	return &forkLimit{slots: make(chan struct{}, max)}
+	return &limit{slots: make(chan struct{}, max)}
 }
 
-func (f *forkLimit) acquire() bool {
+func (f *limit) acquire() bool {
 	if f.slots == nil {
 		return true
 	}
@@ -407,7 +463,7 @@ func (f *forkLimit) acquire() bool {
 	}
 }
 
-func (f *forkLimit) release() {
+func (f *limit) release() {
 	if f.slots != nil {
 		<-f.slots
 	}
