@@ -104,6 +104,16 @@ func TestLinebuffer_WithoutItPythonOutputArrivesAtExit(t *testing.T) {
 	}
 }
 
+// A shared process gets the terminal too.
+func TestLinebuffer_BroadcastSharedProcessPrintArrivesWhenPrinted(t *testing.T) {
+	t.Parallel()
+	for i, d := range lineDelays(t, nil, "--broadcast", "--linebuffer") {
+		if d > printedLineWithin {
+			t.Errorf("line %d arrived %v after it was printed, want within %v", i+1, d, printedLineWithin)
+		}
+	}
+}
+
 // The README's other way: PYTHONUNBUFFERED passed through --passenv.
 func TestLinebuffer_PythonUnbufferedPassedThroughPassenvWorksToo(t *testing.T) {
 	t.Parallel()

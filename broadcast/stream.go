@@ -22,6 +22,9 @@ type Message struct {
 	Data []byte
 	// Size is the size of what Data carries, for counting (a payload, say).
 	Size int
+	// Compressed is Data in a compressed encoding, no bigger, for the
+	// subscribers that accept one; nil when Data is all there is.
+	Compressed []byte
 	// Last marks the message that ends the stream: nothing follows it.
 	Last bool
 }

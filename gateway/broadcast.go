@@ -189,13 +189,20 @@ func (sc *sharedChild) pumpOutput() {
 }
 
 // streamOut is a shared child's frameOut: each message is encoded once and
-// published to every member. Lines are gathered whole, so that every member
-// and every replay starts at the start of a message.
+// published to every member; under --compress, compressed once too, for the
+// members that negotiated permessage-deflate. Lines are gathered whole, so
+// that every member and every replay starts at the start of a message.
 type streamOut struct{ sc *sharedChild }
 
 func (o streamOut) frame(op byte, fin bool, payload []byte, ends bool) error {
 	data := appendFrameHeader(make([]byte, 0, maxFrameHeader+len(payload)), op, fin, len(payload))
-	o.sc.stream.Publish(&broadcast.Message{Data: append(data, payload...), Size: len(payload)})
+	msg := &broadcast.Message{Data: append(data, payload...), Size: len(payload)}
+	if o.sc.g.cfg.Compress && op != opContinuation && fin {
+		if f := appendMessageFrame(nil, op, payload, true); f[0]&rsv1Bit != 0 {
+			msg.Compressed = f
+		}
+	}
+	o.sc.stream.Publish(msg)
 	return nil
 }
 
@@ -305,7 +312,8 @@ func (m *member) pump() {
 }
 
 // drain writes the control frames asked for and what the queue holds: the
-// messages, each encoded once for every member, and after the last one the
+// messages, each encoded once for every member (and compressed once for the
+// members that negotiated permessage-deflate), and after the last one the
 // stream's close frame.
 func (m *member) drain() {
 	s, w := m.s, m.s.wire
@@ -323,10 +331,14 @@ func (m *member) drain() {
 				s.streamEnded(msg.Data)
 				return
 			}
-			if s.out.full(len(msg.Data)) && w.write(&s.out) != nil {
+			data := msg.Data
+			if s.deflate && msg.Compressed != nil {
+				data = msg.Compressed
+			}
+			if s.out.full(len(data)) && w.write(&s.out) != nil {
 				return
 			}
-			s.out.encoded(msg.Data, msg.Size)
+			s.out.encoded(data, msg.Size)
 		}
 		clear(m.taken)
 		if w.write(&s.out) != nil {

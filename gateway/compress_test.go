@@ -363,3 +363,43 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse)
 }
+
+// In broadcast mode a line is compressed once, when it is published, and
+// each member gets the encoding it negotiated.
+func TestBroadcastMembersGetTheEncodingTheyNegotiated(t *testing.T) {
+	t.Parallel()
+	lines := compressibleOutput()[:300] // the JSON lines: whole, each over minDeflateSize
+	for i := range lines {
+		lines[i] += strings.Repeat(" padding", 10)
+	}
+	lines = append(lines, "short")
+	file := filepath.Join(t.TempDir(), "out")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := broadcastScript(t, `read -r go; cat "`+file+`"; exec cat >/dev/null`)
+	cfg.Compress = true
+	tg := newTestGateway(t, cfg)
+	offers := []bool{true, false, true}
+	conns := make([]*websocket.Conn, len(offers))
+	wires := make([]*countingConn, len(offers))
+	for i, offer := range offers {
+		conns[i], _, wires[i] = tg.dialCounting(t, "/", offer)
+	}
+	send(t, conns[1], websocket.TextMessage, "go")
+	for i, c := range conns {
+		got := readN(t, c, len(lines))
+		for j := range lines {
+			if got[j] != lines[j] {
+				t.Fatalf("client %d (offering deflate: %v): message %d is %.40q..., want %.40q...", i, offers[i], j, got[j], lines[j])
+			}
+		}
+	}
+	plain := wires[1].read.Load()
+	for i, offer := range offers {
+		t.Logf("client %d, offering deflate %v: %d bytes on the wire", i, offer, wires[i].read.Load())
+		if n := wires[i].read.Load(); offer && n > plain*3/4 {
+			t.Errorf("client %d negotiated permessage-deflate but read %d bytes, the plain one %d", i, n, plain)
+		}
+	}
+}

@@ -105,3 +105,21 @@ func TestSubprotocolIsChosenAndNamedToTheChild(t *testing.T) {
 		})
 	}
 }
+
+// A shared process has its first client's environment, subprotocol included.
+func TestBroadcastSharedProcessGetsTheFirstClientsSubprotocol(t *testing.T) {
+	t.Parallel()
+	cfg := broadcastScript(t, `printf '%s\n' "$WEBSOCKET_PROTOCOL"; exec cat >/dev/null`)
+	cfg.Subprotocols = []string{"chat.v2", "chat.v1"}
+	tg := newTestGateway(t, cfg)
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{"chat.v1"}}
+	conn, resp, err := d.Dial(tg.url("/"), nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	resp.Body.Close()
+	defer conn.Close()
+	if got := readMessageText(t, conn); got != "chat.v1" || conn.Subprotocol() != "chat.v1" {
+		t.Errorf("the shared process saw WEBSOCKET_PROTOCOL %q, the client was answered %q; want chat.v1", got, conn.Subprotocol())
+	}
+}
