@@ -139,11 +139,14 @@ func (w *wire) write(b *frameBatch) error {
 		if w.isClosing() {
 			return errWireClosed
 		}
+		// Marked before it is written, so that an acknowledgement read
+		// meanwhile cannot miss it; a mark past what was written is never
+		// reached.
+		w.ledger.record(w.sent.Load()+int64(cut.at-start), cut.msgs, cut.payload)
 		if err := w.writeAll(b.buf[start:cut.at]); err != nil {
 			return err
 		}
 		w.progressed(w.moved)
-		w.ledger.record(w.sent.Load(), cut.msgs, cut.payload)
 		start = cut.at
 	}
 	return w.writeControls()
