@@ -4,8 +4,7 @@ package browsertest
 // README says: the real wsgate with --broadcast, the example's own script
 // and its page served by --staticdir, opened in headless Chromium. With
 // WSGATE_UPDATE_SCREENSHOT=1 the tests also refresh docs/dashboard.png and
-// docs/chat.png (the dashboard's waits for most of a minute of samples
-// first).
+// docs/chat.png (the dashboard's waits for a full minute of samples first).
 
 import (
 	"context"
@@ -116,7 +115,7 @@ func TestDashboardExample(t *testing.T) {
 	}
 
 	if updateScreenshots() {
-		waitForPage(t, ctx, p, "a full minute of samples", pointCount("#cpu")+" >= 50")
+		waitForPage(t, ctx, p, "a full minute of samples", "samples[samples.length - 1].t - samples[0].t >= 58")
 	}
 	saveExampleScreenshot(t, ctx, p, "dashboard.png")
 
