@@ -138,7 +138,8 @@ func TestDashboardExample(t *testing.T) {
 // TestChatExample proves that two people in the room see each other's
 // messages, as text; that a newcomer gets the history; that a dropped
 // connection comes back without showing anything twice; and that another
-// query string is another room.
+// query string is another room, where a line that is not the page's JSON
+// shows as it is.
 func TestChatExample(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
@@ -218,6 +219,12 @@ func TestChatExample(t *testing.T) {
 	setName(t, ctx, ops, "Ops")
 	say(t, ctx, ops, "Only the ops room sees this.")
 	waitForPage(t, ctx, ops, "the ops message", hasMessages([]string{"Ops: Only the ops room sees this."}))
+	// A line from another client, not JSON, is shown as it is, as text.
+	evaluate(t, ctx, ops, "connection.socket.send('a plain line from a script <i>y</i>')", nil)
+	waitForPage(t, ctx, ops, "the plain line", hasMessages([]string{"Ops: Only the ops room sees this.", "?: a plain line from a script <i>y</i>"}))
+	if truthy(t, ctx, ops, "document.querySelector('#messages i') !== null") {
+		t.Error("an <i> element exists inside #messages: a plain line was rendered as HTML")
+	}
 	conversation = append(conversation, "Linus: Bye for now.")
 	say(t, ctx, linus, "Bye for now.")
 	waitForPage(t, ctx, ada, "the lobby without the ops message", hasMessages(conversation))
