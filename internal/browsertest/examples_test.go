@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -47,9 +48,12 @@ func TestDashboardExample(t *testing.T) {
 		// loopback's; stats.sh counts the interfaces it is given.
 		args = append(args, "lo")
 	}
-	g := startExample(t, "127.0.0.1:0", args...)
+	g := startExample(t, args...)
+	// The pages reach the gateway through a relay, so that a new gateway can
+	// take over the same address.
+	r := startRelay(t, g.addr)
 	b := launchBrowser(t, ctx)
-	p := openExamplePage(t, ctx, b, "http://"+g.addr+"/", "dark")
+	p := openExamplePage(t, ctx, b, "http://"+r.addr()+"/", "dark")
 
 	var fetched []string
 	evaluate(t, ctx, p, "performance.getEntriesByType('resource').map(e => e.name)", &fetched)
@@ -92,7 +96,7 @@ func TestDashboardExample(t *testing.T) {
 	// taken before it opened the page (stats.sh's t and the page's clock are
 	// the same machine's).
 	waitForPage(t, ctx, p, "four samples", pointCount("#cpu")+" >= 4")
-	second := openExamplePage(t, ctx, b, "http://"+g.addr+"/index.html", "light")
+	second := openExamplePage(t, ctx, b, "http://"+r.addr()+"/index.html", "light")
 	waitForPage(t, ctx, second, "four samples on the second viewer", pointCount("#cpu")+" >= 4")
 	var oldest, opened float64
 	evaluate(t, ctx, second, "samples[0].t", &oldest)
@@ -120,7 +124,7 @@ func TestDashboardExample(t *testing.T) {
 	saveExampleScreenshot(t, ctx, p, "dashboard.png")
 
 	// The gateway goes away: the page says so, with the close code and
-	// reason, and keeps trying; a new gateway on the same port brings it
+	// reason, and keeps trying; a new gateway at the same address brings it
 	// back with new samples, no reload needed.
 	var before float64
 	evaluate(t, ctx, p, "samples[samples.length - 1].t", &before)
@@ -129,7 +133,7 @@ func TestDashboardExample(t *testing.T) {
 		isState("reconnecting")+` && /^Reconnecting in \d+ s · closed 1001 server shutting down/.test(document.querySelector('#status').textContent)`)
 	waitForPage(t, ctx, p, "a failed attempt", isState("reconnecting")+
 		` && /^Reconnecting in \d+ s · closed 1001 server shutting down · \d+ attempts? failed$/.test(document.querySelector('#status').textContent)`)
-	startExample(t, g.addr, args...)
+	r.retarget(startExample(t, args...).addr)
 	waitForPage(t, ctx, p, "the live state again", isState("live"))
 	waitForPage(t, ctx, p, "a new sample", fmt.Sprintf("samples[samples.length - 1].t > %.0f", before))
 	waitForPage(t, ctx, second, "the second viewer live again", isState("live"))
@@ -144,7 +148,7 @@ func TestChatExample(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	dir := examplePath(t, "chat")
-	g := startExample(t, "127.0.0.1:0", "--broadcast", "--replay=50", "--lingerms=600000",
+	g := startExample(t, "--broadcast", "--replay=50", "--lingerms=600000",
 		"--staticdir="+dir, filepath.Join(dir, "room.sh"))
 	b := launchBrowser(t, ctx)
 	room := "http://" + g.addr + "/"
@@ -248,16 +252,12 @@ type exampleGateway struct {
 	stop func()
 }
 
-// startExample runs wsgate on addr (host:port, port 0 for a free one) with
-// args, without the dev console, so that plain requests reach --staticdir.
-// It is stopped with SIGTERM by stop or when the test ends.
-func startExample(t *testing.T, addr string, args ...string) *exampleGateway {
+// startExample runs wsgate with args on a free loopback port, without the
+// dev console, so that plain requests reach --staticdir. It is stopped with
+// SIGTERM by stop or when the test ends.
+func startExample(t *testing.T, args ...string) *exampleGateway {
 	t.Helper()
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args = append([]string{"--port=" + port, "--address=" + host}, args...)
+	args = append([]string{"--port=0", "--address=127.0.0.1"}, args...)
 	cmd := exec.Command(wsgateBin, args...)
 	stderr := newLogWatcher()
 	cmd.Stderr = stderr
@@ -398,4 +398,117 @@ func saveExampleScreenshot(t *testing.T, ctx context.Context, p *cdp.Page, name 
 	if updateScreenshots() {
 		writeFile(t, filepath.Join("..", "..", "docs", name), png)
 	}
+}
+
+// relay forwards TCP connections from a loopback port of its own to a
+// gateway, which the test can replace: the page keeps its address while one
+// gateway stops and another starts. (Starting the new gateway on the old
+// one's port instead could take a port that another test has just been
+// given as free.) A connection it cannot forward is closed at once, as a
+// gateway that is down would refuse it.
+type relay struct {
+	ln net.Listener
+	wg sync.WaitGroup
+
+	mu     sync.Mutex
+	target string
+	conns  map[net.Conn]struct{}
+}
+
+// startRelay listens on a free loopback port and forwards to target until
+// the test ends.
+func startRelay(t *testing.T, target string) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	r.wg.Add(1)
+	go r.accept()
+	t.Cleanup(r.close)
+	return r
+}
+
+func (r *relay) addr() string { return r.ln.Addr().String() }
+
+// retarget sends the connections that come next to target.
+func (r *relay) retarget(target string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.target = target
+}
+
+func (r *relay) accept() {
+	defer r.wg.Done()
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		r.wg.Add(1)
+		go r.forward(c)
+	}
+}
+
+// forward copies both ways between c and the target, passing on each
+// side's end of stream, until both have ended.
+func (r *relay) forward(c net.Conn) {
+	defer r.wg.Done()
+	defer c.Close()
+	r.mu.Lock()
+	target := r.target
+	r.mu.Unlock()
+	s, err := net.DialTimeout("tcp", target, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	if !r.track(c, s) {
+		return
+	}
+	defer r.untrack(c, s)
+	up := make(chan struct{})
+	go func() {
+		defer close(up)
+		_, _ = io.Copy(s, c)
+		_ = s.(*net.TCPConn).CloseWrite()
+	}()
+	_, _ = io.Copy(c, s)
+	_ = c.(*net.TCPConn).CloseWrite()
+	<-up
+}
+
+// track records live connections, so that close can end them; it reports
+// false once the relay is closed.
+func (r *relay) track(conns ...net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conns == nil {
+		return false
+	}
+	for _, c := range conns {
+		r.conns[c] = struct{}{}
+	}
+	return true
+}
+
+func (r *relay) untrack(conns ...net.Conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range conns {
+		delete(r.conns, c)
+	}
+}
+
+// close stops accepting, ends every connection, and waits for its goroutines.
+func (r *relay) close() {
+	r.ln.Close()
+	r.mu.Lock()
+	for c := range r.conns {
+		c.Close()
+	}
+	r.conns = nil
+	r.mu.Unlock()
+	r.wg.Wait()
 }
