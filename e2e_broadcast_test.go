@@ -21,12 +21,15 @@ func TestBroadcast_NonReadingClientsKeepMemoryBoundedAndReadersGetEveryLine(t *t
 		idle    = 100
 		readers = 2
 	)
-	// The producer writes 500 lines, then pauses 20 ms: about 25 MB/s, a
-	// pace that readers on a loaded machine keep up with.
+	// The producer writes 500 lines, then pauses 50 ms: about 10 MB/s. The
+	// readers' queues hold 8 MB, so that a reader starved of CPU on a
+	// loaded machine can fall seconds behind without being too slow.
 	script := writeScript(t, fmt.Sprintf(`read -r go; exec awk 'BEGIN { p = sprintf("%%%ds", ""); gsub(/ /, "x", p);
-		for (i = 1; i <= %d; i++) { printf "%%08d %%s\n", i, p; if (i %% 500 == 0) { fflush(); system("sleep 0.02") } } }'`,
+		for (i = 1; i <= %d; i++) { printf "%%08d %%s\n", i, p; if (i %% 500 == 0) { fflush(); system("sleep 0.05") } } }'`,
 		padding, lines))
-	g := startPlainGateway(t, "--broadcast", script) // the race detector's memory would dwarf the queues
+	const queue = 8192
+	// A binary without the race detector, whose memory would dwarf the queues.
+	g := startPlainGateway(t, "--broadcast", fmt.Sprintf("--queue=%d", queue), script)
 	before := memoryKB(t, g.pid(), "VmRSS")
 
 	reading := make([]*websocket.Conn, readers)
@@ -64,11 +67,11 @@ func TestBroadcast_NonReadingClientsKeepMemoryBoundedAndReadersGetEveryLine(t *t
 
 	grownKB := memoryKB(t, g.pid(), "VmHWM") - before
 	t.Logf("wsgate's peak RSS grew by %d kB with %d clients that read nothing of a %d MB stream", grownKB, idle, lines/1000)
-	// The queues hold about 1 MB of shared lines and pointers to them; each
-	// silent client's drainer, blocked on its full socket, two batches at
-	// most (128 KB): with the garbage collector's headroom, some 30 MB.
-	// Unbounded, it would be 50 MB for each of the 100 clients.
-	const limitKB = 48 * 1024
+	// The queues hold up to 8 MB of shared lines, and pointers to them (64 KB
+	// a client); each silent client's drainer, blocked on its full socket,
+	// two batches at most (128 KB): with the garbage collector's headroom,
+	// some 50 MB. Unbounded, it would be 50 MB for each of the 100 clients.
+	const limitKB = 64 * 1024
 	if grownKB >= limitKB {
 		t.Errorf("wsgate's peak RSS grew by %d kB, want under %d kB", grownKB, limitKB)
 	}
