@@ -25,6 +25,10 @@ const clientReadBufferSize = 2 << 10
 type clientConn struct {
 	net.Conn
 	wire atomic.Pointer[wire]
+	// deflate records that the handshake response accepted
+	// permessage-deflate. It is set by the handler's goroutine, which then
+	// builds the session.
+	deflate bool
 	// closing, set before wire, is told of each close frame gorilla writes
 	// and returns the frame to send instead.
 	closing func(frame []byte) []byte
@@ -49,6 +53,7 @@ func (c *clientConn) Write(p []byte) (int, error) {
 		w.control(frame)
 		return len(p), nil
 	}
+	c.deflate = c.deflate || acceptsDeflate(p)
 	return c.Conn.Write(p)
 }
 

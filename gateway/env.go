@@ -18,6 +18,9 @@ type cgiEnv struct {
 	remoteHost string
 	software   string
 	passEnv    []string
+	// subprotocol is the subprotocol chosen, set as WEBSOCKET_PROTOCOL
+	// when subprotocols are served; nil when they are not.
+	subprotocol *string
 }
 
 func (e cgiEnv) list() []string {
@@ -56,6 +59,9 @@ func (e cgiEnv) list() []string {
 	add("UNIQUE_ID", e.id)
 	if r.TLS != nil {
 		add("HTTPS", "on")
+	}
+	if e.subprotocol != nil {
+		add("WEBSOCKET_PROTOCOL", *e.subprotocol)
 	}
 	add("HTTP_HOST", r.Host)
 	for name, values := range r.Header {

@@ -63,15 +63,11 @@ func frameOpcode(f []byte) byte {
 	return f[0] & 0x0f
 }
 
-// closeFrameFields returns the code and reason of a whole server close
-// frame f, or 1005 (no status) when it carries none.
-func closeFrameFields(f []byte) (int, string) {
-	if len(f) < 2 {
+// closeFrameContent returns the code and reason of a close frame that
+// closeFrame made.
+func closeFrameContent(frame []byte) (int, string) {
+	if len(frame) < 4 {
 		return websocket.CloseNoStatusReceived, ""
 	}
-	payload := f[2:min(len(f), 2+int(f[1]&0x7f))]
-	if len(payload) < 2 {
-		return websocket.CloseNoStatusReceived, ""
-	}
-	return int(binary.BigEndian.Uint16(payload)), string(payload[2:])
+	return int(binary.BigEndian.Uint16(frame[2:4])), string(frame[4:])
 }

@@ -11,10 +11,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/process"
 )
 
 // Defaults for the zero values of Config.
@@ -22,6 +24,7 @@ const (
 	DefaultMaxMessageSize = 1 << 20  // websocketd's --maxframesize default
 	DefaultMaxLineSize    = 16 << 20 // the outbound limit on one line
 	DefaultWriteTimeout   = 60 * time.Second
+	DefaultQueueSize      = 1024 // messages per broadcast client
 )
 
 // Timeouts of the handshake and of the close handshake.
@@ -80,6 +83,20 @@ type Config struct {
 	PassStderr bool
 	// Binary sends raw bytes both ways instead of lines.
 	Binary bool
+	// LineBuffer gives each child a pseudo-terminal in raw mode as its
+	// stdout, so that programs that buffer what they write to a pipe (C
+	// stdio, Python) send each line as they print it.
+	LineBuffer bool
+	// Subprotocols lists the subprotocols served. When set, a client that
+	// offers some gets the first of its offers that is listed, named to
+	// the child in WEBSOCKET_PROTOCOL; one that offers only others is
+	// refused with 400; one that offers none is served, with
+	// WEBSOCKET_PROTOCOL empty.
+	Subprotocols []string
+	// Compress negotiates permessage-deflate with clients that offer it:
+	// messages to them are compressed, each on its own (no context
+	// takeover), when that makes them smaller.
+	Compress bool
 	// MaxForks is the most concurrent children; 0 means unlimited.
 	MaxForks int
 	// MaxMessageSize is the largest client message accepted
@@ -97,6 +114,20 @@ type Config struct {
 	WriteTimeout time.Duration
 	// PassEnv holds "NAME=value" entries passed to every child.
 	PassEnv []string
+	// Broadcast shares one child per endpoint and query string among all
+	// of its clients, started by the first.
+	Broadcast bool
+	// Replay is how many of a shared child's last messages a client that
+	// joins gets first (broadcast mode), on top of its queue.
+	Replay int
+	// QueueSize bounds each broadcast client's queue, in messages
+	// (DefaultQueueSize when 0). A client whose queue is full is closed
+	// with 1013.
+	QueueSize int
+	// Linger is how long a shared child outlives its last client.
+	Linger time.Duration
+	// MaxConns bounds concurrent WebSocket connections; 0 means unlimited.
+	MaxConns int
 	// ServerSoftware is SERVER_SOFTWARE, e.g. "wsgate/1.0.0".
 	ServerSoftware string
 	// Logger receives every log line; slog.Default() when nil.
@@ -113,6 +144,9 @@ func (c Config) withDefaults() Config {
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = DefaultQueueSize
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -125,9 +159,12 @@ type Gateway struct {
 	cfg       Config
 	log       *slog.Logger
 	upgrader  websocket.Upgrader
-	forks     *forkLimit
+	forks     *limit // children, shared ones included
+	conns     *limit // WebSocket connections
+	shared    registry
 	endpoints router
 	origins   originPolicy
+	protocols subprotocols
 	plain     http.Handler
 	wsHeaders http.Header // --header and --header-ws, for gorilla to write
 
@@ -136,7 +173,8 @@ type Gateway struct {
 
 	mu       sync.Mutex
 	closed   bool
-	live     map[*session]struct{} // sessions with a running child
+	live     map[*process.Process]struct{} // running children
+	open     map[*session]struct{}         // sessions being served
 	sessions sync.WaitGroup
 }
 
@@ -145,17 +183,23 @@ type Gateway struct {
 func New(cfg Config) (*Gateway, error) {
 	cfg = cfg.withDefaults()
 	g := &Gateway{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		forks: newForkLimit(cfg.MaxForks),
-		live:  make(map[*session]struct{}),
+		cfg:    cfg,
+		log:    cfg.Logger,
+		forks:  newLimit(cfg.MaxForks),
+		shared: registry{children: make(map[string]*sharedChild)},
+		conns:  newLimit(cfg.MaxConns),
+		live:   make(map[*process.Process]struct{}),
+		open:   make(map[*session]struct{}),
 	}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: handshakeTimeout,
 		WriteBufferSize:  frameBufferSize,
 		WriteBufferPool:  &sync.Pool{}, // an idle session holds no write buffer
-		Error:            writeHandshakeError,
-		CheckOrigin:      func(*http.Request) bool { return true }, // checked before, with a log line
+		// gorilla negotiates permessage-deflate and decompresses what clients
+		// send; what they are sent, the session compresses (compress.go).
+		EnableCompression: cfg.Compress,
+		Error:             writeHandshakeError,
+		CheckOrigin:       func(*http.Request) bool { return true }, // checked before, with a log line
 	}
 	var err error
 	if g.endpoints, err = newRouter(cfg); err != nil {
@@ -163,6 +207,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.origins, err = newOriginPolicy(cfg.Origins); err != nil {
 		return nil, err
+	}
+	if g.protocols, err = newSubprotocols(cfg.Subprotocols); err != nil {
+		return nil, &ConfigError{Field: "Subprotocols", Err: err}
 	}
 	if g.plain, err = g.newPlainHandler(); err != nil {
 		return nil, err
@@ -248,11 +295,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
+	protocol, ok := g.protocols.choose(r)
+	if !ok {
+		g.log.Info("handshake refused: no subprotocol in common", "remote", r.RemoteAddr, "path", r.URL.Path,
+			"offered", strings.Join(offeredSubprotocols(r), ","), "served", strings.Join(g.protocols, ","))
+		http.Error(w, "no subprotocol in common: this endpoint serves "+strings.Join(g.protocols, ", "), http.StatusBadRequest)
+		return
+	}
 	if !g.track() {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	g.serveWebSocket(w, r, e)
+	g.serveWebSocket(w, r, e, protocol)
 }
 
 func addHeaders(w http.ResponseWriter, headers http.Header) {
@@ -295,28 +349,43 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 }
 
-// abortWait bounds how long Abort waits for the sessions it ends.
+// abortWait bounds how long Abort waits for the children and sessions it
+// ends.
 const abortWait = time.Second
 
-// Abort ends every session with a running child at once, for a shutdown
-// that cannot wait: each child's group gets SIGKILL, and each connection
-// still open is dropped, so that its access line tells whether its close
-// frame was delivered. It waits (a second at most) until those sessions
-// have ended, their children reaped and their access lines logged, so that
-// no zombie and no untold session is left when the program exits.
+// Abort ends every child and every session at once, for a shutdown that
+// cannot wait: each child's group gets SIGKILL, and each connection still
+// open is dropped ("shutdown cut short"), so that its access line tells
+// whether its close frame was delivered. It waits (a second at most) until
+// the children are reaped and the sessions have logged, so that no zombie
+// and no untold session is left when the program exits.
 func (g *Gateway) Abort() {
 	g.mu.Lock()
 	g.closed = true
-	live := make([]*session, 0, len(g.live))
-	for s := range g.live {
-		live = append(live, s)
+	procs := make([]*process.Process, 0, len(g.live))
+	for p := range g.live {
+		procs = append(procs, p)
+	}
+	open := make([]*session, 0, len(g.open))
+	for s := range g.open {
+		open = append(open, s)
 	}
 	g.mu.Unlock()
-	for _, s := range live {
-		s.abort("shutdown cut short")
+	for _, p := range procs {
+		p.Kill()
+	}
+	for _, s := range open {
+		s.drop("shutdown cut short")
 	}
 	deadline := time.After(abortWait)
-	for _, s := range live {
+	for _, p := range procs {
+		select {
+		case <-p.Done():
+		case <-deadline:
+			return
+		}
+	}
+	for _, s := range open {
 		select {
 		case <-s.ended:
 		case <-deadline:
@@ -325,39 +394,88 @@ func (g *Gateway) Abort() {
 	}
 }
 
-// setLive adds or removes a session with a running child.
-func (g *Gateway) setLive(s *session, live bool) {
+// setOpen adds or removes a session being served.
+func (g *Gateway) setOpen(s *session, open bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if open {
+		g.open[s] = struct{}{}
+	} else {
+		delete(g.open, s)
+	}
+}
+
+// setLive adds or removes a running child.
+func (g *Gateway) setLive(p *process.Process, live bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if live {
-		g.live[s] = struct{}{}
+		g.live[p] = struct{}{}
 	} else {
-		delete(g.live, s)
+		delete(g.live, p)
 	}
 }
 
 // serveWebSocket upgrades the connection and hands it to a session
 // goroutine, owned by the gateway: returning from the handler lets net/http
 // free what it kept for the request, which an idle session would otherwise
-// hold for its whole life. Shutdown waits for the session.
-func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint) {
+// hold for its whole life. Shutdown waits for the session. protocol is the
+// subprotocol chosen, or "".
+func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint, protocol string) {
+	id := newSessionID()
+	refusal := ""
+	if !g.conns.acquire() {
+		refusal = errTooManyForks.Error()
+	}
+	var m *member
+	if g.cfg.Broadcast && refusal == "" {
+		m = &member{}
+		if err := g.join(m, r, e, id); err != nil { // before the response: see join
+			refusal, m = err.Error(), nil
+		}
+	}
 	hw := &hijackWriter{ResponseWriter: w}
-	conn, err := g.upgrader.Upgrade(hw, r, g.wsHeaders)
+	conn, err := g.upgrader.Upgrade(hw, r, g.handshakeHeader(protocol))
 	if err != nil {
-		g.sessions.Done()
 		g.log.Debug("handshake failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+		if m != nil {
+			g.leave(m)
+		}
+		if refusal == "" {
+			g.conns.release()
+		}
+		g.sessions.Done()
 		return
 	}
-	s := newSession(g, conn, hw, r, e, newSessionID())
-	go func() {
-		defer g.sessions.Done()
-		if !g.forks.acquire() {
-			s.refuse(websocket.CloseTryAgainLater, "too many connections")
-			return
-		}
+	s := newSession(g, conn, hw, r, e, id)
+	go g.serveSession(s, m, refusal)
+}
+
+// serveSession runs a session to its end: a refusal, a member of a broadcast
+// stream, or a client with its own child.
+func (g *Gateway) serveSession(s *session, m *member, refusal string) {
+	defer g.sessions.Done()
+	defer close(s.ended) // after the access line and setOpen
+	g.setOpen(s, true)
+	defer g.setOpen(s, false)
+	switch {
+	case refusal == errTooManyForks.Error():
+		s.refuse(websocket.CloseTryAgainLater, refusal)
+		return
+	case refusal != "":
+		s.refuse(websocket.CloseInternalServerErr, refusal)
+		return
+	}
+	defer g.conns.release()
+	switch {
+	case m != nil:
+		s.runMember(g.ctx, m)
+	case !g.forks.acquire():
+		s.refuse(websocket.CloseTryAgainLater, errTooManyForks.Error())
+	default:
 		defer g.forks.release()
 		s.run(g.ctx)
-	}()
+	}
 }
 
 // writeHandshakeError answers a bad handshake with its status and a one-line
@@ -373,19 +491,19 @@ func newSessionID() string {
 	return strconv.FormatUint(rand.Uint64()>>1, 10)
 }
 
-// forkLimit counts running children against --maxforks.
-type forkLimit struct {
+// limit counts what runs at once against a maximum: children, connections.
+type limit struct {
 	slots chan struct{} // nil when unlimited
 }
 
-func newForkLimit(max int) *forkLimit {
+func newLimit(max int) *limit {
 	if max <= 0 {
-		return &forkLimit{}
+		return &limit{}
 	}
-	return &forkLimit{slots: make(chan struct{}, max)}
+	return &limit{slots: make(chan struct{}, max)}
 }
 
-func (f *forkLimit) acquire() bool {
+func (f *limit) acquire() bool {
 	if f.slots == nil {
 		return true
 	}
@@ -397,7 +515,7 @@ func (f *forkLimit) acquire() bool {
 	}
 }
 
-func (f *forkLimit) release() {
+func (f *limit) release() {
 	if f.slots != nil {
 		<-f.slots
 	}

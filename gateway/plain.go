@@ -20,7 +20,7 @@ type plainHandler struct {
 	cgi       *dirRouter
 	cgiEnv    []string
 	static    http.Handler
-	forks     *forkLimit
+	forks     *limit
 }
 
 func (h *plainHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -1,10 +1,12 @@
 // Package browsertest drives wsgate's developer console in a real headless
 // Chromium: it builds wsgate, runs it on a free loopback port with
-// --devconsole, and checks what a person using the console sees.
+// --devconsole, and checks what a person using the console sees. It does
+// the same for the broadcast examples' pages (examples_test.go).
 //
 // Chromium comes from Debian (apt-get install chromium). Without it the
 // tests skip, except under CI=true, where they fail. Set
-// WSGATE_UPDATE_SCREENSHOT=1 to refresh docs/devconsole.png.
+// WSGATE_UPDATE_SCREENSHOT=1 to refresh docs/devconsole.png, and the
+// examples' docs/dashboard.png and docs/chat.png.
 package browsertest
 
 import (

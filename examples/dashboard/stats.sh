@@ -1,0 +1,106 @@
+#!/bin/sh
+# One JSON line a second about this machine, read from /proc and df, for the
+# live dashboard next to it (index.html). Run it shared, so that every viewer
+# costs one sampler and a newcomer gets the last minute at once:
+#
+#   wsgate --port=8080 --broadcast --replay=60 --staticdir=examples/dashboard examples/dashboard/stats.sh
+#
+# Fields: t (Unix seconds), host, cpus, load1/load5/load15, cpu (% busy over
+# the last interval, all CPUs), mem_used/mem_total (bytes; used is total
+# minus MemAvailable), disk_used/disk_total (bytes) and disk_used_pct (of /),
+# net_rx/net_tx (bytes per second, through the interfaces named as arguments,
+# or every interface but lo).
+#
+#   stats.sh            # network: every interface but lo
+#   stats.sh eth0 lo    # network: eth0 and lo only
+exec awk -v ifaces="$*" '
+function slurp(file, arr,    line, n) {
+	n = 0
+	while ((getline line < file) > 0) arr[++n] = line
+	close(file)
+	return n
+}
+# uptime returns the seconds since boot, to the hundredth: the clock that
+# rates are measured with.
+function uptime(    f) {
+	slurp("/proc/uptime", lines)
+	split(lines[1], f, " ")
+	return f[1]
+}
+function command(cmd,    line) {
+	line = ""
+	cmd | getline line
+	close(cmd)
+	return line
+}
+# cpu_sample sets busy and total from the first line of /proc/stat: user nice
+# system idle iowait irq softirq steal (guest time is already in user).
+function cpu_sample(    f, i, n, idle) {
+	n = slurp("/proc/stat", lines)
+	split(lines[1], f, " ")
+	total = 0
+	for (i = 2; i <= 9 && i in f; i++) total += f[i]
+	idle = f[5] + f[6]
+	busy = total - idle
+	cpus = 0
+	for (i = 2; i <= n; i++) if (lines[i] ~ /^cpu[0-9]/) cpus++
+}
+# net_sample sets rx and tx, the bytes received and sent through the chosen
+# interfaces.
+function net_sample(    i, n, f, line) {
+	n = slurp("/proc/net/dev", lines)
+	rx = tx = 0
+	for (i = 3; i <= n; i++) {
+		line = lines[i]
+		sub(/:/, " ", line)
+		split(line, f, " ")
+		if (nchosen ? !(f[1] in chosen) : f[1] == "lo") continue
+		rx += f[2]
+		tx += f[10]
+	}
+}
+function meminfo(    i, n, f) {
+	n = slurp("/proc/meminfo", lines)
+	mem_total = mem_avail = 0
+	for (i = 1; i <= n; i++) {
+		split(lines[i], f, " ")
+		if (f[1] == "MemTotal:") mem_total = f[2] * 1024
+		if (f[1] == "MemAvailable:") mem_avail = f[2] * 1024
+	}
+}
+# disk reads "df -P /": Filesystem 1024-blocks Used Available Capacity Mounted on.
+function disk(    f, line) {
+	"df -P /" | getline line # the header
+	"df -P /" | getline line
+	close("df -P /")
+	split(line, f, " ")
+	disk_total = f[2] * 1024
+	disk_used = f[3] * 1024
+	disk_pct = f[5] + 0
+}
+BEGIN {
+	nchosen = split(ifaces, names, " ")
+	for (i = 1; i <= nchosen; i++) chosen[names[i]] = 1
+	slurp("/proc/sys/kernel/hostname", lines)
+	host = lines[1]
+	gsub(/[^A-Za-z0-9._-]/, "", host)
+	cpu_sample(); net_sample()
+	prev_busy = busy; prev_total = total; prev_rx = rx; prev_tx = tx
+	prev_up = uptime()
+	for (;;) {
+		system("sleep 1")
+		up = uptime()
+		now = command("date +%s")
+		cpu_sample(); net_sample(); meminfo(); disk()
+		slurp("/proc/loadavg", lines)
+		split(lines[1], load, " ")
+		dt = up - prev_up
+		if (dt <= 0) dt = 1
+		cpu = total > prev_total ? 100 * (busy - prev_busy) / (total - prev_total) : 0
+		printf "{\"t\":%d,\"host\":\"%s\",\"cpus\":%d,\"load1\":%s,\"load5\":%s,\"load15\":%s,\"cpu\":%.1f,", now, host, cpus, load[1], load[2], load[3], cpu
+		printf "\"mem_used\":%.0f,\"mem_total\":%.0f,\"disk_used\":%.0f,\"disk_total\":%.0f,\"disk_used_pct\":%d,", mem_total - mem_avail, mem_total, disk_used, disk_total, disk_pct
+		printf "\"net_rx\":%.0f,\"net_tx\":%.0f}\n", (rx - prev_rx) / dt, (tx - prev_tx) / dt
+		fflush()
+		prev_busy = busy; prev_total = total; prev_rx = rx; prev_tx = tx; prev_up = up
+	}
+}'
