@@ -268,12 +268,17 @@ func (s *session) closeWith(code int, reason string) {
 	}
 }
 
+// pingFlood is how many of a client's pings answered only by a later pong
+// make one that accepts nothing a ping flood rather than merely slow: more
+// than a client pinging every 100 ms sends in the default write timeout.
+const pingFlood = 1000
+
 // drop ends a client that is gone or too slow: the watchdog's verdict, or
 // Abort's. The first reason given is the one logged. A client that accepts
-// nothing while it pings us faster than our pongs can go out is not merely
-// slow: it floods us with pings, and the log says so.
+// nothing while it pings us far faster than our pongs can go out is not
+// merely slow: it floods us with pings, and the log says so.
 func (s *session) drop(reason string) {
-	if reason == reasonWriteTimeout && s.wire.pingsUnanswered() > 0 {
+	if reason == reasonWriteTimeout && s.wire.pingsUnanswered() >= pingFlood {
 		reason = "ping flood: client reads nothing"
 	}
 	s.dropReason.CompareAndSwap(nil, &reason)
