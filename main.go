@@ -128,7 +128,13 @@ func (w *wiring) serve() int {
 	defer signal.Stop(stats)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
+	return w.await(srv, served, signals, stats)
+}
 
+// await waits for the server to fail or a signal to stop it, logging the
+// stats line whenever SIGUSR1 asks, and returns the exit code.
+func (w *wiring) await(srv *gateway.Server, served <-chan error, signals, stats <-chan os.Signal) int {
+	logger, gw := w.logger, w.gw
 	for {
 		select {
 		case err := <-served:
