@@ -16,7 +16,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsgate/wsgate/process.runForks"))
 }
 
 // recorder is a writer Feed passes output to; the test reads it meanwhile.
