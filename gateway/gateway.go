@@ -97,6 +97,8 @@ type Config struct {
 	ServerSoftware string
 	// Logger receives every log line; slog.Default() when nil.
 	Logger *slog.Logger
+	// Observer is told what happens, for metrics; nil for none.
+	Observer Observer
 }
 
 func (c Config) withDefaults() Config {
@@ -112,6 +114,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Observer == nil {
+		c.Observer = NopObserver{}
+	}
 	return c
 }
 
@@ -124,6 +129,7 @@ type Gateway struct {
 	forks     *forkLimit
 	endpoints router
 	origins   originPolicy
+	observe   *counting
 	plain     http.Handler
 	wsHeaders http.Header // --header and --header-ws, for gorilla to write
 
@@ -141,16 +147,17 @@ type Gateway struct {
 func New(cfg Config) (*Gateway, error) {
 	cfg = cfg.withDefaults()
 	g := &Gateway{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		forks: newForkLimit(cfg.MaxForks),
-		live:  make(map[*session]struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		forks:   newForkLimit(cfg.MaxForks),
+		observe: &counting{Observer: cfg.Observer},
+		live:    make(map[*session]struct{}),
 	}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: handshakeTimeout,
 		WriteBufferSize:  frameBufferSize,
 		WriteBufferPool:  &sync.Pool{}, // an idle session holds no write buffer
-		Error:            writeHandshakeError,
+		Error:            g.writeHandshakeError,
 		CheckOrigin:      func(*http.Request) bool { return true }, // checked before, with a log line
 	}
 	var err error
@@ -222,6 +229,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// completed handshake carries --header and --header-ws.
 	e, err := g.endpoints.route(r.URL.Path)
 	if err != nil {
+		g.observe.HandshakeRefused(RefusedNotFound)
 		http.NotFound(w, r)
 		return
 	}
@@ -229,10 +237,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
 		g.log.Info("handshake refused: origin not allowed", "remote", r.RemoteAddr, "path", r.URL.Path,
 			"origin", origin, "host", r.Host, "hint", refusalHint(origin))
+		g.observe.HandshakeRefused(RefusedOrigin)
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
 	if !g.track() {
+		g.observe.HandshakeRefused(RefusedShutdown)
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -256,6 +266,14 @@ func (g *Gateway) track() bool {
 	}
 	g.sessions.Add(1)
 	return true
+}
+
+// Draining reports whether shutdown has begun. It takes the gateway's lock,
+// so a call that returns also shows the gateway is not stuck.
+func (g *Gateway) Draining() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
 }
 
 // Shutdown closes every session with 1001, stops every child and waits until
@@ -329,9 +347,11 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpo
 		return
 	}
 	s := newSession(g, conn, hw, r, e, newSessionID())
+	g.observe.ConnectionOpened(e.scriptName)
 	go func() {
 		defer g.sessions.Done()
 		if !g.forks.acquire() {
+			g.observe.HandshakeRefused(RefusedLimit)
 			s.refuse(websocket.CloseTryAgainLater, "too many connections")
 			return
 		}
@@ -342,7 +362,8 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpo
 
 // writeHandshakeError answers a bad handshake with its status and a one-line
 // reason.
-func writeHandshakeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+func (g *Gateway) writeHandshakeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+	g.observe.HandshakeRefused(RefusedBadRequest)
 	w.Header().Set("Sec-Websocket-Version", "13")
 	http.Error(w, reason.Error(), status)
 }

@@ -77,6 +77,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 		pumped:       make(chan struct{}),
 	}
 	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
+	s.wire.written = func(msgs, payload int64) { g.observe.Messages(e.scriptName, Out, msgs, payload) }
 	hw.conn.wire.Store(s.wire)
 	s.heard()
 	s.watch = &watchdog{
@@ -118,10 +119,12 @@ func (s *session) refuse(code int, reason string) {
 func (s *session) run(ctx context.Context) {
 	proc, err := process.Start(s.spec())
 	if err != nil {
+		s.gw.observe.ChildStartFailed(s.ep.scriptName)
 		s.log.Error("command failed to start", "err", err)
 		s.refuse(websocket.CloseInternalServerErr, "cannot start command: "+rootCause(err).Error())
 		return
 	}
+	s.gw.observe.ChildStarted(s.ep.scriptName)
 	s.proc = proc
 	s.req = nil // all that is needed of it is in the child's environment
 	s.log = s.log.With("pid", proc.Pid())
@@ -150,6 +153,7 @@ func (s *session) run(ctx context.Context) {
 func (s *session) pumpOutput() {
 	defer close(s.pumped)
 	status := s.proc.Feed(s.outputWriters())
+	s.gw.observe.ChildEnded(s.ep.scriptName)
 	code, reason := closeCodeFor(status), status.String()
 	if !s.ends.send(code, reason) {
 		_ = s.wire.writeControls() // the close frame already asked for, if not written yet
@@ -254,13 +258,17 @@ func (s *session) clientEnded(err error) {
 	}
 }
 
+// logAccess writes the access line and tells the observer the connection
+// has ended.
 func (s *session) logAccess() {
 	code, reason := s.ends.outcome()
+	duration := time.Since(s.start)
+	s.gw.observe.ConnectionClosed(s.ep.scriptName, code, duration)
 	msgsOut, bytesOut := s.wire.delivered()
 	attrs := []any{
 		"remote", s.remote,
 		"path", s.uri,
-		"duration", time.Since(s.start).Round(time.Millisecond),
+		"duration", duration.Round(time.Millisecond),
 	}
 	if s.proc != nil {
 		attrs = append(attrs, "exit", s.proc.Status().String())
