@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -66,6 +67,11 @@ type Config struct {
 	// Origins lists the browser origins allowed besides the gateway's own:
 	// "host", "host:port" or "scheme://host[:port]"; "*" allows any.
 	Origins []string
+	// TrustedProxies are the reverse proxies whose forwarding headers are
+	// believed: for a connection from one of them, the client's address
+	// comes from X-Forwarded-For or Forwarded, TLS from X-Forwarded-Proto,
+	// and the host the origin is compared with from X-Forwarded-Host.
+	TrustedProxies []netip.Prefix
 	// Headers are added to every response, HeadersWS to handshake
 	// responses, HeadersHTTP to all others.
 	Headers, HeadersWS, HeadersHTTP http.Header
@@ -129,6 +135,7 @@ type Gateway struct {
 	forks     *forkLimit
 	endpoints router
 	origins   originPolicy
+	proxies   trustedProxies
 	observe   *counting
 	plain     http.Handler
 	wsHeaders http.Header // --header and --header-ws, for gorilla to write
@@ -150,6 +157,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		forks:   newForkLimit(cfg.MaxForks),
+		proxies: trustedProxies(cfg.TrustedProxies),
 		observe: &counting{Observer: cfg.Observer},
 		live:    make(map[*session]struct{}),
 	}
@@ -233,10 +241,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if !g.origins.allows(r) {
+	c := g.proxies.client(r)
+	if !g.origins.allows(r, c.host) {
 		origin := r.Header.Get("Origin")
-		g.log.Info("handshake refused: origin not allowed", "remote", r.RemoteAddr, "path", r.URL.Path,
-			"origin", origin, "host", r.Host, "hint", refusalHint(origin))
+		g.log.Info("handshake refused: origin not allowed", "remote", c.addr, "path", r.URL.Path,
+			"origin", origin, "host", c.host, "hint", refusalHint(origin))
 		g.observe.HandshakeRefused(RefusedOrigin)
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
@@ -246,7 +255,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	g.serveWebSocket(w, r, e)
+	g.serveWebSocket(w, r, e, c)
 }
 
 func addHeaders(w http.ResponseWriter, headers http.Header) {
@@ -338,15 +347,15 @@ func (g *Gateway) setLive(s *session, live bool) {
 // goroutine, owned by the gateway: returning from the handler lets net/http
 // free what it kept for the request, which an idle session would otherwise
 // hold for its whole life. Shutdown waits for the session.
-func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint) {
+func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint, c client) {
 	hw := &hijackWriter{ResponseWriter: w}
 	conn, err := g.upgrader.Upgrade(hw, r, g.wsHeaders)
 	if err != nil {
 		g.sessions.Done()
-		g.log.Debug("handshake failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+		g.log.Debug("handshake failed", "remote", c.addr, "path", r.URL.Path, "err", err)
 		return
 	}
-	s := newSession(g, conn, hw, r, e, newSessionID())
+	s := newSession(g, conn, hw, r, e, c, newSessionID())
 	g.observe.ConnectionOpened(e.scriptName)
 	go func() {
 		defer g.sessions.Done()

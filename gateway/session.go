@@ -38,6 +38,7 @@ type session struct {
 	raw          net.Conn      // the connection under any TLS
 	clientReader *bufio.Reader // what conn reads from
 	req          *http.Request // the handshake, until the child starts
+	peer         client        // who it comes from
 	remote, uri  string        // of the handshake, for the logs
 	ep           endpoint
 	id           string
@@ -60,7 +61,7 @@ type session struct {
 	replacedUTF8 atomic.Bool
 }
 
-func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Request, e endpoint, id string) *session {
+func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Request, e endpoint, c client, id string) *session {
 	s := &session{
 		gw:           g,
 		conn:         conn,
@@ -68,7 +69,8 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 		raw:          hw.raw,
 		clientReader: hw.reader,
 		req:          r,
-		remote:       r.RemoteAddr,
+		peer:         c,
+		remote:       c.addr,
 		uri:          r.URL.RequestURI(),
 		ep:           e,
 		id:           id,
@@ -168,6 +170,8 @@ func (s *session) spec() process.Spec {
 	cfg := s.gw.cfg
 	env := cgiEnv{
 		req:        s.req,
+		remote:     s.peer.addr,
+		https:      s.peer.https,
 		id:         s.id,
 		scriptName: s.ep.scriptName,
 		pathInfo:   s.ep.pathInfo,
@@ -175,7 +179,7 @@ func (s *session) spec() process.Spec {
 		passEnv:    cfg.PassEnv,
 	}
 	if cfg.ReverseLookup {
-		env.remoteHost = lookupHost(s.req.RemoteAddr)
+		env.remoteHost = lookupHost(s.peer.addr)
 	}
 	return process.Spec{
 		Path:  s.ep.path,
@@ -265,11 +269,14 @@ func (s *session) logAccess() {
 	duration := time.Since(s.start)
 	s.gw.observe.ConnectionClosed(s.ep.scriptName, code, duration)
 	msgsOut, bytesOut := s.wire.delivered()
-	attrs := []any{
-		"remote", s.remote,
+	attrs := []any{"remote", s.remote}
+	if s.peer.proxy != "" {
+		attrs = append(attrs, "proxy", s.peer.proxy)
+	}
+	attrs = append(attrs,
 		"path", s.uri,
 		"duration", duration.Round(time.Millisecond),
-	}
+	)
 	if s.proc != nil {
 		attrs = append(attrs, "exit", s.proc.Status().String())
 	}
