@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"time"
 
@@ -49,33 +50,42 @@ type CLI struct {
 	WriteTimeout int   `name:"writetimeout" help:"Seconds a client may accept no data before it is dropped." default:"60" group:"Limits"`
 
 	Binary        bool     `help:"Binary mode: raw bytes both ways instead of lines." group:"Child process"`
-	PassEnv       []string `name:"passenv" help:"Variables of wsgate's environment passed to the child." default:"PATH,LD_LIBRARY_PATH" placeholder:"A,B" group:"Child process"`
+	PassEnv       []string `name:"passenv" help:"Variables of wsgate's environment passed to the child. Default: ${default}." default:"PATH,LD_LIBRARY_PATH" placeholder:"A,B" group:"Child process"`
 	PassStderr    bool     `name:"passstderr" help:"Send stderr to the client too; every message is then JSON {\"stream\":\"stdout\"|\"stderr\",\"data\":\"...\"}." group:"Child process"`
 	ReverseLookup bool     `name:"reverselookup" help:"Look up the client's DNS name for REMOTE_HOST." group:"Child process"`
 
-	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, error or fatal." default:"access" enum:"${loglevels}" group:"Logging"`
+	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, warn, error or fatal." default:"access" enum:"${loglevels}" group:"Logging"`
 	LogFormat string `name:"logformat" help:"Log format: text or json." default:"text" enum:"text,json" group:"Logging"`
 
-	Config  kong.ConfigFlag  `help:"JSON file of flag values, keyed by flag name; the command line and environment win." placeholder:"FILE" group:"Other"`
-	Version kong.VersionFlag `help:"Print the version and exit." group:"Other"`
-	License bool             `help:"Print the license and exit." group:"Other"`
+	Config  kong.ConfigFlag  `help:"JSON file of flag values, keyed by flag name; the command line and WSGATE_* variables win." placeholder:"FILE" group:"Other"`
+	Version kong.VersionFlag `help:"Print the version, commit and Go version, and exit." env:"-" group:"Other"`
+	License bool             `help:"Print the license and exit." env:"-" group:"Other"`
 
 	Command []string `arg:"" optional:"" passthrough:"partial" help:"Program to run for each connection, with its arguments."`
 }
 
-// parseCLI parses args (without the program name) into a CLI.
-func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
-	var cli CLI
-	options = append([]kong.Option{
+// envPrefix starts the name of every flag's environment variable.
+const envPrefix = "WSGATE_"
+
+// cliOptions are kong's options for wsgate's command line.
+func cliOptions() []kong.Option {
+	return []kong.Option{
 		kong.Name("wsgate"),
 		kong.Description("Turns a program that reads stdin and writes stdout into a WebSocket service."),
-		kong.Vars{"version": "wsgate " + version, "loglevels": strings.Join(logs.LevelNames(), ",")},
-		kong.DefaultEnvars("WSGATE"),
+		kong.Vars{"version": versionLine(), "loglevels": strings.Join(logs.LevelNames(), ",")},
+		kong.DefaultEnvars(strings.TrimSuffix(envPrefix, "_")),
 		kong.Configuration(strictJSON),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 		kong.Help(printHelp),
-	}, options...)
-	parser, err := kong.New(&cli, options...)
+	}
+}
+
+// parseCLI parses args (without the program name) into a CLI. A flag's
+// value comes from the command line, else from its WSGATE_ variable, else
+// from the --config file, else from its default.
+func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
+	var cli CLI
+	parser, err := kong.New(&cli, append(cliOptions(), options...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -146,12 +156,17 @@ func (c *CLI) resolveCommand() error {
 }
 
 // logger returns the logger --loglevel and --logformat ask for, writing to w.
+// Text written to the journal carries no time: journald adds its own.
 func (c *CLI) logger(w io.Writer) (*slog.Logger, error) {
 	level, err := logs.ParseLevel(c.LogLevel)
 	if err != nil {
 		return nil, fmt.Errorf("--loglevel: %w", err)
 	}
-	logger, err := logs.New(w, c.LogFormat, level)
+	var opts []logs.Option
+	if c.LogFormat == "text" && writesToJournal(w) {
+		opts = append(opts, logs.WithoutTime())
+	}
+	logger, err := logs.New(w, c.LogFormat, level, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("--logformat: %w", err)
 	}
@@ -337,29 +352,41 @@ func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
 }
 
 // strictJSON loads a --config file like kong.JSON, but a key that names no
-// flag is an error rather than silently ignored.
+// flag is an error rather than silently ignored, a bad value is an error
+// naming its key and the file, and a flag whose WSGATE_ variable is set
+// keeps the variable's value.
 func strictJSON(r io.Reader) (kong.Resolver, error) {
+	file := "config file"
+	if f, ok := r.(interface{ Name() string }); ok { // kong hands the opened *os.File
+		file = "config file " + f.Name()
+	}
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	var keys map[string]any
 	if err := json.Unmarshal(data, &keys); err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	resolver, err := kong.JSON(bytes.NewReader(data))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	return configResolver{Resolver: resolver, keys: keys}, nil
+	return configResolver{Resolver: resolver, file: file, keys: keys}, nil
 }
 
 type configResolver struct {
 	kong.Resolver
+	file string // "config file PATH", for errors
 	keys map[string]any
 }
 
-// Validate rejects keys that are no flag's name.
+// commandLineOnly are the flags a config file cannot set: they make wsgate
+// print and exit, or name the file itself.
+var commandLineOnly = map[string]bool{"help": true, "version": true, "license": true, "config": true}
+
+// Validate rejects keys that are no flag's name, and those of flags that
+// belong on the command line only.
 func (c configResolver) Validate(app *kong.Application) error {
 	known := map[string]bool{}
 	for _, flag := range app.Flags {
@@ -367,9 +394,44 @@ func (c configResolver) Validate(app *kong.Application) error {
 		known[strings.ReplaceAll(flag.Name, "-", "_")] = true
 	}
 	for key := range c.keys {
-		if !known[key] {
-			return fmt.Errorf("config file: unknown key %q: keys are flag names, such as \"maxforks\"", key)
+		switch {
+		case commandLineOnly[key]:
+			return fmt.Errorf("%s: key %q: --%s belongs on the command line only", c.file, key, key)
+		case !known[key]:
+			return fmt.Errorf("%s: unknown key %q: keys are flag names, such as \"maxforks\"", c.file, key)
 		}
 	}
 	return nil
+}
+
+// Resolve returns the file's value for flag, unless its WSGATE_ variable is
+// set: the environment wins over the file. A value the flag cannot take is
+// an error naming the key and the file.
+func (c configResolver) Resolve(ctx *kong.Context, parent *kong.Path, flag *kong.Flag) (any, error) {
+	for _, env := range flag.Envs {
+		if _, set := os.LookupEnv(env); set {
+			return nil, nil
+		}
+	}
+	value, err := c.Resolver.Resolve(ctx, parent, flag)
+	if err != nil || value == nil {
+		return value, err
+	}
+	scratch := reflect.New(flag.Target.Type()).Elem()
+	if scratch.Kind() == reflect.Pointer {
+		scratch.Set(reflect.New(scratch.Type().Elem()))
+	}
+	scan := kong.ScanFromTokens(kong.Token{Type: kong.FlagValueToken, Value: value})
+	if err := flag.Mapper.Decode(&kong.DecodeContext{Value: flag.Value, Scan: scan}, scratch); err != nil {
+		return nil, fmt.Errorf("%s: key %q: %w", c.file, c.keyOf(flag), err)
+	}
+	return value, nil
+}
+
+// keyOf is the key of the file that holds flag's value.
+func (c configResolver) keyOf(flag *kong.Flag) string {
+	if underscored := strings.ReplaceAll(flag.Name, "-", "_"); c.keys[underscored] != nil {
+		return underscored
+	}
+	return flag.Name
 }

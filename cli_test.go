@@ -122,3 +122,51 @@ func TestAddressesAreEachJoinedWithThePort(t *testing.T) {
 		t.Errorf("--unixsocket with --port: TCP %v, want :9000 too", ls.Addrs)
 	}
 }
+
+// The three sources of a flag's value, pair by pair, as parseCLI sees them:
+// the command line, then WSGATE_ variables, then the --config file.
+func TestFlagSourcesPrecedence(t *testing.T) { // not parallel: t.Setenv
+	config := t.TempDir() + "/wsgate.json"
+	if err := os.WriteFile(config, []byte(`{"maxforks": 3, "pingms": 300, "closems": 30}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WSGATE_MAXFORKS", "2")
+	t.Setenv("WSGATE_PINGMS", "200")
+	cli, err := parseCLI([]string{"--config=" + config, "--maxforks=1", "cat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cli.MaxForks != 1 {
+		t.Errorf("command line 1, environment 2, file 3: maxforks %d, want 1", cli.MaxForks)
+	}
+	if cli.PingMS != 200 {
+		t.Errorf("environment 200, file 300: pingms %d, want 200", cli.PingMS)
+	}
+	if cli.CloseMS != 30 {
+		t.Errorf("file 30 alone: closems %d, want 30", cli.CloseMS)
+	}
+	cli, err = parseCLI([]string{"--config=" + config, "--closems=10", "cat"})
+	if err != nil || cli.CloseMS != 10 {
+		t.Errorf("command line 10, file 30: closems %d (%v), want 10", cli.CloseMS, err)
+	}
+}
+
+func TestEnvarWarningsNameTheVariableAndWhatWasMeant(t *testing.T) {
+	t.Parallel()
+	known := knownEnvars()
+	if !known["WSGATE_PORT"] || !known["WSGATE_HEADER_WS"] || known["WSGATE_VERSION"] {
+		t.Fatalf("known variables wrong: %v", known)
+	}
+	got := envarWarnings([]string{
+		"WSGATE_PORT=80", "WSGATE_PROT=80", "WSGATE_MAXFORK=1", "WSGATE_LICENSE=1", "WSGATE_ZZZZZZZZ=1", "PATH=/bin", "XWSGATE_PORT=1",
+	}, known)
+	want := []string{
+		"WSGATE_PROT names no flag and is ignored; did you mean WSGATE_PORT?",
+		"WSGATE_MAXFORK names no flag and is ignored; did you mean WSGATE_MAXFORKS?",
+		"WSGATE_LICENSE is ignored: --license belongs on the command line only",
+		"WSGATE_ZZZZZZZZ names no flag and is ignored",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -20,8 +22,13 @@ import (
 	"github.com/wsgate/wsgate/process"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version and commit are set at build time with
+// -ldflags "-X main.version=... -X main.commit=...". Without commit, the
+// revision Go stamps into a build from a git checkout is used.
+var (
+	version = "0.1.0-dev"
+	commit  = ""
+)
 
 //go:embed LICENSE
 var licenseText string
@@ -40,6 +47,42 @@ const shutdownSlack = 2 * time.Second
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// versionLine is what --version prints: the version, the commit and the Go
+// version wsgate was built from.
+func versionLine() string {
+	return fmt.Sprintf("wsgate %s (commit %s, %s %s/%s)", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// buildCommit is the commit wsgate was built from, or "unknown".
+func buildCommit() string {
+	if commit != "" {
+		return commit
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	revision, modified := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	switch {
+	case revision == "":
+		return "unknown"
+	case len(revision) > 12:
+		revision = revision[:12]
+	}
+	if modified {
+		revision += "-dirty"
+	}
+	return revision
 }
 
 // run is wsgate from the parsed command line to exit, returning the exit code.
@@ -90,6 +133,9 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, warning := range envarWarnings(os.Environ(), knownEnvars()) {
+		logger.Warn(warning)
+	}
 	cfg, err := cli.gatewayConfig()
 	if err != nil {
 		return nil, err
@@ -102,6 +148,9 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 	gw, err := gateway.New(cfg)
 	if err != nil {
 		return nil, inFlagTerms(err)
+	}
+	if cli.DevConsole && cli.StaticDir != "" {
+		logger.Info("--devconsole with --staticdir: a file under --staticdir wins; the console answers the paths that name none")
 	}
 	return &wiring{cli: cli, logger: logger, gw: gw, listeners: listeners, grace: cfg.CloseGrace}, nil
 }
