@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +58,8 @@ type CLI struct {
 
 	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, warn, error or fatal." default:"access" enum:"${loglevels}" group:"Logging"`
 	LogFormat string `name:"logformat" help:"Log format: text or json." default:"text" enum:"text,json" group:"Logging"`
+
+	Metrics string `help:"Serve Prometheus metrics at /metrics and health at /healthz on this separate address, such as 127.0.0.1:9090." placeholder:"ADDR" group:"Operations"`
 
 	Config  kong.ConfigFlag  `help:"JSON file of flag values, keyed by flag name; the command line and WSGATE_* variables win." placeholder:"FILE" group:"Other"`
 	Version kong.VersionFlag `help:"Print the version, commit and Go version, and exit." env:"-" group:"Other"`
@@ -124,6 +128,18 @@ func (c *CLI) validate() error {
 		return fmt.Errorf("--pingms=%d is negative: use 0 to turn pings off", c.PingMS)
 	case c.WriteTimeout <= 0:
 		return fmt.Errorf("--writetimeout=%d must be positive", c.WriteTimeout)
+	}
+	return c.validateMetrics()
+}
+
+// validateMetrics checks that --metrics is a TCP address with a port.
+func (c *CLI) validateMetrics() error {
+	if c.Metrics == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(c.Metrics)
+	if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
+		return fmt.Errorf("--metrics=%s: want host:port, such as 127.0.0.1:9090", c.Metrics)
 	}
 	return nil
 }

@@ -6,19 +6,24 @@ package main
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/metrics"
 	"github.com/wsgate/wsgate/process"
 )
 
@@ -44,6 +49,9 @@ const (
 // sessions to end after SIGTERM: the close handshake's bounds, a second for
 // the client to take the 1001 and a second to answer it.
 const shutdownSlack = 2 * time.Second
+
+// metricsStopWait bounds how long a scrape under way may hold the exit.
+const metricsStopWait = time.Second
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -118,6 +126,9 @@ type wiring struct {
 	gw        *gateway.Gateway
 	listeners gateway.Listeners
 	grace     time.Duration // gateway.Config.CloseGrace
+	metrics   *metrics.Metrics
+
+	draining atomic.Bool // shutdown has begun: /healthz says 503
 }
 
 // wire checks the command line, then builds the logger, the listeners'
@@ -144,6 +155,11 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 	if err != nil {
 		return nil, err
 	}
+	var m *metrics.Metrics
+	if cli.Metrics != "" {
+		m = metrics.New(version)
+		cfg.Observer = m
+	}
 	cfg.Logger = logger
 	gw, err := gateway.New(cfg)
 	if err != nil {
@@ -152,15 +168,21 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 	if cli.DevConsole && cli.StaticDir != "" {
 		logger.Info("--devconsole with --staticdir: a file under --staticdir wins; the console answers the paths that name none")
 	}
-	return &wiring{cli: cli, logger: logger, gw: gw, listeners: listeners, grace: cfg.CloseGrace}, nil
+	return &wiring{cli: cli, logger: logger, gw: gw, listeners: listeners, grace: cfg.CloseGrace, metrics: m}, nil
 }
 
 // serve listens and serves until a signal or a failure, returning the exit
 // code.
 func (w *wiring) serve() int {
 	logger, gw := w.logger, w.gw
+	metricsListeners, err := w.listenMetrics()
+	if err != nil {
+		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", err)
+		return exitFailure
+	}
 	srv, err := gateway.Listen(w.listeners, gw, logger)
 	if err != nil {
+		closeAll(metricsListeners)
 		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", err)
 		return exitFailure
 	}
@@ -171,6 +193,8 @@ func (w *wiring) serve() int {
 	defer signal.Stop(signals)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
+	metricsServer := w.serveMetrics(metricsListeners)
+	defer metricsServer.stop()
 
 	select {
 	case err := <-served:
@@ -178,9 +202,76 @@ func (w *wiring) serve() int {
 		gw.Abort()
 		return exitFailure
 	case sig := <-signals:
+		w.draining.Store(true)
 		logger.Info("shutting down", "signal", sig.String())
 	}
 	return shutdown(srv, gw, signals, w.grace, logger)
+}
+
+// listenMetrics opens the metrics listener of --metrics, if any.
+func (w *wiring) listenMetrics() ([]net.Listener, error) {
+	if w.cli.Metrics == "" {
+		return nil, nil
+	}
+	l, err := net.Listen("tcp", w.cli.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for metrics: %w", w.cli.Metrics, err)
+	}
+	return []net.Listener{l}, nil
+}
+
+func closeAll(listeners []net.Listener) {
+	for _, l := range listeners {
+		l.Close()
+	}
+}
+
+// metricsServer serves /metrics and /healthz on its listeners; its
+// goroutines are serveMetrics's caller's to stop.
+type metricsServer struct {
+	srv  *http.Server
+	done chan struct{}
+}
+
+// serveMetrics serves the metrics on listeners, until stop.
+func (w *wiring) serveMetrics(listeners []net.Listener) *metricsServer {
+	m := &metricsServer{done: make(chan struct{})}
+	if len(listeners) == 0 {
+		close(m.done)
+		return m
+	}
+	m.srv = &http.Server{
+		Handler:           w.metrics.Handler(func() bool { return !w.draining.Load() }),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(w.logger.Handler(), logs.LevelDebug),
+	}
+	errs := make(chan error, len(listeners))
+	for _, l := range listeners {
+		w.logger.Info("serving metrics", "addr", l.Addr().String())
+		go func() { errs <- m.srv.Serve(l) }()
+	}
+	go func() {
+		defer close(m.done)
+		for range listeners {
+			if err := <-errs; !errors.Is(err, http.ErrServerClosed) {
+				w.logger.Error("metrics listener failed", "err", err)
+			}
+		}
+	}()
+	return m
+}
+
+// stop closes the listeners, lets a scrape under way finish (for a second at
+// most), and waits for the goroutines.
+func (m *metricsServer) stop() {
+	if m.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), metricsStopWait)
+		defer cancel()
+		if m.srv.Shutdown(ctx) != nil {
+			m.srv.Close()
+		}
+	}
+	<-m.done
 }
 
 // shutdown stops the server gracefully; a second signal, or the stop sequence

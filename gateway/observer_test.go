@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -130,6 +131,16 @@ func TestObserverIsToldWhyHandshakesAreRefused(t *testing.T) {
 	readUntilClose(t, second, 5*time.Second)
 	obs.waitCount(t, "refused limit", 1)
 	obs.waitCount(t, "closed /echo.sh 1013", 1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tg.gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := handshakeStatus(t, tg, "/echo.sh", nil); got != http.StatusServiceUnavailable {
+		t.Errorf("handshake after shutdown: %d, want 503", got)
+	}
+	obs.waitCount(t, "refused shutdown", 1)
 }
 
 // badHandshake sends an upgrade request without a key.
