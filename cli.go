@@ -276,22 +276,21 @@ func (c *CLI) mainPort() int {
 
 // listeners says where to listen: each --address (all interfaces when none)
 // on the main port, and the Unix socket. A Unix socket alone replaces TCP.
-func (c *CLI) listeners() (gateway.Listeners, error) {
-	ls := gateway.Listeners{UnixSocket: c.UnixSocket, RedirectPort: c.mainPort()}
-	if c.UnixSocket == "" || c.Port != nil || len(c.Address) > 0 {
+// Sockets passed by systemd replace both. TLS is the caller's to add.
+func (c *CLI) listeners(inherited []net.Listener) gateway.Listeners {
+	ls := gateway.Listeners{Inherited: inherited, RedirectPort: c.mainPort()}
+	switch {
+	case len(inherited) > 0:
+	case c.UnixSocket == "" || c.Port != nil || len(c.Address) > 0:
 		ls.Addrs = c.tcpAddrs(c.mainPort())
+		ls.UnixSocket = c.UnixSocket
+	default:
+		ls.UnixSocket = c.UnixSocket
 	}
 	if c.RedirPort != 0 {
 		ls.RedirectAddrs = c.tcpAddrs(c.RedirPort)
 	}
-	if c.SSL {
-		cfg, err := c.tlsConfig()
-		if err != nil {
-			return ls, err
-		}
-		ls.TLS = cfg
-	}
-	return ls, nil
+	return ls
 }
 
 // tcpAddrs joins each --address with port; no address means all interfaces.

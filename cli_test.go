@@ -106,19 +106,16 @@ func TestAddressesAreEachJoinedWithThePort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := cli.listeners()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls := cli.listeners(nil)
 	if got := strings.Join(ls.Addrs, " "); got != "127.0.0.1:8080 [::1]:8080 [::1]:8080" {
 		t.Errorf("addresses %q", got)
 	}
 	cli, _ = parseCLI([]string{"--unixsocket=/tmp/x.sock", "cat"})
-	if ls, _ := cli.listeners(); len(ls.Addrs) != 0 || ls.UnixSocket != "/tmp/x.sock" {
+	if ls := cli.listeners(nil); len(ls.Addrs) != 0 || ls.UnixSocket != "/tmp/x.sock" {
 		t.Errorf("--unixsocket alone: TCP %v, socket %q; want the socket only", ls.Addrs, ls.UnixSocket)
 	}
 	cli, _ = parseCLI([]string{"--unixsocket=/tmp/x.sock", "--port=9000", "cat"})
-	if ls, _ := cli.listeners(); len(ls.Addrs) != 1 || ls.Addrs[0] != ":9000" {
+	if ls := cli.listeners(nil); len(ls.Addrs) != 1 || ls.Addrs[0] != ":9000" {
 		t.Errorf("--unixsocket with --port: TCP %v, want :9000 too", ls.Addrs)
 	}
 }

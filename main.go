@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -127,12 +128,14 @@ type wiring struct {
 	listeners gateway.Listeners
 	grace     time.Duration // gateway.Config.CloseGrace
 	metrics   *metrics.Metrics
+	sockets   sockets // passed by systemd
 
 	draining atomic.Bool // shutdown has begun: /healthz says 503
 }
 
 // wire checks the command line, then builds the logger, the listeners'
-// settings and the gateway from it. Every error it returns is a usage error.
+// settings and the gateway from it. Every error it returns is a usage error,
+// but for the sockets systemd passed.
 func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 	if err := cli.validate(); err != nil {
 		return nil, err
@@ -151,32 +154,55 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 	if err != nil {
 		return nil, err
 	}
-	listeners, err := cli.listeners()
-	if err != nil {
+	w := &wiring{cli: cli, logger: logger, grace: cfg.CloseGrace}
+	var tlsConfig *tls.Config
+	if cli.SSL {
+		if tlsConfig, err = cli.tlsConfig(); err != nil {
+			return nil, err
+		}
+	}
+	if w.sockets, err = inheritedSockets(); err != nil {
 		return nil, err
 	}
-	var m *metrics.Metrics
-	if cli.Metrics != "" {
-		m = metrics.New(version)
-		cfg.Observer = m
+	w.listeners = cli.listeners(w.sockets.main)
+	w.listeners.TLS = tlsConfig
+	if cli.Metrics != "" || len(w.sockets.metrics) > 0 {
+		w.metrics = metrics.New(version)
+		cfg.Observer = w.metrics
 	}
 	cfg.Logger = logger
-	gw, err := gateway.New(cfg)
-	if err != nil {
+	if w.gw, err = gateway.New(cfg); err != nil {
+		w.sockets.close()
 		return nil, inFlagTerms(err)
 	}
-	if cli.DevConsole && cli.StaticDir != "" {
-		logger.Info("--devconsole with --staticdir: a file under --staticdir wins; the console answers the paths that name none")
+	w.logSettings()
+	return w, nil
+}
+
+// logSettings says what wsgate makes of settings that interact.
+func (w *wiring) logSettings() {
+	cli := w.cli
+	if len(w.sockets.main) > 0 {
+		w.logger.Info("serving the sockets systemd passed; --port, --address and --unixsocket are not used", "sockets", len(w.sockets.main))
 	}
-	return &wiring{cli: cli, logger: logger, gw: gw, listeners: listeners, grace: cfg.CloseGrace, metrics: m}, nil
+	if len(w.sockets.metrics) > 0 && cli.Metrics != "" {
+		w.logger.Info("serving metrics on the socket systemd passed; --metrics is not used", "metrics", cli.Metrics)
+	}
+	if cli.DevConsole && cli.StaticDir != "" {
+		w.logger.Info("--devconsole with --staticdir: a file under --staticdir wins; the console answers the paths that name none")
+	}
 }
 
 // serve listens and serves until a signal or a failure, returning the exit
 // code.
 func (w *wiring) serve() int {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
 	logger, gw := w.logger, w.gw
 	metricsListeners, err := w.listenMetrics()
 	if err != nil {
+		w.sockets.close()
 		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", err)
 		return exitFailure
 	}
@@ -188,30 +214,32 @@ func (w *wiring) serve() int {
 	}
 	logger.Info("serving", "command", w.cli.Command, "dir", w.cli.Dir, "version", version)
 
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(signals)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	metricsServer := w.serveMetrics(metricsListeners)
 	defer metricsServer.stop()
+	notify := newNotifier(gw, logger)
+	notify.ready()
+	defer notify.stop()
 
 	select {
 	case err := <-served:
 		logger.Log(context.Background(), logs.LevelFatal, "server failed", "err", err)
 		gw.Abort()
 		return exitFailure
-	case sig := <-signals:
+	case s := <-signals:
 		w.draining.Store(true)
-		logger.Info("shutting down", "signal", sig.String())
+		notify.stopping()
+		logger.Info("shutting down", "signal", s.String())
 	}
 	return shutdown(srv, gw, signals, w.grace, logger)
 }
 
-// listenMetrics opens the metrics listener of --metrics, if any.
+// listenMetrics opens the metrics listeners: the sockets systemd named
+// "metrics", else --metrics.
 func (w *wiring) listenMetrics() ([]net.Listener, error) {
-	if w.cli.Metrics == "" {
-		return nil, nil
+	if len(w.sockets.metrics) > 0 || w.cli.Metrics == "" {
+		return w.sockets.metrics, nil
 	}
 	l, err := net.Listen("tcp", w.cli.Metrics)
 	if err != nil {
