@@ -183,7 +183,7 @@ func (n *notifications) waitFor(t *testing.T, want string, timeout time.Duration
 	}
 }
 
-func TestSystemd_NotifyReadyStatusWatchdogAndStopping(t *testing.T) {
+func TestSystemd_NotifyReadyStatusWatchdogReloadingAndStopping(t *testing.T) {
 	t.Parallel()
 	n := listenNotify(t)
 	g := startGatewayEnv(t, []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=400000"}, "cat")
@@ -218,6 +218,10 @@ func TestSystemd_NotifyReadyStatusWatchdogAndStopping(t *testing.T) {
 	}
 	closeFromClient(t, conn, websocket.CloseNormalClosure, "")
 	n.waitFor(t, "STATUS=connections: 0, children: 0", 5*time.Second)
+
+	g.stop(syscall.SIGHUP)
+	n.waitFor(t, "RELOADING=1", 5*time.Second)
+	n.waitFor(t, "READY=1", 5*time.Second)
 
 	g.stop(syscall.SIGTERM)
 	n.waitFor(t, "STOPPING=1", 5*time.Second)
@@ -264,7 +268,7 @@ func TestSystemd_ServiceUnitSettings(t *testing.T) {
 	t.Parallel()
 	service := readExample(t, "systemd/wsgate.service")
 	for _, want := range []string{
-		"Type=notify", "KillMode=mixed", "EnvironmentFile=-/etc/wsgate/wsgate.env",
+		"Type=notify", "KillMode=mixed", "EnvironmentFile=-/etc/wsgate/wsgate.env", "ExecReload=/bin/kill -HUP $MAINPID",
 		"DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "WatchdogSec=",
 	} {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(want)).MatchString(service) {

@@ -127,6 +127,7 @@ type wiring struct {
 	gw        *gateway.Gateway
 	listeners gateway.Listeners
 	grace     time.Duration // gateway.Config.CloseGrace
+	cert      *certificate  // with --ssl, for reloads
 	metrics   *metrics.Metrics
 	sockets   sockets // passed by systemd
 
@@ -157,7 +158,7 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 	w := &wiring{cli: cli, logger: logger, grace: cfg.CloseGrace}
 	var tlsConfig *tls.Config
 	if cli.SSL {
-		if tlsConfig, err = cli.tlsConfig(); err != nil {
+		if tlsConfig, w.cert, err = cli.tlsConfig(); err != nil {
 			return nil, err
 		}
 	}
@@ -196,9 +197,8 @@ func (w *wiring) logSettings() {
 // serve listens and serves until a signal or a failure, returning the exit
 // code.
 func (w *wiring) serve() int {
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(signals)
+	sig := listenForSignals()
+	defer sig.stop()
 	logger, gw := w.logger, w.gw
 	metricsListeners, err := w.listenMetrics()
 	if err != nil {
@@ -222,17 +222,78 @@ func (w *wiring) serve() int {
 	notify.ready()
 	defer notify.stop()
 
-	select {
-	case err := <-served:
-		logger.Log(context.Background(), logs.LevelFatal, "server failed", "err", err)
-		gw.Abort()
-		return exitFailure
-	case s := <-signals:
-		w.draining.Store(true)
-		notify.stopping()
-		logger.Info("shutting down", "signal", s.String())
+	for {
+		select {
+		case err := <-served:
+			logger.Log(context.Background(), logs.LevelFatal, "server failed", "err", err)
+			gw.Abort()
+			return exitFailure
+		case s := <-sig.stopping:
+			w.draining.Store(true)
+			notify.stopping()
+			logger.Info("shutting down", "signal", s.String())
+			return shutdown(srv, gw, sig.stopping, w.grace, logger)
+		case <-sig.hangup:
+			notify.reloading()
+			w.reload()
+			notify.reloaded()
+		case s := <-sig.ignored:
+			if s != syscall.SIGPIPE { // logging one could raise the next
+				logger.Info("signal ignored", "signal", s.String())
+			}
+		}
 	}
-	return shutdown(srv, gw, signals, w.grace, logger)
+}
+
+// signals are the signals wsgate handles, each kind on its channel.
+type signals struct {
+	stopping chan os.Signal // SIGINT, SIGTERM: shut down; a second one forces it
+	hangup   chan os.Signal // SIGHUP: reload
+	ignored  chan os.Signal // SIGUSR1, SIGUSR2, SIGPIPE
+}
+
+// listenForSignals catches the signals whose default action would end
+// wsgate and leave its children to run on. SIGPIPE is caught rather than
+// ignored: an ignored signal stays ignored in the children, and a caught
+// one makes a write to a closed stderr fail instead of killing wsgate.
+func listenForSignals() signals {
+	s := signals{
+		stopping: make(chan os.Signal, 2),
+		hangup:   make(chan os.Signal, 1),
+		ignored:  make(chan os.Signal, 4),
+	}
+	signal.Notify(s.stopping, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(s.hangup, syscall.SIGHUP)
+	signal.Notify(s.ignored, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE)
+	return s
+}
+
+// stop hands the signals back to their default actions, but SIGHUP, SIGUSR1,
+// SIGUSR2 and SIGPIPE, which stay caught until the program exits.
+func (s signals) stop() {
+	signal.Stop(s.stopping)
+}
+
+// reload loads again what can change without dropping a connection, on
+// SIGHUP, and logs what it did.
+func (w *wiring) reload() {
+	logger, cli := w.logger, w.cli
+	logger.Info("reloading", "signal", "hangup")
+	if w.cert != nil {
+		notAfter, err := w.cert.reload()
+		if err != nil {
+			logger.Error("TLS certificate not reloaded; the one loaded before is still served", "err", err)
+		} else {
+			logger.Info("TLS certificate reloaded: new handshakes get it", "sslcert", cli.SSLCert, "sslkey", cli.SSLKey, "not_after", notAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	if cli.Dir != "" {
+		logger.Info("--dir needs no reload: each connection looks up its script when it starts", "dir", cli.Dir)
+	}
+	if cli.CGIDir != "" || cli.StaticDir != "" {
+		logger.Info("--cgidir and --staticdir need no reload: each request looks up its file")
+	}
+	logger.Info("reloaded; other settings take a restart")
 }
 
 // listenMetrics opens the metrics listeners: the sockets systemd named

@@ -148,6 +148,19 @@ func statusLine(s gateway.Stats) string {
 	return fmt.Sprintf("connections: %d, children: %d", s.Connections, s.Children)
 }
 
+// reloading says a reload (SIGHUP) has begun; reloaded that it is done.
+func (n *notifier) reloading() {
+	if n != nil {
+		n.send(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())
+	}
+}
+
+func (n *notifier) reloaded() {
+	if n != nil {
+		n.send(daemon.SdNotifyReady)
+	}
+}
+
 // stopping says shutdown has begun.
 func (n *notifier) stopping() {
 	if n != nil {
