@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"reflect"
@@ -41,8 +42,9 @@ type CLI struct {
 	HeaderWS   []string `name:"header-ws" help:"Header added to WebSocket handshake responses; repeatable." placeholder:"\"K: V\"" sep:"none" group:"Routing"`
 	HeaderHTTP []string `name:"header-http" help:"Header added to plain HTTP responses; repeatable." placeholder:"\"K: V\"" sep:"none" group:"Routing"`
 
-	SameOrigin bool     `name:"sameorigin" help:"Refuse browser handshakes from other origins. Always on: kept for websocketd command lines." group:"Origin"`
-	Origin     []string `help:"Origins allowed besides the gateway's own: host, host:port or scheme://host[:port]; '*' allows any." placeholder:"LIST" group:"Origin"`
+	SameOrigin   bool     `name:"sameorigin" help:"Refuse browser handshakes from other origins. Always on: kept for websocketd command lines." group:"Origin"`
+	Origin       []string `help:"Origins allowed besides the gateway's own: host, host:port or scheme://host[:port]; '*' allows any." placeholder:"LIST" group:"Origin"`
+	TrustedProxy []string `name:"trustedproxy" help:"Reverse proxy whose X-Forwarded-For, Forwarded, X-Forwarded-Proto and X-Forwarded-Host are believed: an address or a CIDR such as 10.0.0.0/8; repeatable." placeholder:"CIDR" group:"Origin"`
 
 	MaxForks     int   `name:"maxforks" help:"Most concurrent child processes; 0 means unlimited. Over it, connections close with 1013." default:"1024" group:"Limits"`
 	MaxFrameSize int64 `name:"maxframesize" help:"Largest message accepted from a client, in bytes; larger ones close with 1009." default:"1048576" group:"Limits"`
@@ -199,6 +201,10 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 		}
 		headers[i] = h
 	}
+	proxies, err := parseTrustedProxies(c.TrustedProxy)
+	if err != nil {
+		return gateway.Config{}, err
+	}
 	return gateway.Config{
 		Command:        c.Command,
 		Dir:            c.Dir,
@@ -206,6 +212,7 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 		CGIDir:         c.CGIDir,
 		DevConsole:     c.DevConsole,
 		Origins:        c.Origin,
+		TrustedProxies: proxies,
 		Headers:        headers[0],
 		HeadersWS:      headers[1],
 		HeadersHTTP:    headers[2],
@@ -249,6 +256,27 @@ func parseHeaders(list []string) (http.Header, error) {
 		h.Add(name, strings.TrimSpace(value))
 	}
 	return h, nil
+}
+
+// parseTrustedProxies parses --trustedproxy: addresses or CIDRs.
+func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var prefixes []netip.Prefix
+	for _, entry := range list {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(entry)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(strings.Trim(entry, "[]"))
+			if aerr != nil {
+				return nil, fmt.Errorf("--trustedproxy=%s: want an address or a CIDR, such as 10.0.0.0/8 or ::1", entry)
+			}
+			prefix = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		prefixes = append(prefixes, prefix.Masked())
+	}
+	return prefixes, nil
 }
 
 // passedEnv returns "NAME=value" for each named variable that is set.

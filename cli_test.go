@@ -167,3 +167,21 @@ func TestEnvarWarningsNameTheVariableAndWhatWasMeant(t *testing.T) {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestTrustedProxiesAreAddressesOrCIDRs(t *testing.T) {
+	t.Parallel()
+	got, err := parseTrustedProxies([]string{"10.0.0.0/8", "127.0.0.1", "::1", "[fd00::1]", "192.168.1.7/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, p := range got {
+		s = append(s, p.String())
+	}
+	if strings.Join(s, " ") != "10.0.0.0/8 127.0.0.1/32 ::1/128 fd00::1/128 192.168.1.0/24" {
+		t.Errorf("parsed %v", s)
+	}
+	if _, err := parseTrustedProxies([]string{"nginx.local"}); err == nil || !strings.Contains(err.Error(), "--trustedproxy=nginx.local") {
+		t.Errorf("err = %v, want one naming the flag and value", err)
+	}
+}
