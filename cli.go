@@ -52,11 +52,21 @@ type CLI struct {
 	CloseMS      int   `name:"closems" help:"Milliseconds added to each step of the stop sequence (stdin close, SIGINT, SIGTERM, SIGKILL)." default:"0" group:"Limits"`
 	PingMS       int   `name:"pingms" help:"Ping interval in milliseconds; a client silent for two intervals is dropped. 0 turns pings off." default:"30000" group:"Limits"`
 	WriteTimeout int   `name:"writetimeout" help:"Seconds a client may accept no data before it is dropped." default:"60" group:"Limits"`
+	MaxConns     int   `name:"maxconns" help:"Most concurrent WebSocket connections; 0 means unlimited. Over it, connections close with 1013." default:"0" group:"Limits"`
+
+	Broadcast bool `help:"Broadcast mode: one shared process per endpoint and query string, started by its first client; every line it prints goes to every client." group:"Broadcast"`
+	Replay    int  `help:"Broadcast mode: a client that joins first gets the last N lines." default:"0" placeholder:"N" group:"Broadcast"`
+	Queue     int  `help:"Broadcast mode: most messages queued for one client; a client whose queue is full is closed with 1013." default:"1024" placeholder:"N" group:"Broadcast"`
+	LingerMS  int  `name:"lingerms" help:"Broadcast mode: milliseconds a shared process outlives its last client." default:"0" placeholder:"MS" group:"Broadcast"`
 
 	Binary        bool     `help:"Binary mode: raw bytes both ways instead of lines." group:"Child process"`
+	LineBuffer    bool     `name:"linebuffer" help:"Make the program's stdout a pseudo-terminal, so that programs that buffer output to a pipe (C stdio, Python, grep, sed) send each line as they print it. stdin and stderr stay pipes." group:"Child process"`
 	PassEnv       []string `name:"passenv" help:"Variables of wsgate's environment passed to the child. Default: ${default}." default:"PATH,LD_LIBRARY_PATH" placeholder:"A,B" group:"Child process"`
 	PassStderr    bool     `name:"passstderr" help:"Send stderr to the client too; every message is then JSON {\"stream\":\"stdout\"|\"stderr\",\"data\":\"...\"}." group:"Child process"`
 	ReverseLookup bool     `name:"reverselookup" help:"Look up the client's DNS name for REMOTE_HOST." group:"Child process"`
+
+	Subprotocol []string `name:"subprotocol" help:"Subprotocols served: a client gets the first one it offers that is listed, named to the program in WEBSOCKET_PROTOCOL; a client that offers only others gets 400." placeholder:"LIST" group:"WebSocket"`
+	Compress    bool     `help:"Compress messages with permessage-deflate for clients that offer it (browsers do)." group:"WebSocket"`
 
 	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, warn, error or fatal." default:"access" enum:"${loglevels}" group:"Logging"`
 	LogFormat string `name:"logformat" help:"Log format: text or json." default:"text" enum:"text,json" group:"Logging"`
@@ -130,6 +140,23 @@ func (c *CLI) validate() error {
 		return fmt.Errorf("--pingms=%d is negative: use 0 to turn pings off", c.PingMS)
 	case c.WriteTimeout <= 0:
 		return fmt.Errorf("--writetimeout=%d must be positive", c.WriteTimeout)
+	case c.MaxConns < 0:
+		return fmt.Errorf("--maxconns=%d is negative: use 0 for unlimited", c.MaxConns)
+	}
+	return c.validateBroadcast()
+}
+
+// validateBroadcast checks the broadcast flags.
+func (c *CLI) validateBroadcast() error {
+	switch {
+	case c.Queue <= 0:
+		return fmt.Errorf("--queue=%d must be positive", c.Queue)
+	case c.Replay < 0:
+		return fmt.Errorf("--replay=%d is negative: use 0 for none", c.Replay)
+	case c.LingerMS < 0:
+		return fmt.Errorf("--lingerms=%d is negative: use 0 to stop at once", c.LingerMS)
+	case !c.Broadcast && (c.Replay > 0 || c.LingerMS > 0):
+		return errors.New("--replay and --lingerms need --broadcast")
 	}
 	return c.validateMetrics()
 }
@@ -219,12 +246,20 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 		ReverseLookup:  c.ReverseLookup,
 		PassStderr:     c.PassStderr,
 		Binary:         c.Binary,
+		LineBuffer:     c.LineBuffer,
+		Subprotocols:   c.Subprotocol,
+		Compress:       c.Compress,
 		MaxForks:       c.MaxForks,
 		MaxMessageSize: c.MaxFrameSize,
 		MaxLineSize:    c.MaxLineSize,
 		CloseGrace:     time.Duration(c.CloseMS) * time.Millisecond,
 		PingInterval:   time.Duration(c.PingMS) * time.Millisecond,
 		WriteTimeout:   time.Duration(c.WriteTimeout) * time.Second,
+		MaxConns:       c.MaxConns,
+		Broadcast:      c.Broadcast,
+		Replay:         c.Replay,
+		QueueSize:      c.Queue,
+		Linger:         time.Duration(c.LingerMS) * time.Millisecond,
 		PassEnv:        passedEnv(c.PassEnv),
 		ServerSoftware: "wsgate/" + version,
 	}, nil
@@ -232,7 +267,7 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 
 // configFlags names the flag behind each gateway.Config field that a
 // gateway.ConfigError can name.
-var configFlags = map[string]string{"Dir": "--dir", "CGIDir": "--cgidir", "StaticDir": "--staticdir"}
+var configFlags = map[string]string{"Dir": "--dir", "CGIDir": "--cgidir", "StaticDir": "--staticdir", "Subprotocols": "--subprotocol"}
 
 // inFlagTerms restates an error from gateway.New about a Config field as one
 // about the flag that set it.
@@ -344,7 +379,8 @@ func joinHostPort(host string, port int) string {
 // boolFlags are the flags that take no value, for websocketdArgs.
 var boolFlags = map[string]bool{
 	"binary": true, "ssl": true, "devconsole": true, "sameorigin": true, "reverselookup": true,
-	"passstderr": true, "version": true, "license": true, "help": true,
+	"passstderr": true, "version": true, "license": true, "help": true, "broadcast": true,
+	"linebuffer": true, "compress": true,
 }
 
 // websocketdArgs rewrites websocketd's Go-style flags before the command into

@@ -48,10 +48,16 @@ func memoryKB(t *testing.T, pid int, field string) int {
 
 func TestBackpressure_SlowReaderPausesChildWithBoundedMemoryAndLosesNothing(t *testing.T) {
 	t.Parallel()
+	testBackpressure(t)
+}
+
+// testBackpressure floods a client that reads nothing for 5 s through wsgate
+// run with flags, then reads it all.
+func testBackpressure(t *testing.T, flags ...string) {
 	script := writeScript(t, fmt.Sprintf(
 		`echo $$; exec awk 'BEGIN { p = sprintf("%%%ds", ""); gsub(/ /, "x", p); for (i = 1; i <= %d; i++) printf "%%08d %%s\n", i, p }'`,
 		floodPadding, floodLines))
-	g := startGateway(t, script)
+	g := startGateway(t, append(flags, script)...)
 	before := memoryKB(t, g.pid(), "VmRSS")
 
 	conn := dial(t, g.url("/"))

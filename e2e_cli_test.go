@@ -82,10 +82,15 @@ func TestCLI_HelpListsEveryFlagAndExits0(t *testing.T) {
 	for _, flag := range []string{
 		"--port=", "--address=", "--maxforks=", "--maxframesize=", "--closems=", "--pingms=",
 		"--binary", "--passenv=", "--loglevel=", "--logformat=", "--config=", "--version", "--license", "--help",
+		"--linebuffer", "--subprotocol=", "--compress",
 	} {
 		if !strings.Contains(stdout, flag) {
 			t.Errorf("--help does not list %s", flag)
 		}
+	}
+	// Its placeholder A,B takes the place where kong would show it.
+	if !strings.Contains(stdout, "Default: PATH,LD_LIBRARY_PATH") {
+		t.Error("--help does not show --passenv's default")
 	}
 }
 

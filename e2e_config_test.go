@@ -61,11 +61,3 @@ func TestCLI_VersionPrintsVersionCommitAndGoVersion(t *testing.T) {
 		t.Fatalf("--version printed %q, want %s", stdout, want)
 	}
 }
-
-func TestCLI_HelpShowsThePassenvDefault(t *testing.T) {
-	t.Parallel()
-	stdout, _, _ := runCLI(t, nil, "--help")
-	if !strings.Contains(stdout, "Default: PATH,LD_LIBRARY_PATH") {
-		t.Errorf("--help does not show --passenv's default:\n%s", stdout)
-	}
-}

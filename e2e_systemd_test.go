@@ -68,7 +68,7 @@ func TestSystemd_SocketActivationServesThePassedSockets(t *testing.T) {
 	// The child lists the sockets it holds: none, since every passed socket
 	// is close-on-exec.
 	script := writeScript(t, `ls -l /proc/$$/fd | grep -c socket: ; exec cat`)
-	g := launchProgram(t, nil, activate,
+	g := launchBinary(t, activate, nil,
 		"-l", web, "-l", unixSocket, "-l", metrics, "--fdname=web:web:metrics",
 		"-E", "GORACE=atexit_sleep_ms=50",
 		wsgateBin, "--port="+webPort, "--address=127.0.0.1", "--metrics=127.0.0.1:1", script)
@@ -114,7 +114,7 @@ func TestSystemd_ASocketThatDoesNotListenIsRefused(t *testing.T) {
 	t.Parallel()
 	activate := requireTool(t, "systemd-socket-activate")
 	addr := freeAddr(t)
-	g := launchProgram(t, nil, activate, "--datagram", "-l", addr, "-E", "GORACE=atexit_sleep_ms=50", wsgateBin, "cat")
+	g := launchBinary(t, activate, nil, "--datagram", "-l", addr, "-E", "GORACE=atexit_sleep_ms=50", wsgateBin, "cat")
 	c, err := net.Dial("udp", addr)
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,20 @@ func startGateway(t testing.TB, args ...string) *gatewayProc {
 // variables for wsgate itself.
 func startGatewayEnv(t testing.TB, env []string, args ...string) *gatewayProc {
 	t.Helper()
-	g := launch(t, env, append([]string{"--port=0", "--address=127.0.0.1"}, args...)...)
+	return startBinary(t, wsgateBin, env, args...)
+}
+
+// startPlainGateway is startGateway with a binary built without the race
+// detector, for tests that measure memory.
+func startPlainGateway(t testing.TB, args ...string) *gatewayProc {
+	t.Helper()
+	return startBinary(t, testrun.PlainBinary(t), nil, args...)
+}
+
+// startBinary runs bin as startGatewayEnv says.
+func startBinary(t testing.TB, bin string, env []string, args ...string) *gatewayProc {
+	t.Helper()
+	g := launchBinary(t, bin, env, append([]string{"--port=0", "--address=127.0.0.1"}, args...)...)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if m := listeningLine.FindStringSubmatch(g.logs()); m != nil {
@@ -115,15 +128,14 @@ func startGatewayOnFreePort(t testing.TB, args ...string) *gatewayProc {
 // stderr in the test log when the test failed.
 func launch(t testing.TB, env []string, args ...string) *gatewayProc {
 	t.Helper()
-	return launchProgram(t, env, wsgateBin, args...)
+	return launchBinary(t, wsgateBin, env, args...)
 }
 
-// launchProgram is launch for a program that execs wsgate in its place,
-// such as systemd-socket-activate.
-func launchProgram(t testing.TB, env []string, program string, args ...string) *gatewayProc {
+// launchBinary is launch with another binary.
+func launchBinary(t testing.TB, bin string, env []string, args ...string) *gatewayProc {
 	t.Helper()
 	g := &gatewayProc{t: t, stderr: &testrun.Buffer{}, exited: make(chan struct{})}
-	g.cmd = exec.Command(program, args...)
+	g.cmd = exec.Command(bin, args...)
 	g.cmd.Env = append(cleanEnv(), env...)
 	g.cmd.Stderr = g.stderr
 	g.cmd.WaitDelay = 2 * time.Second // a child that kept our stderr cannot hold Wait

@@ -24,6 +24,10 @@ const clientReadBufferSize = 2 << 10
 type clientConn struct {
 	net.Conn
 	wire atomic.Pointer[wire]
+	// deflate records that the handshake response accepted
+	// permessage-deflate. It is set by the handler's goroutine, which then
+	// builds the session.
+	deflate bool
 }
 
 // Write passes the handshake response through, and later control frames
@@ -33,6 +37,7 @@ func (c *clientConn) Write(p []byte) (int, error) {
 		w.control(append([]byte(nil), p...))
 		return len(p), nil
 	}
+	c.deflate = c.deflate || acceptsDeflate(p)
 	return c.Conn.Write(p)
 }
 

@@ -20,6 +20,9 @@ type cgiEnv struct {
 	remoteHost string
 	software   string
 	passEnv    []string
+	// subprotocol is the subprotocol chosen, set as WEBSOCKET_PROTOCOL
+	// when subprotocols are served; nil when they are not.
+	subprotocol *string
 }
 
 func (e cgiEnv) list() []string {
@@ -58,6 +61,9 @@ func (e cgiEnv) list() []string {
 	add("UNIQUE_ID", e.id)
 	if e.https {
 		add("HTTPS", "on")
+	}
+	if e.subprotocol != nil {
+		add("WEBSOCKET_PROTOCOL", *e.subprotocol)
 	}
 	add("HTTP_HOST", r.Host)
 	for name, values := range r.Header {

@@ -62,3 +62,12 @@ func frameOpcode(f []byte) byte {
 	}
 	return f[0] & 0x0f
 }
+
+// closeFrameContent returns the code and reason of a close frame that
+// closeFrame made.
+func closeFrameContent(frame []byte) (int, string) {
+	if len(frame) < 4 {
+		return websocket.CloseNoStatusReceived, ""
+	}
+	return int(binary.BigEndian.Uint16(frame[2:4])), string(frame[4:])
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ const (
 	DefaultMaxMessageSize = 1 << 20  // websocketd's --maxframesize default
 	DefaultMaxLineSize    = 16 << 20 // the outbound limit on one line
 	DefaultWriteTimeout   = 60 * time.Second
+	DefaultQueueSize      = 1024 // messages per broadcast client
 )
 
 // Timeouts of the handshake and of the close handshake.
@@ -82,6 +84,20 @@ type Config struct {
 	PassStderr bool
 	// Binary sends raw bytes both ways instead of lines.
 	Binary bool
+	// LineBuffer gives each child a pseudo-terminal in raw mode as its
+	// stdout, so that programs that buffer what they write to a pipe (C
+	// stdio, Python) send each line as they print it.
+	LineBuffer bool
+	// Subprotocols lists the subprotocols served. When set, a client that
+	// offers some gets the first of its offers that is listed, named to
+	// the child in WEBSOCKET_PROTOCOL; one that offers only others is
+	// refused with 400; one that offers none is served, with
+	// WEBSOCKET_PROTOCOL empty.
+	Subprotocols []string
+	// Compress negotiates permessage-deflate with clients that offer it:
+	// messages to them are compressed, each on its own (no context
+	// takeover), when that makes them smaller.
+	Compress bool
 	// MaxForks is the most concurrent children; 0 means unlimited.
 	MaxForks int
 	// MaxMessageSize is the largest client message accepted
@@ -99,6 +115,20 @@ type Config struct {
 	WriteTimeout time.Duration
 	// PassEnv holds "NAME=value" entries passed to every child.
 	PassEnv []string
+	// Broadcast shares one child per endpoint and query string among all
+	// of its clients, started by the first.
+	Broadcast bool
+	// Replay is how many of a shared child's last messages a client that
+	// joins gets first (broadcast mode), on top of its queue.
+	Replay int
+	// QueueSize bounds each broadcast client's queue, in messages
+	// (DefaultQueueSize when 0). A client whose queue is full is closed
+	// with 1013.
+	QueueSize int
+	// Linger is how long a shared child outlives its last client.
+	Linger time.Duration
+	// MaxConns bounds concurrent WebSocket connections; 0 means unlimited.
+	MaxConns int
 	// ServerSoftware is SERVER_SOFTWARE, e.g. "wsgate/1.0.0".
 	ServerSoftware string
 	// Logger receives every log line; slog.Default() when nil.
@@ -117,6 +147,9 @@ func (c Config) withDefaults() Config {
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = DefaultQueueSize
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -132,9 +165,12 @@ type Gateway struct {
 	cfg       Config
 	log       *slog.Logger
 	upgrader  websocket.Upgrader
-	forks     *forkLimit
+	forks     *limit // children, shared ones included
+	conns     *limit // WebSocket connections
+	shared    registry
 	endpoints router
 	origins   originPolicy
+	protocols subprotocols
 	proxies   trustedProxies
 	observe   *counting
 	plain     http.Handler
@@ -145,7 +181,7 @@ type Gateway struct {
 
 	mu       sync.Mutex
 	closed   bool
-	live     map[*session]struct{} // sessions with a running child
+	live     map[*process.Process]struct{} // running children
 	sessions sync.WaitGroup
 }
 
@@ -156,17 +192,22 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		forks:   newForkLimit(cfg.MaxForks),
+		forks:   newLimit(cfg.MaxForks),
+		shared:  registry{children: make(map[string]*sharedChild)},
+		conns:   newLimit(cfg.MaxConns),
 		proxies: trustedProxies(cfg.TrustedProxies),
 		observe: &counting{Observer: cfg.Observer},
-		live:    make(map[*session]struct{}),
+		live:    make(map[*process.Process]struct{}),
 	}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: handshakeTimeout,
 		WriteBufferSize:  frameBufferSize,
 		WriteBufferPool:  &sync.Pool{}, // an idle session holds no write buffer
-		Error:            g.writeHandshakeError,
-		CheckOrigin:      func(*http.Request) bool { return true }, // checked before, with a log line
+		// gorilla negotiates permessage-deflate and decompresses what clients
+		// send; what they are sent, the session compresses (compress.go).
+		EnableCompression: cfg.Compress,
+		Error:             g.writeHandshakeError,
+		CheckOrigin:       func(*http.Request) bool { return true }, // checked before, with a log line
 	}
 	var err error
 	if g.endpoints, err = newRouter(cfg); err != nil {
@@ -174,6 +215,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.origins, err = newOriginPolicy(cfg.Origins); err != nil {
 		return nil, err
+	}
+	if g.protocols, err = newSubprotocols(cfg.Subprotocols); err != nil {
+		return nil, &ConfigError{Field: "Subprotocols", Err: err}
 	}
 	if g.plain, err = g.newPlainHandler(); err != nil {
 		return nil, err
@@ -250,12 +294,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
+	protocol, ok := g.protocols.choose(r)
+	if !ok {
+		g.log.Info("handshake refused: no subprotocol in common", "remote", c.addr, "path", r.URL.Path,
+			"offered", strings.Join(offeredSubprotocols(r), ","), "served", strings.Join(g.protocols, ","))
+		g.observe.HandshakeRefused(RefusedBadRequest)
+		http.Error(w, "no subprotocol in common: this endpoint serves "+strings.Join(g.protocols, ", "), http.StatusBadRequest)
+		return
+	}
 	if !g.track() {
 		g.observe.HandshakeRefused(RefusedShutdown)
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	g.serveWebSocket(w, r, e, c)
+	g.serveWebSocket(w, r, e, c, protocol)
 }
 
 func addHeaders(w http.ResponseWriter, headers http.Header) {
@@ -315,8 +367,8 @@ const abortWait = time.Second
 func (g *Gateway) Abort() {
 	g.mu.Lock()
 	procs := make([]*process.Process, 0, len(g.live))
-	for s := range g.live {
-		procs = append(procs, s.proc)
+	for p := range g.live {
+		procs = append(procs, p)
 	}
 	g.mu.Unlock()
 	for _, p := range procs {
@@ -332,41 +384,77 @@ func (g *Gateway) Abort() {
 	}
 }
 
-// setLive adds or removes a session with a running child.
-func (g *Gateway) setLive(s *session, live bool) {
+// setLive adds or removes a running child.
+func (g *Gateway) setLive(p *process.Process, live bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if live {
-		g.live[s] = struct{}{}
+		g.live[p] = struct{}{}
 	} else {
-		delete(g.live, s)
+		delete(g.live, p)
 	}
 }
 
 // serveWebSocket upgrades the connection and hands it to a session
 // goroutine, owned by the gateway: returning from the handler lets net/http
 // free what it kept for the request, which an idle session would otherwise
-// hold for its whole life. Shutdown waits for the session.
-func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint, c client) {
+// hold for its whole life. Shutdown waits for the session. c is who the
+// client is; protocol is the subprotocol chosen, or "".
+func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint, c client, protocol string) {
+	id := newSessionID()
+	refusal := ""
+	if !g.conns.acquire() {
+		refusal = errTooManyForks.Error()
+	}
+	var m *member
+	if g.cfg.Broadcast && refusal == "" {
+		m = &member{}
+		if err := g.join(m, r, c, e, id); err != nil { // before the response: see join
+			refusal, m = err.Error(), nil
+		}
+	}
 	hw := &hijackWriter{ResponseWriter: w}
-	conn, err := g.upgrader.Upgrade(hw, r, g.wsHeaders)
+	conn, err := g.upgrader.Upgrade(hw, r, g.handshakeHeader(protocol))
 	if err != nil {
-		g.sessions.Done()
 		g.log.Debug("handshake failed", "remote", c.addr, "path", r.URL.Path, "err", err)
+		if m != nil {
+			g.leave(m)
+		}
+		if refusal == "" {
+			g.conns.release()
+		}
+		g.sessions.Done()
 		return
 	}
-	s := newSession(g, conn, hw, r, e, c, newSessionID())
+	s := newSession(g, conn, hw, r, e, c, id)
 	g.observe.ConnectionOpened(e.scriptName)
-	go func() {
-		defer g.sessions.Done()
-		if !g.forks.acquire() {
-			g.observe.HandshakeRefused(RefusedLimit)
-			s.refuse(websocket.CloseTryAgainLater, "too many connections")
-			return
-		}
+	go g.serveSession(s, m, refusal)
+}
+
+// serveSession runs a session to its end: a refusal, a member of a broadcast
+// stream, or a client with its own child.
+func (g *Gateway) serveSession(s *session, m *member, refusal string) {
+	defer g.sessions.Done()
+	switch {
+	case refusal == errTooManyForks.Error():
+		g.observe.HandshakeRefused(RefusedLimit)
+		s.refuse(websocket.CloseTryAgainLater, refusal)
+		return
+	case refusal != "":
+		s.refuse(websocket.CloseInternalServerErr, refusal)
+		return
+	}
+	defer g.conns.release()
+	switch {
+	case m != nil:
+		s.runMember(g.ctx, m)
+	case !g.forks.acquire():
+		g.observe.HandshakeRefused(RefusedLimit)
+		s.refuse(websocket.CloseTryAgainLater, errTooManyForks.Error())
+	default:
 		defer g.forks.release()
 		s.run(g.ctx)
-	}()
+	}
 }
 
 // writeHandshakeError answers a bad handshake with its status and a one-line
@@ -383,19 +471,19 @@ func newSessionID() string {
 	return strconv.FormatUint(rand.Uint64()>>1, 10)
 }
 
-// forkLimit counts running children against --maxforks.
-type forkLimit struct {
+// limit counts what runs at once against a maximum: children, connections.
+type limit struct {
 	slots chan struct{} // nil when unlimited
 }
 
-func newForkLimit(max int) *forkLimit {
+func newLimit(max int) *limit {
 	if max <= 0 {
-		return &forkLimit{}
+		return &limit{}
 	}
-	return &forkLimit{slots: make(chan struct{}, max)}
+	return &limit{slots: make(chan struct{}, max)}
 }
 
-func (f *forkLimit) acquire() bool {
+func (f *limit) acquire() bool {
 	if f.slots == nil {
 		return true
 	}
@@ -407,7 +495,7 @@ func (f *forkLimit) acquire() bool {
 	}
 }
 
-func (f *forkLimit) release() {
+func (f *limit) release() {
 	if f.slots != nil {
 		<-f.slots
 	}

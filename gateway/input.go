@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -14,6 +15,10 @@ import (
 
 // errInvalidText reports a client text message that is not UTF-8.
 var errInvalidText = errors.New("invalid UTF-8 in text message")
+
+// errMessageTooBig reports a client message over the limit once
+// decompressed: gorilla's read limit counts the bytes on the wire.
+var errMessageTooBig = errors.New("message too big")
 
 // errClientGone reports a client that hung up while its child was not
 // reading what it had sent.
@@ -24,7 +29,7 @@ var errClientGone = errors.New("client hung up")
 // and then returns why. Messages that arrive together are written together,
 // in one system call.
 func (s *session) copyInput() error {
-	in := stdinBatch{s: s, open: true}
+	in := stdinBatch{s: s, open: true, whole: s.member != nil}
 	defer in.release()
 	for {
 		if !wholeMessageBuffered(s.clientReader) {
@@ -39,26 +44,40 @@ func (s *session) copyInput() error {
 		}
 		s.heard()
 		err = in.add(r, msgType == websocket.TextMessage)
-		if errors.Is(err, errInvalidText) {
+		if code, reason := refusal(err); code != 0 {
 			if err := in.flush(); err != nil { // the messages before it were whole
 				return err
 			}
-			s.log.Info("client sent invalid UTF-8", "remote", s.remote)
-			s.closeWith(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message")
+			s.log.Info("client message refused", "remote", s.remote, "reason", reason)
+			s.closeWith(code, reason)
 		} else if err != nil {
 			return err
 		}
 	}
 }
 
+// refusal returns the close code and reason for a client message that add
+// refused, or 0.
+func refusal(err error) (int, string) {
+	switch {
+	case errors.Is(err, errInvalidText):
+		return websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message"
+	case errors.Is(err, errMessageTooBig):
+		return websocket.CloseMessageTooBig, "message too big"
+	}
+	return 0, ""
+}
+
 // stdinBatch gathers whole client messages, each as a line in text mode, for
 // one write to the child's stdin, in a pooled buffer held only while
 // messages wait. A message too big for the buffer is written as it is read,
-// after the ones before it.
+// after the ones before it, unless whole: a shared stdin takes every message
+// whole, so the buffer grows instead.
 type stdinBatch struct {
-	s    *session
-	buf  *[]byte // nil when empty
-	open bool    // the child still reads its stdin: else messages are dropped
+	s     *session
+	buf   *[]byte // nil when empty
+	open  bool    // the child still reads its stdin: else messages are dropped
+	whole bool
 }
 
 // add reads one message into the batch. On an error, only the whole
@@ -79,13 +98,18 @@ func (b *stdinBatch) add(r io.Reader, text bool) (err error) {
 	}()
 	for {
 		if len(*b.buf) == cap(*b.buf) {
-			if start, err = b.makeRoom(start, text); err != nil {
+			if b.whole {
+				*b.buf = slices.Grow(*b.buf, len(*b.buf)) // the size check below bounds it
+			} else if start, err = b.makeRoom(start, text); err != nil {
 				return err
 			}
 		}
 		buf := *b.buf
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		*b.buf, size = buf[:len(buf)+n], size+n
+		if int64(size) > b.s.gw.cfg.MaxMessageSize {
+			return errMessageTooBig
+		}
 		if err == io.EOF {
 			break
 		}
@@ -102,7 +126,7 @@ func (b *stdinBatch) add(r io.Reader, text bool) (err error) {
 	if b.s.gw.cfg.Binary {
 		return nil
 	}
-	if len(*b.buf) == cap(*b.buf) {
+	if len(*b.buf) == cap(*b.buf) && !b.whole {
 		if err := b.write(*b.buf); err != nil {
 			return err
 		}
@@ -167,9 +191,7 @@ func (b *stdinBatch) deliverRest(err error) {
 	if b.buf == nil || !b.open || errors.Is(err, errClientGone) || b.s.ends.closingByUs() {
 		return
 	}
-	b.s.stdinDeadline = time.Now().Add(closeWait)
-	_ = b.s.proc.Stdin().SetWriteDeadline(b.s.stdinDeadline)
-	if _, err := b.s.proc.Stdin().Write(*b.buf); err != nil {
+	if err := b.s.stdin.writeLast(*b.buf, closeWait); err != nil {
 		b.s.log.Debug("messages not delivered at the client's end", "bytes", len(*b.buf), "err", err)
 	}
 }
@@ -185,19 +207,37 @@ func (b *stdinBatch) release() {
 // errStdinClosed marks a child that no longer reads its stdin.
 var errStdinClosed = errors.New("child's stdin closed")
 
+// childStdin is a child's stdin as its clients' readers write it: one
+// reader in per-connection mode, every member's in broadcast mode. A write
+// holds it whole, so that what one client sent is never interleaved with
+// what another did.
+type childStdin struct {
+	file     *os.File
+	turn     chan struct{} // holds a token while a write is under way
+	deadline time.Time     // when a blocked write next wakes; the holder's
+}
+
+func newChildStdin(file *os.File) *childStdin {
+	return &childStdin{file: file, turn: make(chan struct{}, 1)}
+}
+
 // writeStdin writes to the child's stdin. A child that does not read blocks
 // the write, and so, through TCP, the client: that is the backpressure.
-// While blocked, the write wakes every stdinCheckInterval to see whether the
-// client has hung up or the session is closing, since the socket is not
-// being read and would not tell.
+// While blocked, or waiting for another client's write, it wakes every
+// stdinCheckInterval to see whether the client has hung up or the session is
+// closing, since the socket is not being read and would not tell.
 func (s *session) writeStdin(buf []byte) error {
-	stdin := s.proc.Stdin()
+	in := s.stdin
+	if err := s.waitStdinTurn(); err != nil || len(buf) == 0 {
+		return err
+	}
+	defer func() { <-in.turn }()
 	for {
 		if s.ends.closingByUs() {
 			return nil // the input is no longer wanted
 		}
-		s.pushStdinDeadline()
-		n, err := stdin.Write(buf)
+		in.pushDeadline()
+		n, err := in.file.Write(buf)
 		buf = buf[n:]
 		switch {
 		case err == nil:
@@ -211,14 +251,51 @@ func (s *session) writeStdin(buf []byte) error {
 	}
 }
 
-// pushStdinDeadline sets the next wake-up of a blocked stdin write, at most
-// once per half interval, since it is called for every write.
-func (s *session) pushStdinDeadline() {
-	now := time.Now()
-	if now.After(s.stdinDeadline.Add(-stdinCheckInterval / 2)) {
-		s.stdinDeadline = now.Add(stdinCheckInterval)
-		_ = s.proc.Stdin().SetWriteDeadline(s.stdinDeadline)
+// waitStdinTurn waits until no other client writes to the shared stdin.
+func (s *session) waitStdinTurn() error {
+	select {
+	case s.stdin.turn <- struct{}{}:
+		return nil
+	default:
 	}
+	tick := time.NewTicker(stdinCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case s.stdin.turn <- struct{}{}:
+			return nil
+		case <-tick.C:
+			if s.ends.closingByUs() || peerHungUp(s.raw) {
+				return errClientGone
+			}
+		}
+	}
+}
+
+// pushDeadline sets the next wake-up of a blocked write, at most once per
+// half interval, since it is called for every write.
+func (in *childStdin) pushDeadline() {
+	now := time.Now()
+	if now.After(in.deadline.Add(-stdinCheckInterval / 2)) {
+		in.deadline = now.Add(stdinCheckInterval)
+		_ = in.file.SetWriteDeadline(in.deadline)
+	}
+}
+
+// writeLast writes p within wait, if its turn comes within wait.
+func (in *childStdin) writeLast(p []byte, wait time.Duration) error {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case in.turn <- struct{}{}:
+	case <-timer.C:
+		return os.ErrDeadlineExceeded
+	}
+	defer func() { <-in.turn }()
+	in.deadline = time.Now().Add(wait)
+	_ = in.file.SetWriteDeadline(in.deadline)
+	_, err := in.file.Write(p)
+	return err
 }
 
 // runeCut returns the length of data without a trailing incomplete UTF-8

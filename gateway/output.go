@@ -3,10 +3,12 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -18,21 +20,44 @@ import (
 // longer line is logged in pieces, so that none is lost.
 const stderrRecordSize = 64 << 10
 
-// The child's output reaches the client through writers that Feed (package
-// process) calls in pumpOutput's goroutine as the pipes are read: a
-// lineSink for text, a chunkSink for binary mode, a stderrLog for stderr.
-// Frames collect in the session's batch while more output is ready, and the
-// wire writes them at each Flush, or when the batch is full.
+// The child's output reaches clients through writers that Feed (package
+// process) calls as the pipes are read: a lineSink for text, a chunkSink for
+// binary mode, a stderrLog for stderr. They turn output into frames and hand
+// them to a frameOut: a session's (one client: frames collect in a batch
+// while more output is ready and the wire writes them at each flush), or a
+// broadcast stream's (each message encoded once and published).
 
-// outputWriters returns the writers of the child's stdout and stderr.
-func (s *session) outputWriters() (stdout, stderr io.Writer) {
-	switch cfg := s.gw.cfg; {
+// frameOut is where a sink's frames go.
+type frameOut interface {
+	// frame adds one frame; ends says it is the last of its message.
+	frame(op byte, fin bool, payload []byte, ends bool) error
+	// flush says the pipe holds nothing more for now.
+	flush() error
+	// failed handles an error of frame or flush, and returns it: Feed
+	// calls the sink no more after an error.
+	failed(err error) error
+	// streams reports whether a long line may go out in pieces, as
+	// fragments of one message, rather than gathered whole.
+	streams() bool
+}
+
+// sinkConfig is what the sinks of one child share.
+type sinkConfig struct {
+	out      frameOut
+	maxLine  int
+	log      *slog.Logger
+	replaced *atomic.Bool // invalid UTF-8 was replaced: logged once
+}
+
+// outputWriters returns the writers of a child's stdout and stderr.
+func outputWriters(cfg Config, sc sinkConfig) (stdout, stderr io.Writer) {
+	switch {
 	case cfg.Binary:
-		return chunkSink{s: s}, &stderrLog{s: s}
+		return chunkSink{sc.out}, &stderrLog{log: sc.log}
 	case cfg.PassStderr:
-		return &lineSink{s: s, stream: "stdout"}, &lineSink{s: s, stream: "stderr"}
+		return &lineSink{sinkConfig: sc, stream: "stdout"}, &lineSink{sinkConfig: sc, stream: "stderr"}
 	}
-	return &lineSink{s: s}, &stderrLog{s: s}
+	return &lineSink{sinkConfig: sc}, &stderrLog{log: sc.log}
 }
 
 // closeCodeFor maps how the child ended to a close code.
@@ -43,20 +68,37 @@ func closeCodeFor(status process.Status) int {
 	return websocket.CloseInternalServerErr
 }
 
-// writeOut writes the batch to the client once it is full.
-func (s *session) writeOut() error {
-	if s.out.size() < batchLimit {
-		return nil
+// sessionOut is a session's frameOut: the frames go to its one client,
+// compressed when it negotiated permessage-deflate.
+type sessionOut struct{ s *session }
+
+func (o sessionOut) frame(op byte, fin bool, payload []byte, ends bool) error {
+	if o.s.out.full(maxFrameHeader + len(payload) + deflateSlack) {
+		if err := o.s.wire.write(&o.s.out); err != nil {
+			return err
+		}
 	}
-	return s.wire.write(&s.out)
+	switch {
+	case !o.s.deflate:
+		o.s.out.frame(op, fin, payload, ends)
+	case op != opContinuation && fin: // a whole message
+		o.s.out.message(op, payload, true)
+	default: // a frame of a line streamed in several
+		o.s.out.deflatedFrame(op, fin, payload, ends)
+	}
+	return nil
 }
 
-// outputFailed ends the session's output after it could not be sent: a line
-// over the limit closes with 1009 after what came before it; a client that
-// is closing gets its close frame; one that is gone, nothing more. Feed calls
-// these writers no more after an error, so what is asked of the wire is
-// written here.
-func (s *session) outputFailed(err error) error {
+func (o sessionOut) flush() error { return o.s.wire.write(&o.s.out) }
+
+func (o sessionOut) streams() bool { return true }
+
+// failed ends the session's output: a line over the limit closes with 1009
+// after what came before it; a client that is closing gets its close frame;
+// one that is gone, nothing more. Since Feed calls the sinks no more, what
+// is asked of the wire is written here.
+func (o sessionOut) failed(err error) error {
+	s := o.s
 	if errors.Is(err, errLineTooLong) {
 		_ = s.wire.write(&s.out)
 		s.log.Error("output line over the limit; closing", "limit", s.gw.cfg.MaxLineSize)
@@ -70,12 +112,14 @@ func (s *session) outputFailed(err error) error {
 	return err
 }
 
-// lineSink turns output into text messages, one per line. A line longer than
-// half a batch is streamed as one message in several frames rather than
-// gathered, so memory stays bounded whatever the line's length. With a
-// stream name (--passstderr), each line is sent as JSON instead.
+// lineSink turns output into text messages, one per line. Where its
+// frameOut streams, a line longer than half a batch goes out as one message
+// in several frames rather than gathered, so memory stays bounded whatever
+// the line's length (under permessage-deflate each frame's part is
+// compressed on its own). With a stream name (--passstderr), each line is
+// sent as JSON instead, gathered whole.
 type lineSink struct {
-	s       *session
+	sinkConfig
 	stream  string // "stdout" or "stderr" under --passstderr, else ""
 	pending []byte // a line begun but not ended; nil when none
 	long    int    // bytes of a long line streamed so far; 0 when none
@@ -85,7 +129,7 @@ type lineSink struct {
 // Write sends every line that p completes and keeps the rest.
 func (l *lineSink) Write(p []byte) (int, error) {
 	if err := l.write(p); err != nil {
-		return 0, l.s.outputFailed(err)
+		return 0, l.out.failed(err)
 	}
 	return len(p), nil
 }
@@ -107,10 +151,11 @@ func (l *lineSink) write(p []byte) error {
 		p = p[i+1:]
 	}
 	l.pending = append(l.pending, p...)
-	if l.stream != "" && len(l.pending) > l.s.gw.cfg.MaxLineSize {
-		return errLineTooLong // JSON lines are gathered whole
+	whole := l.stream != "" || !l.out.streams()
+	if whole && len(l.pending) > l.maxLine {
+		return errLineTooLong // gathered lines are bounded here
 	}
-	if len(l.pending) < batchLimit/2 || l.stream != "" {
+	if len(l.pending) < batchLimit/2 || whole {
 		return nil
 	}
 	// A long line: send what is safe to send now, keep the rest.
@@ -127,8 +172,8 @@ func (l *lineSink) Flush() error {
 	if len(l.pending) == 0 && cap(l.pending) > 0 {
 		l.pending = nil // a quiet child keeps no buffer
 	}
-	if err := l.s.wire.write(&l.s.out); err != nil {
-		return l.s.outputFailed(err)
+	if err := l.out.flush(); err != nil {
+		return l.out.failed(err)
 	}
 	return nil
 }
@@ -137,7 +182,7 @@ func (l *lineSink) Flush() error {
 func (l *lineSink) Close() error {
 	if len(l.pending) > 0 || l.long > 0 {
 		if err := l.endLine(l.pending); err != nil {
-			return l.s.outputFailed(err)
+			return l.out.failed(err)
 		}
 	}
 	return l.Flush()
@@ -146,25 +191,20 @@ func (l *lineSink) Close() error {
 // endLine sends the end of a line: the whole line, or the last part of a
 // long one.
 func (l *lineSink) endLine(line []byte) error {
-	if l.long == 0 {
-		if len(line) > l.s.gw.cfg.MaxLineSize {
-			return errLineTooLong
-		}
-		l.s.frameText(l.stream, l.sanitize(line))
-		return l.s.writeOut()
-	}
-	if l.long+len(line) > l.s.gw.cfg.MaxLineSize {
+	if l.long+len(line) > l.maxLine {
 		return errLineTooLong
 	}
-	l.s.out.frame(opContinuation, true, l.sanitize(line), true)
+	if l.long == 0 {
+		return l.text(l.sanitize(line))
+	}
 	l.long = 0
-	return l.s.writeOut()
+	return l.out.frame(opContinuation, true, l.sanitize(line), true)
 }
 
 // part sends a piece of a long line: the first frame of its message, or
 // the next.
 func (l *lineSink) part(piece []byte) error {
-	if l.long+len(piece) > l.s.gw.cfg.MaxLineSize {
+	if l.long+len(piece) > l.maxLine {
 		return errLineTooLong
 	}
 	op := byte(opContinuation)
@@ -172,15 +212,37 @@ func (l *lineSink) part(piece []byte) error {
 		op = opText
 	}
 	l.long += len(piece)
-	l.s.out.frame(op, false, l.sanitize(piece), false)
-	return l.s.writeOut()
+	return l.out.frame(op, false, l.sanitize(piece), false)
+}
+
+// text sends one whole line as a text message: as it is, or under
+// --passstderr as JSON naming its stream. A stderr line is logged too.
+func (l *lineSink) text(line []byte) error {
+	if l.stream == "" {
+		return l.out.frame(opText, true, line, true)
+	}
+	if l.stream == "stderr" {
+		logStderrRecord(l.log, line, false)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(streamLine{Stream: l.stream, Data: string(line)})
+	return l.out.frame(opText, true, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true)
+}
+
+// streamLine is one line of stdout or stderr under --passstderr, sent as
+// JSON.
+type streamLine struct {
+	Stream string `json:"stream"`
+	Data   string `json:"data"`
 }
 
 func (l *lineSink) sanitize(text []byte) []byte {
 	var replaced bool
 	text, l.scratch, replaced = validText(text, l.scratch)
-	if replaced && !l.s.replacedUTF8.Swap(true) {
-		l.s.log.Info("child printed invalid UTF-8; replaced with U+FFFD")
+	if replaced && !l.replaced.Swap(true) {
+		l.log.Info("child printed invalid UTF-8; replaced with U+FFFD")
 	}
 	if cap(l.scratch) > batchLimit {
 		l.scratch = nil
@@ -199,20 +261,19 @@ func safeCut(data []byte) int {
 }
 
 // chunkSink sends output as binary messages, each as it was read.
-type chunkSink struct{ s *session }
+type chunkSink struct{ out frameOut }
 
 func (c chunkSink) Write(p []byte) (int, error) {
-	c.s.out.frame(opBinary, true, p, true)
-	if err := c.s.writeOut(); err != nil {
-		return 0, c.s.outputFailed(err)
+	if err := c.out.frame(opBinary, true, p, true); err != nil {
+		return 0, c.out.failed(err)
 	}
 	return len(p), nil
 }
 
 // Flush sends the batch.
 func (c chunkSink) Flush() error {
-	if err := c.s.wire.write(&c.s.out); err != nil {
-		return c.s.outputFailed(err)
+	if err := c.out.flush(); err != nil {
+		return c.out.failed(err)
 	}
 	return nil
 }
@@ -223,7 +284,7 @@ func (c chunkSink) Close() error { return c.Flush() }
 // stderrLog logs a child's stderr line by line, a line over stderrRecordSize
 // in pieces. Feed writes to it as stderr is read.
 type stderrLog struct {
-	s       *session
+	log     *slog.Logger
 	pending []byte // a line begun but not ended
 }
 
@@ -250,13 +311,13 @@ func (l *stderrLog) logLines(buf []byte, final bool) []byte {
 		i := bytes.IndexByte(rest, '\n')
 		switch {
 		case i >= 0:
-			logStderrRecord(l.s.log, trimCR(rest[:i]), false)
+			logStderrRecord(l.log, trimCR(rest[:i]), false)
 			rest = rest[i+1:]
 		case len(rest) > stderrRecordSize:
-			logStderrRecord(l.s.log, rest[:stderrRecordSize], true)
+			logStderrRecord(l.log, rest[:stderrRecordSize], true)
 			rest = rest[stderrRecordSize:]
 		case final && len(rest) > 0:
-			logStderrRecord(l.s.log, rest, false)
+			logStderrRecord(l.log, rest, false)
 			return buf[:0]
 		default:
 			return buf[:copy(buf, rest)]

@@ -24,7 +24,7 @@ type plainHandler struct {
 	cgi       *dirRouter
 	cgiEnv    []string
 	static    *staticFiles
-	forks     *forkLimit
+	forks     *limit
 }
 
 func (h *plainHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

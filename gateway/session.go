@@ -45,15 +45,19 @@ type session struct {
 	log          *slog.Logger
 	start        time.Time
 
-	proc  *process.Process
-	wire  *wire
-	watch *watchdog
-	out   frameBatch // frames waiting for the wire: pumpOutput's own
-	// stdinDeadline is when a blocked stdin write next wakes: copyInput's own.
-	stdinDeadline time.Time
-	pumped        chan struct{} // closed when pumpOutput has returned
+	proc   *process.Process
+	wire   *wire
+	watch  *watchdog
+	out    frameBatch    // frames waiting for the wire: pumpOutput's own
+	stdin  *childStdin   // the child's, or the shared child's
+	member *member       // the session's place in a broadcast stream; nil in per-connection mode
+	pumped chan struct{} // closed when pumpOutput has returned
+	// deflate says that messages to the client are compressed
+	// (permessage-deflate was negotiated).
+	deflate bool
 
 	ends         closeRecord
+	endedSound   bool         // the client's side ended with a close or an EOF, not a reset
 	heardAt      atomic.Int64 // unix nanoseconds the client was last heard from
 	dropReason   atomic.Pointer[string]
 	msgsIn       atomic.Int64
@@ -77,6 +81,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 		log:          g.log.With("id", id),
 		start:        time.Now(),
 		pumped:       make(chan struct{}),
+		deflate:      hw.conn.deflate,
 	}
 	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
 	s.wire.written = func(msgs, payload int64) { g.observe.Messages(e.scriptName, Out, msgs, payload) }
@@ -113,13 +118,14 @@ func (s *session) refuse(code int, reason string) {
 	_ = s.wire.writeControls() // this goroutine is the only writer
 	_ = s.conn.SetReadDeadline(time.Now().Add(closeWait))
 	s.clientEnded(s.readUntilClosed())
+	s.settle()
 	s.conn.Close()
 	s.logAccess()
 }
 
 // run starts the child and serves the connection until both sides are done.
 func (s *session) run(ctx context.Context) {
-	proc, err := process.Start(s.spec())
+	proc, err := process.Start(processSpec(s.gw.cfg, s.req, s.peer, s.ep, s.id))
 	if err != nil {
 		s.gw.observe.ChildStartFailed(s.ep.scriptName)
 		s.log.Error("command failed to start", "err", err)
@@ -128,11 +134,12 @@ func (s *session) run(ctx context.Context) {
 	}
 	s.gw.observe.ChildStarted(s.ep.scriptName)
 	s.proc = proc
+	s.stdin = newChildStdin(proc.Stdin())
 	s.req = nil // all that is needed of it is in the child's environment
 	s.log = s.log.With("pid", proc.Pid())
 	s.wire.wake = proc.Wake // the feeder writes what is asked while the child is quiet
-	s.gw.setLive(s, true)
-	defer s.gw.setLive(s, false)
+	s.gw.setLive(proc, true)
+	defer s.gw.setLive(proc, false)
 	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri)
 
 	go s.pumpOutput()
@@ -145,6 +152,7 @@ func (s *session) run(ctx context.Context) {
 	s.wire.abandon(time.Now().Add(closeReplyWait))
 	<-s.pumped
 	s.watch.stop()
+	s.settle()
 	s.conn.Close()
 	s.logAccess()
 }
@@ -154,7 +162,12 @@ func (s *session) run(ctx context.Context) {
 // child's exit status after the last of the output, unless one was sent.
 func (s *session) pumpOutput() {
 	defer close(s.pumped)
-	status := s.proc.Feed(s.outputWriters())
+	status := s.proc.Feed(outputWriters(s.gw.cfg, sinkConfig{
+		out:      sessionOut{s},
+		maxLine:  s.gw.cfg.MaxLineSize,
+		log:      s.log,
+		replaced: &s.replacedUTF8,
+	}))
 	s.gw.observe.ChildEnded(s.ep.scriptName)
 	code, reason := closeCodeFor(status), status.String()
 	if !s.ends.send(code, reason) {
@@ -166,26 +179,33 @@ func (s *session) pumpOutput() {
 	s.watch.poke()
 }
 
-func (s *session) spec() process.Spec {
-	cfg := s.gw.cfg
+// processSpec is what to run for the request r from client c to endpoint e,
+// with the request's CGI environment; id is its UNIQUE_ID.
+func processSpec(cfg Config, r *http.Request, c client, e endpoint, id string) process.Spec {
 	env := cgiEnv{
-		req:        s.req,
-		remote:     s.peer.addr,
-		https:      s.peer.https,
-		id:         s.id,
-		scriptName: s.ep.scriptName,
-		pathInfo:   s.ep.pathInfo,
+		req:        r,
+		remote:     c.addr,
+		https:      c.https,
+		id:         id,
+		scriptName: e.scriptName,
+		pathInfo:   e.pathInfo,
 		software:   cfg.ServerSoftware,
 		passEnv:    cfg.PassEnv,
 	}
+	if len(cfg.Subprotocols) > 0 {
+		// The gateway's choice, made again: it depends on the list and r alone.
+		protocol, _ := subprotocols(cfg.Subprotocols).choose(r)
+		env.subprotocol = &protocol
+	}
 	if cfg.ReverseLookup {
-		env.remoteHost = lookupHost(s.peer.addr)
+		env.remoteHost = lookupHost(c.addr)
 	}
 	return process.Spec{
-		Path:  s.ep.path,
-		Args:  s.ep.args,
-		Env:   env.list(),
-		Grace: cfg.CloseGrace,
+		Path:           e.path,
+		Args:           e.args,
+		Env:            env.list(),
+		Grace:          cfg.CloseGrace,
+		TerminalStdout: cfg.LineBuffer,
 	}
 }
 
@@ -235,8 +255,8 @@ func (s *session) readUntilClosed() error {
 	}
 }
 
-// clientEnded records why the client's side ended, and what reached it,
-// as far as the socket can tell while it is sound.
+// clientEnded records why the client's side ended, and whether the socket
+// is still sound.
 func (s *session) clientEnded(err error) {
 	var ce *websocket.CloseError
 	closed := errors.As(err, &ce)
@@ -254,7 +274,14 @@ func (s *session) clientEnded(err error) {
 		s.ends.lose(reason)
 		s.log.Debug("client gone", "reason", reason, "err", err)
 	}
-	if !sound {
+	s.endedSound = sound
+}
+
+// settle counts what reached the client, once nothing more is written to
+// it and while the socket is still open: only if it ended soundly, since a
+// reset empties the socket of what the client never got.
+func (s *session) settle() {
+	if !s.endedSound {
 		return
 	}
 	if unsent, ok := s.wire.acknowledge(); ok && unsent == 0 && s.wire.closeWritten.Load() {
@@ -277,8 +304,8 @@ func (s *session) logAccess() {
 		"path", s.uri,
 		"duration", duration.Round(time.Millisecond),
 	)
-	if s.proc != nil {
-		attrs = append(attrs, "exit", s.proc.Status().String())
+	if exit := s.childExit(); exit != "" {
+		attrs = append(attrs, "exit", exit)
 	}
 	attrs = append(attrs,
 		"close_code", code,
@@ -289,6 +316,21 @@ func (s *session) logAccess() {
 		"bytes_out", bytesOut,
 	)
 	s.log.Log(context.Background(), logs.LevelAccess, "session ended", attrs...)
+}
+
+// childExit returns how the session's child ended, or "" while a shared
+// one still runs.
+func (s *session) childExit() string {
+	switch {
+	case s.member != nil:
+		if exit := s.member.sc.exit.Load(); exit != nil {
+			return *exit
+		}
+		return ""
+	case s.proc != nil:
+		return s.proc.Status().String()
+	}
+	return ""
 }
 
 // rootCause returns the innermost error, such as "permission denied".

@@ -86,6 +86,24 @@ func (w *wire) control(frame []byte) {
 	}
 }
 
+// closeBehind asks for a close frame that, like one asked with control,
+// goes ahead of the data not yet written, but waits as long as the client
+// makes progress for the chunk being written: for a client that is behind,
+// and must be told so after what it has been sent.
+func (w *wire) closeBehind(frame []byte) {
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		return
+	}
+	w.closing = true
+	w.controls = append(w.controls, frame)
+	w.mu.Unlock()
+	if !w.busy.Load() {
+		w.wake()
+	}
+}
+
 // isClosing reports whether a close frame has been asked for.
 func (w *wire) isClosing() bool {
 	w.mu.Lock()
@@ -127,11 +145,14 @@ func (w *wire) write(b *frameBatch) error {
 		if w.isClosing() {
 			return errWireClosed
 		}
+		// Marked before it is written, so that an acknowledgement read
+		// meanwhile cannot miss it; a mark past what was written is never
+		// reached.
+		w.ledger.record(w.sent.Load()+int64(cut.at-start), cut.msgs, cut.payload)
 		if err := w.writeAll(b.buf[start:cut.at]); err != nil {
 			return err
 		}
 		w.progressed(w.moved)
-		w.ledger.record(w.sent.Load(), cut.msgs, cut.payload)
 		w.tell(cut)
 		start = cut.at
 	}
@@ -176,10 +197,15 @@ func (w *wire) writeControls() error {
 // closeAfterData asks for a close frame that follows all the data written,
 // unless one was asked for already, and writes what is waiting.
 func (w *wire) closeAfterData(code int, reason string) error {
+	return w.closeAfterFrame(closeFrame(code, reason))
+}
+
+// closeAfterFrame is closeAfterData with the close frame made already.
+func (w *wire) closeAfterFrame(frame []byte) error {
 	w.mu.Lock()
 	if !w.closing {
 		w.closing = true
-		w.controls = append(w.controls, closeFrame(code, reason))
+		w.controls = append(w.controls, frame)
 	}
 	w.mu.Unlock()
 	return w.writeControls()
@@ -244,8 +270,10 @@ func (w *wire) closeWrite() {
 	if tc, ok := w.conn.(*tls.Conn); ok {
 		_ = tc.CloseWrite()
 	}
-	if cw, ok := w.raw.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
+	if cw, ok := w.raw.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		if _, tcp := w.raw.(*net.TCPConn); tcp {
+			w.sent.Add(1) // the FIN takes a place in what the peer acknowledges
+		}
 	}
 }
 
@@ -277,13 +305,32 @@ type chunkEnd struct {
 
 // frame appends one frame; ends says it is the last of its message.
 func (b *frameBatch) frame(op byte, fin bool, payload []byte, ends bool) {
+	b.hold()
+	b.buf = appendFrameHeader(b.buf, op, fin, len(payload))
+	b.buf = append(b.buf, payload...)
+	b.added(len(payload), ends)
+}
+
+// encoded appends a whole message's frame, encoded already, whose payload
+// has size bytes.
+func (b *frameBatch) encoded(frame []byte, size int) {
+	b.hold()
+	b.buf = append(b.buf, frame...)
+	b.added(size, true)
+}
+
+// hold takes a buffer from the pool for a batch that had none.
+func (b *frameBatch) hold() {
 	if b.pooled == nil {
 		b.pooled = getBuffer()
 		b.buf = *b.pooled
 	}
-	b.buf = appendFrameHeader(b.buf, op, fin, len(payload))
-	b.buf = append(b.buf, payload...)
-	b.payload += int64(len(payload))
+}
+
+// added counts a frame just appended, and marks a chunk's end after every
+// writeChunk bytes or so.
+func (b *frameBatch) added(size int, ends bool) {
+	b.payload += int64(size)
 	if ends {
 		b.msgs++
 	}
@@ -300,6 +347,10 @@ func (b *frameBatch) cut() {
 
 // size returns how many bytes the batch holds.
 func (b *frameBatch) size() int { return len(b.buf) }
+
+// full reports whether a frame of n more bytes would not fit in the batch's
+// buffer: write the batch first, so that the pooled buffer never grows.
+func (b *frameBatch) full(n int) bool { return len(b.buf) > 0 && len(b.buf)+n > batchLimit }
 
 // chunks returns where each chunk ends, the last at the end of the batch.
 func (b *frameBatch) chunks() []chunkEnd {
@@ -369,10 +420,11 @@ func (l *ledger) acknowledged(acked int64) (msgs, payload int64) {
 
 // acknowledge folds in what the client has acknowledged so far: all that
 // was written but what the socket still holds. It reads the count first, so
-// a write meanwhile makes it tell less than the truth, never more. Call it
-// only while the connection is sound: a reset empties the socket of what the
-// client never got. It returns what the socket holds, and false when that
-// cannot be told.
+// a write meanwhile makes it tell less than the truth, never more; under TLS
+// the socket holds records, bigger than what was written, so it tells a
+// little less too. Call it only while the connection is sound: a reset
+// empties the socket of what the client never got. It returns what the
+// socket holds, and false when that cannot be told.
 func (w *wire) acknowledge() (unsent int, ok bool) {
 	sent := w.sent.Load()
 	if unsent, ok = w.unsent(); ok {

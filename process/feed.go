@@ -134,7 +134,8 @@ func (f *feed) pass() {
 	switch {
 	case err == syscall.EAGAIN || err == syscall.EINTR:
 		return
-	case n <= 0: // the end, or an error that ends it just the same
+	case n <= 0: // the end: EOF from a pipe, EIO from a pseudo-terminal
+		// whose every slave is closed, or an error that ends it just the same
 		f.flush()
 		if c, ok := f.w.(io.Closer); ok && !f.failed {
 			_ = c.Close()

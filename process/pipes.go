@@ -6,7 +6,8 @@ import (
 	"syscall"
 )
 
-// pipeSet holds the three pipes of a child while it is being started. The
+// pipeSet holds the three pipes of a child while it is being started; with
+// Spec.TerminalStdout, stdout is a pseudo-terminal instead of a pipe. The
 // child's ends stay blocking, as programs expect of their stdio. Of the
 // parent's, stdin is an *os.File in the runtime's poller, for its write
 // deadlines; stdout and stderr are bare non-blocking descriptors, read by
@@ -17,9 +18,9 @@ type pipeSet struct {
 	stdout, stderr                       int
 }
 
-// open creates the three pipes. On error the ones made so far stay set, for
-// the caller's closes.
-func (s *pipeSet) open() error {
+// open creates the three pipes, stdout a pseudo-terminal when terminal is
+// set. On error the ones made so far stay set, for the caller's closes.
+func (s *pipeSet) open(terminal bool) error {
 	s.childStdin, s.childStdout, s.childStderr, s.stdout, s.stderr = -1, -1, -1, -1, -1
 	var w int
 	var err error
@@ -31,7 +32,12 @@ func (s *pipeSet) open() error {
 		return err
 	}
 	s.stdin = os.NewFile(uintptr(w), "|1") // non-blocking: in the poller
-	if s.stdout, s.childStdout, err = pipe(); err != nil {
+	if terminal {
+		s.stdout, s.childStdout, err = openTerminal()
+	} else {
+		s.stdout, s.childStdout, err = pipe()
+	}
+	if err != nil {
 		return err
 	}
 	if s.stderr, s.childStderr, err = pipe(); err != nil {

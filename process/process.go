@@ -63,6 +63,13 @@ type Spec struct {
 	Dir string
 	// Grace is added to each step of the stop sequence (websocketd's --closems).
 	Grace time.Duration
+	// TerminalStdout makes the child's stdout a pseudo-terminal in raw mode
+	// instead of a pipe: programs that buffer what they write to a pipe (C
+	// stdio, Python) then write each line as they print it. Nothing is
+	// added to or taken from the bytes (no "\r", no echo), stdin and stderr
+	// stay pipes, and the terminal is not the child's controlling terminal.
+	// Backpressure, Feed and the stop sequence are the same as with a pipe.
+	TerminalStdout bool
 }
 
 // Process is one running child and its process group.
@@ -93,7 +100,7 @@ func Start(spec Spec) (*Process, error) {
 	becomeSubreaper()
 	var files pipeSet
 	defer files.closeChildEnds()
-	if err := files.open(); err != nil {
+	if err := files.open(spec.TerminalStdout); err != nil {
 		files.closeParentEnds()
 		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
 	}

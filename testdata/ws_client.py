@@ -1,11 +1,15 @@
 """An independent WebSocket client for wsgate's end-to-end tests.
 
-usage: ws_client.py URL [MESSAGE...]
+usage: ws_client.py [--protocol=NAME]... URL [MESSAGE...]
 
-Connects to URL with the python3-websockets library, sends each MESSAGE and
-receives one reply for each. With messages it then closes the connection
-itself (1000); without, it reads until the server closes. It prints one JSON
-object: {"received": [...], "close_code": N, "close_reason": "..."}.
+Connects to URL with the python3-websockets library, offering each
+--protocol as a subprotocol and, as the library does by default,
+permessage-deflate. It sends each MESSAGE and receives one reply for each.
+With messages it then closes the connection itself (1000); without, it reads
+until the server closes. It prints one JSON object: {"received": [...],
+"close_code": N, "close_reason": "...", "subprotocol": "..." or null,
+"extensions": ["permessage-deflate", ...]}, or {"status": N} when the server
+refuses the handshake with HTTP status N.
 """
 
 import asyncio
@@ -15,27 +19,40 @@ import sys
 import websockets
 
 
-async def main(url, messages):
+async def main(url, messages, protocols):
+    try:
+        async with websockets.connect(url, open_timeout=5, close_timeout=5,
+                                      subprotocols=protocols or None) as ws:
+            await converse(ws, messages)
+    except websockets.InvalidStatusCode as e:
+        print(json.dumps({"status": e.status_code}))
+
+
+async def converse(ws, messages):
     received = []
-    async with websockets.connect(url, open_timeout=5, close_timeout=5) as ws:
-        for message in messages:
-            await ws.send(message)
-            received.append(await asyncio.wait_for(ws.recv(), 5))
-        if messages:
-            await ws.close(1000)
-        else:
-            try:
-                while True:
-                    received.append(await asyncio.wait_for(ws.recv(), 5))
-            except websockets.ConnectionClosed:
-                pass
-        await ws.wait_closed()
-        print(json.dumps({
-            "received": received,
-            "close_code": ws.close_code,
-            "close_reason": ws.close_reason,
-        }))
+    for message in messages:
+        await ws.send(message)
+        received.append(await asyncio.wait_for(ws.recv(), 5))
+    if messages:
+        await ws.close(1000)
+    else:
+        try:
+            while True:
+                received.append(await asyncio.wait_for(ws.recv(), 5))
+        except websockets.ConnectionClosed:
+            pass
+    await ws.wait_closed()
+    print(json.dumps({
+        "received": received,
+        "close_code": ws.close_code,
+        "close_reason": ws.close_reason,
+        "subprotocol": ws.subprotocol,
+        "extensions": [e.name for e in ws.extensions],
+    }))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2:]))
+    args = sys.argv[1:]
+    protocols = [a.split("=", 1)[1] for a in args if a.startswith("--protocol=")]
+    rest = [a for a in args if not a.startswith("--protocol=")]
+    asyncio.run(main(rest[0], rest[1:], protocols))

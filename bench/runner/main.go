@@ -216,7 +216,11 @@ func runCell(ctx context.Context, c *cell, sc scenario, kind serverKind, cfg con
 func runOnce(ctx context.Context, sc scenario, kind serverKind, sz sizes, timeout time.Duration) ([]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	s, err := startServer(ctx, kind, sc.command(sz))
+	command := sc.command(sz)
+	if kind.name == "wsgate" {
+		command = append(slices.Clone(sc.wsgateFlags), command...)
+	}
+	s, err := startServer(ctx, kind, command)
 	if err != nil {
 		return nil, err
 	}
@@ -258,10 +262,10 @@ func printHeader(cfg config, notes []string) {
 // describeSizes states the counts behind the figures in one line.
 func describeSizes(sz sizes) string {
 	return fmt.Sprintf("spawn %s connections from %d workers; echo %s x %d B with %d in flight; "+
-		"stream `seq 1 %d`; idle %s connections held %v; scale %s connections held %v; big %s bytes each way.",
+		"stream `seq 1 %d`; deflate %s JSON lines of 160 B and deflate-book a quarter as many of 1 KB (wsgate with --compress); idle %s connections held %v; scale %s connections held %v; big %s bytes each way.",
 		formatNumber(float64(sz.spawnConns), 0), sz.spawnWorkers,
 		formatNumber(float64(sz.echoMsgs), 0), echoSize, sz.echoInflight,
-		sz.streamLines, formatNumber(float64(sz.idleConns), 0), sz.idleHold,
+		sz.streamLines, formatNumber(float64(sz.deflateLines), 0), formatNumber(float64(sz.idleConns), 0), sz.idleHold,
 		formatNumber(float64(sz.scaleConns), 0), sz.scaleHold, formatNumber(float64(sz.bigBytes), 0))
 }
 

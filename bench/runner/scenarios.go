@@ -26,6 +26,8 @@ type scenario struct {
 	metrics []metric
 	timeout time.Duration
 	run     func(ctx context.Context, s *server, sz sizes) ([]float64, error)
+	// wsgateFlags are given to wsgate alone, before the command.
+	wsgateFlags []string
 }
 
 // sizes holds every count and duration the scenarios use, so that --smoke
@@ -34,6 +36,7 @@ type sizes struct {
 	spawnConns, spawnWorkers int
 	echoMsgs, echoInflight   int
 	streamLines              int
+	deflateLines             int
 	idleConns                int
 	idleHold                 time.Duration
 	scaleConns               int
@@ -46,8 +49,8 @@ type sizes struct {
 var fullSizes = sizes{
 	spawnConns: 2000, spawnWorkers: 8,
 	echoMsgs: 200_000, echoInflight: 100,
-	streamLines: 500_000,
-	idleConns:   1000, idleHold: 10 * time.Second,
+	streamLines: 500_000, deflateLines: 200_000,
+	idleConns: 1000, idleHold: 10 * time.Second,
 	scaleConns: 10_000, scaleHold: 5 * time.Second,
 	bigBytes:    16 << 20,
 	dialWorkers: 100,
@@ -58,8 +61,8 @@ var fullSizes = sizes{
 var smokeSizes = sizes{
 	spawnConns: 20, spawnWorkers: 8,
 	echoMsgs: 500, echoInflight: 100,
-	streamLines: 2000,
-	idleConns:   20, idleHold: time.Second,
+	streamLines: 2000, deflateLines: 2000,
+	idleConns: 20, idleHold: time.Second,
 	scaleConns: 50, scaleHold: time.Second,
 	bigBytes:    64 << 10,
 	dialWorkers: 10,
@@ -96,6 +99,8 @@ var scenarios = []scenario{
 			{"gateway CPU per line (µs)", false, 2},
 		},
 	},
+	deflateScenario("deflate", trades, func(sz sizes) int { return sz.deflateLines }),
+	deflateScenario("deflate-book", books, func(sz sizes) int { return sz.deflateLines / 4 }),
 	{
 		name: "idle", command: catCommand, timeout: 2 * time.Minute, run: runIdle,
 		metrics: []metric{

@@ -22,6 +22,9 @@ import (
 // buildTimeout bounds building the binary.
 const buildTimeout = 5 * time.Minute
 
+// binDir holds the binaries Main and PlainBinary build.
+var binDir string
+
 // Main builds wsgate with the race detector, sets *bin to the binary's path,
 // runs the package's tests under goleak, removes the binary, and exits.
 // Call it from TestMain.
@@ -31,18 +34,44 @@ func Main(m *testing.M, bin *string) {
 		fmt.Fprintln(os.Stderr, "testrun:", err)
 		os.Exit(1)
 	}
+	binDir = dir
 	*bin = filepath.Join(dir, "wsgate")
-	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-	build := exec.CommandContext(ctx, "go", "build", "-race", "-o", *bin, "github.com/wsgate/wsgate")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	err = build.Run()
-	cancel()
-	if err != nil {
+	if err := build(*bin, "-race"); err != nil {
 		os.RemoveAll(dir)
 		fmt.Fprintln(os.Stderr, "testrun: building wsgate:", err)
 		os.Exit(1)
 	}
 	goleak.VerifyTestMain(removingDir{m, dir})
+}
+
+func build(bin string, flags ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	args := append(append([]string{"build"}, flags...), "-o", bin, "github.com/wsgate/wsgate")
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
+}
+
+var (
+	plainOnce sync.Once
+	plainBin  string
+	plainErr  error
+)
+
+// PlainBinary builds wsgate without the race detector, once, next to Main's
+// binary, and returns its path: for tests that measure memory, which the
+// race detector's shadow memory would dwarf.
+func PlainBinary(t testing.TB) string {
+	t.Helper()
+	plainOnce.Do(func() {
+		plainBin = filepath.Join(binDir, "wsgate-plain")
+		plainErr = build(plainBin)
+	})
+	if plainErr != nil {
+		t.Fatalf("building wsgate without the race detector: %v", plainErr)
+	}
+	return plainBin
 }
 
 // removingDir runs the tests, then removes the binary's directory, before

@@ -1,0 +1,397 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/process"
+)
+
+// Broadcast mode (--broadcast): one shared child per endpoint and query
+// string. The first client starts it with its own environment; every line it
+// prints is framed once and published to the stream, whose subscribers are
+// the clients' sessions (members); what any client sends reaches its stdin
+// whole. The last client to leave stops it, after the linger time.
+
+// Refusals of a client that cannot join a stream.
+var (
+	errTooManyForks = errors.New("too many connections")
+	errNoStart      = errors.New("cannot start command")
+)
+
+// sharedChild is the process behind one broadcast stream, and the stream.
+type sharedChild struct {
+	g      *Gateway
+	key    string // endpoint and query string
+	proc   *process.Process
+	stdin  *childStdin
+	stream *broadcast.Stream
+	log    *slog.Logger
+	start  time.Time
+
+	// Guarded by the registry's lock.
+	members  int
+	linger   *time.Timer
+	stopping bool // no longer in the registry: joins start a new child
+
+	stopOnShutdown func() bool
+	exit           atomic.Pointer[string] // how it ended, once it has
+	replaced       atomic.Bool
+}
+
+// registry holds the running shared children by key.
+type registry struct {
+	mu       sync.Mutex
+	children map[string]*sharedChild
+}
+
+// join makes m a member of the stream of r's endpoint and query string,
+// starting its shared child if there is none. It is called before the
+// handshake response is sent, so that every line printed after that reaches
+// the client.
+func (g *Gateway) join(m *member, r *http.Request, c client, e endpoint, id string) error {
+	key := e.scriptName + "?" + r.URL.RawQuery
+	spec := processSpec(g.cfg, r, c, e, id) // outside the lock: it may look up a name
+	reg := &g.shared
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	sc := reg.children[key]
+	if sc == nil {
+		var err error
+		if sc, err = g.startShared(key, spec, c.addr); err != nil {
+			return err
+		}
+		reg.children[key] = sc
+	}
+	sub, ok := sc.stream.Join(m, g.cfg.Replay > 0)
+	if !ok { // cannot happen: a stream ends only after it leaves the registry
+		return errNoStart
+	}
+	sc.members++
+	if sc.linger != nil {
+		sc.linger.Stop()
+		sc.linger = nil
+	}
+	m.sc, m.sub = sc, sub
+	return nil
+}
+
+// startShared starts the shared child of key, and its feeder; reg.mu is
+// held.
+func (g *Gateway) startShared(key string, spec process.Spec, remote string) (*sharedChild, error) {
+	if !g.forks.acquire() {
+		return nil, errTooManyForks
+	}
+	proc, err := process.Start(spec)
+	if err != nil {
+		g.forks.release()
+		g.log.Error("command failed to start", "path", key, "err", err)
+		return nil, fmt.Errorf("%w: %v", errNoStart, rootCause(err))
+	}
+	sc := &sharedChild{
+		g:      g,
+		key:    key,
+		proc:   proc,
+		stdin:  newChildStdin(proc.Stdin()),
+		stream: broadcast.NewStream(g.cfg.QueueSize, g.cfg.Replay),
+		log:    g.log.With("stream", key, "pid", proc.Pid()),
+		start:  time.Now(),
+	}
+	g.sessions.Add(1) // Shutdown waits for the shared child too
+	g.setLive(proc, true)
+	sc.stopOnShutdown = context.AfterFunc(g.ctx, proc.Stop)
+	sc.log.Log(context.Background(), logs.LevelTrace, "shared process started", "remote", remote)
+	go sc.pumpOutput()
+	return sc, nil
+}
+
+// leave takes a member out of its stream. The last member to leave stops
+// the shared child, after the linger time unless someone joins meanwhile.
+func (g *Gateway) leave(m *member) {
+	reg := &g.shared
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	sc := m.sc
+	sc.stream.Leave(m.sub)
+	sc.members--
+	if sc.members > 0 || sc.stopping {
+		return
+	}
+	if g.cfg.Linger <= 0 {
+		sc.stopLocked()
+		return
+	}
+	sc.linger = time.AfterFunc(g.cfg.Linger, func() {
+		reg.mu.Lock()
+		defer reg.mu.Unlock()
+		if sc.members == 0 && !sc.stopping {
+			sc.stopLocked()
+		}
+	})
+}
+
+// stopLocked takes the child out of the registry and stops it; the
+// registry's lock is held.
+func (sc *sharedChild) stopLocked() {
+	sc.forgetLocked()
+	sc.proc.Stop()
+}
+
+// forgetLocked takes the child out of the registry, so that the next client
+// starts a new one; the registry's lock is held.
+func (sc *sharedChild) forgetLocked() {
+	sc.stopping = true
+	if sc.linger != nil {
+		sc.linger.Stop()
+		sc.linger = nil
+	}
+	if sc.g.shared.children[sc.key] == sc {
+		delete(sc.g.shared.children, sc.key)
+	}
+}
+
+// pumpOutput feeds the shared child's output to the stream until its group
+// is gone, then ends the stream with the child's exit status: every member
+// gets its close frame after the lines it has queued.
+func (sc *sharedChild) pumpOutput() {
+	g := sc.g
+	defer g.sessions.Done()
+	defer g.forks.release()
+	defer g.setLive(sc.proc, false)
+	defer sc.stopOnShutdown()
+	status := sc.proc.Feed(outputWriters(g.cfg, sinkConfig{
+		out:      streamOut{sc},
+		maxLine:  g.cfg.MaxLineSize,
+		log:      sc.log,
+		replaced: &sc.replaced,
+	}))
+	g.shared.mu.Lock()
+	sc.forgetLocked()
+	g.shared.mu.Unlock()
+	exit := status.String()
+	sc.exit.Store(&exit)
+	sc.stream.End(&broadcast.Message{Data: closeFrame(closeCodeFor(status), exit), Last: true})
+	published, joined, _ := sc.stream.Stats()
+	sc.log.Log(context.Background(), logs.LevelAccess, "shared process ended",
+		"duration", time.Since(sc.start).Round(time.Millisecond),
+		"exit", exit,
+		"clients", joined,
+		"msgs_out", published)
+}
+
+// streamOut is a shared child's frameOut: each message is encoded once and
+// published to every member; under --compress, compressed once too, for the
+// members that negotiated permessage-deflate. Lines are gathered whole, so
+// that every member and every replay starts at the start of a message.
+type streamOut struct{ sc *sharedChild }
+
+func (o streamOut) frame(op byte, fin bool, payload []byte, ends bool) error {
+	data := appendFrameHeader(make([]byte, 0, maxFrameHeader+len(payload)), op, fin, len(payload))
+	msg := &broadcast.Message{Data: append(data, payload...), Size: len(payload)}
+	if o.sc.g.cfg.Compress && op != opContinuation && fin {
+		if f := appendMessageFrame(nil, op, payload, true); f[0]&rsv1Bit != 0 {
+			msg.Compressed = f
+		}
+	}
+	o.sc.stream.Publish(msg)
+	return nil
+}
+
+func (o streamOut) flush() error  { return nil }
+func (o streamOut) streams() bool { return false }
+
+// failed ends the stream when a line is over the limit: every member gets
+// 1009, and the child is stopped, as one client's child would be.
+func (o streamOut) failed(err error) error {
+	if errors.Is(err, errLineTooLong) {
+		o.sc.log.Error("output line over the limit; closing every client", "limit", o.sc.g.cfg.MaxLineSize)
+		o.sc.stream.End(&broadcast.Message{Data: closeFrame(websocket.CloseMessageTooBig, "output line too long"), Last: true})
+		o.sc.proc.Stop()
+	}
+	return err
+}
+
+// member is a session's place in a broadcast stream: the sink the stream
+// wakes, and the pump that drains the session's queue to its wire. The pump
+// is a goroutine only while there is something to write, so that an idle
+// member holds none; at most one runs at a time, and it is the wire's only
+// writer.
+type member struct {
+	sc  *sharedChild
+	sub *broadcast.Subscriber
+
+	mu         sync.Mutex
+	s          *session // set once the handshake response is sent
+	running    bool     // a pump is running
+	again      bool     // the pump must look again before it stops
+	pending    bool     // woken before the session was ready
+	overflowed bool     // cut off before the session was ready
+	stopped    bool     // the session has ended: no more pumps
+	pumps      sync.WaitGroup
+
+	taken []*broadcast.Message // the pump's own
+}
+
+// Wake starts the pump, or has the running one look again.
+func (m *member) Wake() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.stopped:
+	case m.s == nil:
+		m.pending = true
+	case m.running:
+		m.again = true
+	default:
+		m.running = true
+		m.pumps.Add(1)
+		go m.pump()
+	}
+}
+
+// Overflow closes the client with 1013: its queue is full.
+func (m *member) Overflow() {
+	m.mu.Lock()
+	s := m.s
+	if s == nil {
+		m.overflowed = true
+	}
+	m.mu.Unlock()
+	if s != nil {
+		s.tooSlow()
+	}
+}
+
+// ready attaches the session, once the handshake response is sent, and
+// starts what was asked before.
+func (m *member) ready(s *session) {
+	m.mu.Lock()
+	m.s = s
+	pending, overflowed := m.pending, m.overflowed
+	m.mu.Unlock()
+	if overflowed {
+		s.tooSlow()
+	}
+	if pending {
+		m.Wake()
+	}
+}
+
+// stop waits for the pump and starts no other.
+func (m *member) stop() {
+	m.mu.Lock()
+	m.stopped = true
+	m.mu.Unlock()
+	m.pumps.Wait()
+}
+
+// pump drains the queue and the control frames to the wire until both are
+// empty.
+func (m *member) pump() {
+	defer m.pumps.Done()
+	for {
+		m.drain()
+		m.mu.Lock()
+		if !m.again {
+			m.running = false
+			m.mu.Unlock()
+			return
+		}
+		m.again = false
+		m.mu.Unlock()
+	}
+}
+
+// drain writes the control frames asked for and what the queue holds: the
+// messages, each encoded once for every member (and compressed once for the
+// members that negotiated permessage-deflate), and after the last one the
+// stream's close frame.
+func (m *member) drain() {
+	s, w := m.s, m.s.wire
+	if w.writeControls() != nil {
+		return
+	}
+	for {
+		m.taken = m.sub.Take(m.taken, batchLimit)
+		if len(m.taken) == 0 {
+			break
+		}
+		for _, msg := range m.taken {
+			if msg.Last {
+				_ = w.write(&s.out)
+				s.streamEnded(msg.Data)
+				return
+			}
+			data := msg.Data
+			if s.deflate && msg.Compressed != nil {
+				data = msg.Compressed
+			}
+			if s.out.full(len(data)) && w.write(&s.out) != nil {
+				return
+			}
+			s.out.encoded(data, msg.Size)
+		}
+		clear(m.taken)
+		if w.write(&s.out) != nil {
+			return
+		}
+	}
+	m.taken = nil // an idle member holds no buffer
+}
+
+// runMember serves a member until the client's side ends. The session reads
+// the client and writes to the shared stdin; the member's pump writes to the
+// client; the shared child is not the session's to stop.
+func (s *session) runMember(ctx context.Context, m *member) {
+	s.member = m
+	s.proc = m.sc.proc
+	s.stdin = m.sc.stdin
+	s.req = nil
+	s.log = s.log.With("pid", s.proc.Pid())
+	s.wire.wake = m.Wake
+	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri, "stream", m.sc.key)
+	m.ready(s)
+	s.watch.start()
+	stopShutdownWatch := context.AfterFunc(ctx, func() {
+		s.closeWith(websocket.CloseGoingAway, "server shutting down")
+	})
+	s.clientEnded(s.copyInput())
+	stopShutdownWatch()
+
+	s.gw.leave(m)
+	s.wire.abandon(time.Now().Add(closeReplyWait))
+	m.Wake() // a close reply, if one is asked for
+	m.stop()
+	s.watch.stop()
+	s.settle()
+	s.conn.Close()
+	s.logAccess()
+}
+
+// tooSlow closes a member whose queue is full with 1013.
+func (s *session) tooSlow() {
+	if s.ends.send(websocket.CloseTryAgainLater, "client too slow") {
+		s.log.Info("client too slow; closing", "queue", s.gw.cfg.QueueSize)
+		s.wire.closeBehind(closeFrame(websocket.CloseTryAgainLater, "client too slow"))
+	}
+}
+
+// streamEnded sends the stream's close frame after everything before it,
+// unless the session has one already.
+func (s *session) streamEnded(frame []byte) {
+	if code, reason := closeFrameContent(frame); s.ends.send(code, reason) {
+		_ = s.wire.closeAfterFrame(frame)
+		s.watch.poke()
+		return
+	}
+	_ = s.wire.writeControls()
+}
