@@ -174,3 +174,36 @@ func TestObserverIsToldOfAChildThatCannotStart(t *testing.T) {
 	obs.waitCount(t, "closed /plain.sh 1011", 1)
 	obs.waitCount(t, "started /plain.sh", 0)
 }
+
+func TestObserverIsToldOfBroadcastSubscribersSharedChildrenAndSlowClients(t *testing.T) {
+	t.Parallel()
+	obs := newRecorder()
+	cfg := broadcastScript(t, pacedLinesScript)
+	cfg.QueueSize, cfg.Observer = 64, obs
+	tg := newTestGateway(t, cfg)
+	slow := tg.dial(t, "/", nil)
+	fast := tg.dial(t, "/", nil)
+	obs.waitCount(t, "subscribers /", 2)
+	obs.waitCount(t, "started /", 1)
+	if s := tg.gw.Stats(); s.Connections != 2 || s.Children != 1 {
+		t.Errorf("stats: %+v, want 2 connections sharing 1 child", s)
+	}
+	// The slow client reads nothing until its queue overflows.
+	deadline := time.Now().Add(30 * time.Second)
+	for obs.count("slow /") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no slow client counted")
+		}
+		readN(t, fast, 50)
+	}
+	_, ce := readUntilClose(t, slow, 10*time.Second)
+	assertClose(t, ce, websocket.CloseTryAgainLater, "client too slow")
+	obs.waitCount(t, "closed / 1013", 1)
+	obs.waitCount(t, "subscribers /", 1)
+	obs.waitCount(t, "slow /", 1)
+
+	_ = fast.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	readUntilClose(t, fast, 10*time.Second)
+	obs.waitCount(t, "subscribers /", 0)
+	obs.waitCount(t, "ended /", 1) // the last client left: the shared child is stopped
+}
