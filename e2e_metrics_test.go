@@ -231,11 +231,12 @@ func badHandshake(t *testing.T, addr string) {
 
 func TestMetrics_HealthzIsOKWhileServingAnd503OnceShutdownBegins(t *testing.T) {
 	t.Parallel()
-	// A child that ignores SIGINT and SIGTERM holds the drain for the
-	// stop sequence's bound: 850 ms + 3 x 500 ms.
-	script := writeScript(t, `trap '' INT TERM; echo up; while :; do sleep 0.05; done`)
+	// A child that ignores SIGINT and SIGTERM and takes a second to exit
+	// once its stdin closes holds the drain that long, well within the stop
+	// sequence's bound (SIGKILL after 850 ms + 3 x 1 s).
+	script := writeScript(t, `trap '' INT TERM; echo up; read -r x; sleep 1`)
 	metricsAddr := freeAddr(t)
-	g := startGateway(t, "--metrics="+metricsAddr, "--closems=500", script)
+	g := startGateway(t, "--metrics="+metricsAddr, "--closems=1000", script)
 	if code, body := httpGet(t, "http://"+metricsAddr+"/healthz"); code != http.StatusOK || body != "ok" {
 		t.Fatalf("/healthz while serving: %d %q, want 200 ok", code, body)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -285,5 +286,81 @@ func TestSystemd_ServiceUnitSettings(t *testing.T) {
 	}
 	if !strings.Contains(readExample(t, "systemd/wsgate-metrics.socket"), "FileDescriptorName="+metricsSocketName+"\n") {
 		t.Errorf("wsgate-metrics.socket does not name its socket %q", metricsSocketName)
+	}
+}
+
+// runToListening runs wsgate with its stderr in a file and extra
+// environment, waits (at most 10 s) for the listening line, stops it with
+// SIGTERM and returns what it logged.
+func runToListening(t *testing.T, stderr *os.File, env []string) string {
+	t.Helper()
+	cmd := exec.Command(wsgateBin, "--port=0", "--address=127.0.0.1", "--loglevel=info", "cat")
+	cmd.Env, cmd.Stderr = append(cleanEnv(), env...), stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Error("wsgate did not exit within 10 s of SIGTERM")
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		logged, _ := os.ReadFile(stderr.Name())
+		if strings.Contains(string(logged), "msg=listening") {
+			return string(logged)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listening line within 10 s:\n%s", logged)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// journald stamps each line itself: text logs to the stream JOURNAL_STREAM
+// names (its device and inode) carry no time of their own.
+func TestSystemd_TextLogsToTheJournalCarryNoTime(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name     string
+		matching bool
+		wantTime bool
+	}{
+		{"stderr-is-the-journal", true, false},
+		{"another-stream", false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			info, err := f.Stat()
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := info.Sys().(*syscall.Stat_t)
+			stream := strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10)
+			if !c.matching {
+				stream = strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino+1, 10)
+			}
+			logged := runToListening(t, f, []string{"JOURNAL_STREAM=" + stream})
+			for _, line := range strings.Split(strings.TrimSpace(logged), "\n") {
+				if hasTime := strings.HasPrefix(line, "time="); hasTime != c.wantTime {
+					t.Errorf("JOURNAL_STREAM=%s: line %q, want time=%v", stream, line, c.wantTime)
+				}
+			}
+		})
 	}
 }

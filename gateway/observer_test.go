@@ -179,12 +179,13 @@ func TestObserverIsToldOfBroadcastSubscribersSharedChildrenAndSlowClients(t *tes
 	t.Parallel()
 	obs := newRecorder()
 	cfg := broadcastScript(t, pacedLinesScript)
-	cfg.QueueSize, cfg.Observer = 64, obs
+	cfg.QueueSize, cfg.Observer = 256, obs
 	tg := newTestGateway(t, cfg)
 	slow := tg.dial(t, "/", nil)
 	fast := tg.dial(t, "/", nil)
 	obs.waitCount(t, "subscribers /", 2)
 	obs.waitCount(t, "started /", 1)
+	obs.waitCount(t, "opened /", 2)
 	if s := tg.gw.Stats(); s.Connections != 2 || s.Children != 1 {
 		t.Errorf("stats: %+v, want 2 connections sharing 1 child", s)
 	}
