@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,17 @@ type Metrics struct {
 	sessionDuration  *prometheus.HistogramVec
 	subscribers      *prometheus.GaugeVec
 	slowClients      *prometheus.CounterVec
+
+	// traffic holds each endpoint's message counters, looked up once: the
+	// vectors hash their labels at every lookup, and Messages runs for
+	// every message. Bounded by the endpoints, as the labels are.
+	traffic sync.Map // endpoint -> *traffic
+}
+
+// traffic is one endpoint's series of wsgate_messages_total and
+// wsgate_bytes_total.
+type traffic struct {
+	msgsIn, bytesIn, msgsOut, bytesOut prometheus.Counter
 }
 
 var _ gateway.Observer = (*Metrics)(nil)
@@ -131,12 +143,32 @@ func (m *Metrics) ChildEnded(endpoint string) {
 
 // Messages counts messages and their payload bytes.
 func (m *Metrics) Messages(endpoint string, dir gateway.Direction, messages, bytes int64) {
+	t := m.trafficOf(endpoint)
+	msgs, size := t.msgsIn, t.bytesIn
+	if dir == gateway.Out {
+		msgs, size = t.msgsOut, t.bytesOut
+	}
 	if messages > 0 {
-		m.messages.WithLabelValues(endpoint, string(dir)).Add(float64(messages))
+		msgs.Add(float64(messages))
 	}
 	if bytes > 0 {
-		m.bytes.WithLabelValues(endpoint, string(dir)).Add(float64(bytes))
+		size.Add(float64(bytes))
 	}
+}
+
+// trafficOf returns endpoint's message counters, made on first use.
+func (m *Metrics) trafficOf(endpoint string) *traffic {
+	if t, ok := m.traffic.Load(endpoint); ok {
+		return t.(*traffic)
+	}
+	t := &traffic{
+		msgsIn:   m.messages.WithLabelValues(endpoint, string(gateway.In)),
+		bytesIn:  m.bytes.WithLabelValues(endpoint, string(gateway.In)),
+		msgsOut:  m.messages.WithLabelValues(endpoint, string(gateway.Out)),
+		bytesOut: m.bytes.WithLabelValues(endpoint, string(gateway.Out)),
+	}
+	actual, _ := m.traffic.LoadOrStore(endpoint, t)
+	return actual.(*traffic)
 }
 
 // SlowClient counts a client closed for being too slow.
