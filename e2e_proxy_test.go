@@ -31,9 +31,10 @@ const (
 	// client's address and the proxy's (127.0.0.1) differ.
 	clientIP = "127.0.0.2"
 	// proxyTimeout is the proxy's idle timeout in the tests (75 s in the
-	// examples), and proxyPingMS wsgate's ping interval, well below it.
-	proxyTimeout = 2 * time.Second
-	proxyPingMS  = "500"
+	// examples), and proxyPingMS wsgate's ping interval, a quarter of it:
+	// on a loaded machine pings and pongs run late.
+	proxyTimeout = 4 * time.Second
+	proxyPingMS  = "1000"
 )
 
 // proxy is a reverse proxy the test started, in front of wsgate.

@@ -211,7 +211,7 @@ func TestSystemd_NotifyReadyStatusWatchdogReloadingAndStopping(t *testing.T) {
 			statuses = append(statuses, at)
 		}
 	}
-	if watchdogs < 5 || watchdogs > 15 {
+	if watchdogs < 4 || watchdogs > 15 {
 		t.Errorf("%d WATCHDOG=1 in 2 s, want about 10 (every 200 ms)", watchdogs)
 	}
 	if len(statuses) > 0 {
