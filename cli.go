@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,8 +42,9 @@ type CLI struct {
 	HeaderWS   []string `name:"header-ws" help:"Header added to WebSocket handshake responses; repeatable." placeholder:"\"K: V\"" sep:"none" group:"Routing"`
 	HeaderHTTP []string `name:"header-http" help:"Header added to plain HTTP responses; repeatable." placeholder:"\"K: V\"" sep:"none" group:"Routing"`
 
-	SameOrigin bool     `name:"sameorigin" help:"Refuse browser handshakes from other origins. Always on: kept for websocketd command lines." group:"Origin"`
-	Origin     []string `help:"Origins allowed besides the gateway's own: host, host:port or scheme://host[:port]; '*' allows any." placeholder:"LIST" group:"Origin"`
+	SameOrigin   bool     `name:"sameorigin" help:"Refuse browser handshakes from other origins. Always on: kept for websocketd command lines." group:"Origin"`
+	Origin       []string `help:"Origins allowed besides the gateway's own: host, host:port or scheme://host[:port]; '*' allows any." placeholder:"LIST" group:"Origin"`
+	TrustedProxy []string `name:"trustedproxy" help:"Reverse proxy whose X-Forwarded-For, Forwarded, X-Forwarded-Proto and X-Forwarded-Host are believed: an address or a CIDR such as 10.0.0.0/8; repeatable." placeholder:"CIDR" group:"Origin"`
 
 	MaxForks     int   `name:"maxforks" help:"Most concurrent child processes; 0 means unlimited. Over it, connections close with 1013." default:"1024" group:"Limits"`
 	MaxFrameSize int64 `name:"maxframesize" help:"Largest message accepted from a client, in bytes; larger ones close with 1009." default:"1048576" group:"Limits"`
@@ -63,29 +68,40 @@ type CLI struct {
 	Subprotocol []string `name:"subprotocol" help:"Subprotocols served: a client gets the first one it offers that is listed, named to the program in WEBSOCKET_PROTOCOL; a client that offers only others gets 400." placeholder:"LIST" group:"WebSocket"`
 	Compress    bool     `help:"Compress messages with permessage-deflate for clients that offer it (browsers do)." group:"WebSocket"`
 
-	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, error or fatal." default:"access" enum:"${loglevels}" group:"Logging"`
+	LogLevel  string `name:"loglevel" help:"Least level logged: debug, trace, access, info, warn, error or fatal." default:"access" enum:"${loglevels}" group:"Logging"`
 	LogFormat string `name:"logformat" help:"Log format: text or json." default:"text" enum:"text,json" group:"Logging"`
 
-	Config  kong.ConfigFlag  `help:"JSON file of flag values, keyed by flag name; the command line and environment win." placeholder:"FILE" group:"Other"`
-	Version kong.VersionFlag `help:"Print the version and exit." group:"Other"`
-	License bool             `help:"Print the license and exit." group:"Other"`
+	Metrics string `help:"Serve Prometheus metrics at /metrics and health at /healthz on this separate address, such as 127.0.0.1:9090." placeholder:"ADDR" group:"Operations"`
+
+	Config  kong.ConfigFlag  `help:"JSON file of flag values, keyed by flag name; the command line and WSGATE_* variables win." placeholder:"FILE" group:"Other"`
+	Version kong.VersionFlag `help:"Print the version, commit and Go version, and exit." env:"-" group:"Other"`
+	License bool             `help:"Print the license and exit." env:"-" group:"Other"`
 
 	Command []string `arg:"" optional:"" passthrough:"partial" help:"Program to run for each connection, with its arguments."`
 }
 
-// parseCLI parses args (without the program name) into a CLI.
-func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
-	var cli CLI
-	options = append([]kong.Option{
+// envPrefix starts the name of every flag's environment variable.
+const envPrefix = "WSGATE_"
+
+// cliOptions are kong's options for wsgate's command line.
+func cliOptions() []kong.Option {
+	return []kong.Option{
 		kong.Name("wsgate"),
 		kong.Description("Turns a program that reads stdin and writes stdout into a WebSocket service."),
-		kong.Vars{"version": "wsgate " + version, "loglevels": strings.Join(logs.LevelNames(), ",")},
-		kong.DefaultEnvars("WSGATE"),
+		kong.Vars{"version": versionLine(), "loglevels": strings.Join(logs.LevelNames(), ",")},
+		kong.DefaultEnvars(strings.TrimSuffix(envPrefix, "_")),
 		kong.Configuration(strictJSON),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 		kong.Help(printHelp),
-	}, options...)
-	parser, err := kong.New(&cli, options...)
+	}
+}
+
+// parseCLI parses args (without the program name) into a CLI. A flag's
+// value comes from the command line, else from its WSGATE_ variable, else
+// from the --config file, else from its default.
+func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
+	var cli CLI
+	parser, err := kong.New(&cli, append(cliOptions(), options...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +158,18 @@ func (c *CLI) validateBroadcast() error {
 	case !c.Broadcast && (c.Replay > 0 || c.LingerMS > 0):
 		return errors.New("--replay and --lingerms need --broadcast")
 	}
+	return c.validateMetrics()
+}
+
+// validateMetrics checks that --metrics is a TCP address with a port.
+func (c *CLI) validateMetrics() error {
+	if c.Metrics == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(c.Metrics)
+	if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
+		return fmt.Errorf("--metrics=%s: want host:port, such as 127.0.0.1:9090", c.Metrics)
+	}
 	return nil
 }
 
@@ -173,12 +201,17 @@ func (c *CLI) resolveCommand() error {
 }
 
 // logger returns the logger --loglevel and --logformat ask for, writing to w.
+// Text written to the journal carries no time: journald adds its own.
 func (c *CLI) logger(w io.Writer) (*slog.Logger, error) {
 	level, err := logs.ParseLevel(c.LogLevel)
 	if err != nil {
 		return nil, fmt.Errorf("--loglevel: %w", err)
 	}
-	logger, err := logs.New(w, c.LogFormat, level)
+	var opts []logs.Option
+	if c.LogFormat == "text" && writesToJournal(w) {
+		opts = append(opts, logs.WithoutTime())
+	}
+	logger, err := logs.New(w, c.LogFormat, level, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("--logformat: %w", err)
 	}
@@ -195,6 +228,10 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 		}
 		headers[i] = h
 	}
+	proxies, err := parseTrustedProxies(c.TrustedProxy)
+	if err != nil {
+		return gateway.Config{}, err
+	}
 	return gateway.Config{
 		Command:        c.Command,
 		Dir:            c.Dir,
@@ -202,6 +239,7 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 		CGIDir:         c.CGIDir,
 		DevConsole:     c.DevConsole,
 		Origins:        c.Origin,
+		TrustedProxies: proxies,
 		Headers:        headers[0],
 		HeadersWS:      headers[1],
 		HeadersHTTP:    headers[2],
@@ -255,6 +293,27 @@ func parseHeaders(list []string) (http.Header, error) {
 	return h, nil
 }
 
+// parseTrustedProxies parses --trustedproxy: addresses or CIDRs.
+func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var prefixes []netip.Prefix
+	for _, entry := range list {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(entry)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(strings.Trim(entry, "[]"))
+			if aerr != nil {
+				return nil, fmt.Errorf("--trustedproxy=%s: want an address or a CIDR, such as 10.0.0.0/8 or ::1", entry)
+			}
+			prefix = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		prefixes = append(prefixes, prefix.Masked())
+	}
+	return prefixes, nil
+}
+
 // passedEnv returns "NAME=value" for each named variable that is set.
 func passedEnv(names []string) []string {
 	var env []string
@@ -280,32 +339,38 @@ func (c *CLI) mainPort() int {
 
 // listeners says where to listen: each --address (all interfaces when none)
 // on the main port, and the Unix socket. A Unix socket alone replaces TCP.
-func (c *CLI) listeners() (gateway.Listeners, error) {
-	ls := gateway.Listeners{UnixSocket: c.UnixSocket, RedirectPort: c.mainPort()}
-	if c.UnixSocket == "" || c.Port != nil || len(c.Address) > 0 {
+// Sockets passed by systemd replace both. TLS is the caller's to add.
+func (c *CLI) listeners(inherited []net.Listener) gateway.Listeners {
+	ls := gateway.Listeners{Inherited: inherited, RedirectPort: c.mainPort()}
+	switch {
+	case len(inherited) > 0:
+	case c.UnixSocket == "" || c.Port != nil || len(c.Address) > 0:
 		ls.Addrs = c.tcpAddrs(c.mainPort())
+		ls.UnixSocket = c.UnixSocket
+	default:
+		ls.UnixSocket = c.UnixSocket
 	}
 	if c.RedirPort != 0 {
 		ls.RedirectAddrs = c.tcpAddrs(c.RedirPort)
 	}
-	if c.SSL {
-		cfg, err := c.tlsConfig()
-		if err != nil {
-			return ls, err
-		}
-		ls.TLS = cfg
-	}
-	return ls, nil
+	return ls
 }
 
 // loopbackOnly reports whether every main listener of ls is on loopback,
 // so that the gateway refuses a Host that DNS rebinding could send. A Unix
 // socket is not: a reverse proxy reaches it with the public name as Host.
 func loopbackOnly(ls gateway.Listeners) bool {
-	if ls.UnixSocket != "" || len(ls.Addrs) == 0 {
+	addrs := ls.Addrs
+	for _, l := range ls.Inherited { // systemd's sockets instead of ours
+		if l.Addr().Network() != "tcp" {
+			return false
+		}
+		addrs = append(addrs, l.Addr().String())
+	}
+	if ls.UnixSocket != "" || len(addrs) == 0 {
 		return false
 	}
-	for _, addr := range ls.Addrs {
+	for _, addr := range addrs {
 		if !gateway.LoopbackAddr(addr) {
 			return false
 		}
@@ -388,29 +453,41 @@ func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
 }
 
 // strictJSON loads a --config file like kong.JSON, but a key that names no
-// flag is an error rather than silently ignored.
+// flag is an error rather than silently ignored, a bad value is an error
+// naming its key and the file, and a flag whose WSGATE_ variable is set
+// keeps the variable's value.
 func strictJSON(r io.Reader) (kong.Resolver, error) {
+	file := "config file"
+	if f, ok := r.(interface{ Name() string }); ok { // kong hands the opened *os.File
+		file = "config file " + f.Name()
+	}
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	var keys map[string]any
 	if err := json.Unmarshal(data, &keys); err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	resolver, err := kong.JSON(bytes.NewReader(data))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	return configResolver{Resolver: resolver, keys: keys}, nil
+	return configResolver{Resolver: resolver, file: file, keys: keys}, nil
 }
 
 type configResolver struct {
 	kong.Resolver
+	file string // "config file PATH", for errors
 	keys map[string]any
 }
 
-// Validate rejects keys that are no flag's name.
+// commandLineOnly are the flags a config file cannot set: they make wsgate
+// print and exit, or name the file itself.
+var commandLineOnly = map[string]bool{"help": true, "version": true, "license": true, "config": true}
+
+// Validate rejects keys that are no flag's name, and those of flags that
+// belong on the command line only.
 func (c configResolver) Validate(app *kong.Application) error {
 	known := map[string]bool{}
 	for _, flag := range app.Flags {
@@ -418,9 +495,44 @@ func (c configResolver) Validate(app *kong.Application) error {
 		known[strings.ReplaceAll(flag.Name, "-", "_")] = true
 	}
 	for key := range c.keys {
-		if !known[key] {
-			return fmt.Errorf("config file: unknown key %q: keys are flag names, such as \"maxforks\"", key)
+		switch {
+		case commandLineOnly[key]:
+			return fmt.Errorf("%s: key %q: --%s belongs on the command line only", c.file, key, key)
+		case !known[key]:
+			return fmt.Errorf("%s: unknown key %q: keys are flag names, such as \"maxforks\"", c.file, key)
 		}
 	}
 	return nil
+}
+
+// Resolve returns the file's value for flag, unless its WSGATE_ variable is
+// set: the environment wins over the file. A value the flag cannot take is
+// an error naming the key and the file.
+func (c configResolver) Resolve(ctx *kong.Context, parent *kong.Path, flag *kong.Flag) (any, error) {
+	for _, env := range flag.Envs {
+		if _, set := os.LookupEnv(env); set {
+			return nil, nil
+		}
+	}
+	value, err := c.Resolver.Resolve(ctx, parent, flag)
+	if err != nil || value == nil {
+		return value, err
+	}
+	scratch := reflect.New(flag.Target.Type()).Elem()
+	if scratch.Kind() == reflect.Pointer {
+		scratch.Set(reflect.New(scratch.Type().Elem()))
+	}
+	scan := kong.ScanFromTokens(kong.Token{Type: kong.FlagValueToken, Value: value})
+	if err := flag.Mapper.Decode(&kong.DecodeContext{Value: flag.Value, Scan: scan}, scratch); err != nil {
+		return nil, fmt.Errorf("%s: key %q: %w", c.file, c.keyOf(flag), err)
+	}
+	return value, nil
+}
+
+// keyOf is the key of the file that holds flag's value.
+func (c configResolver) keyOf(flag *kong.Flag) string {
+	if underscored := strings.ReplaceAll(flag.Name, "-", "_"); c.keys[underscored] != nil {
+		return underscored
+	}
+	return flag.Name
 }

@@ -106,19 +106,16 @@ func TestAddressesAreEachJoinedWithThePort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := cli.listeners()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls := cli.listeners(nil)
 	if got := strings.Join(ls.Addrs, " "); got != "127.0.0.1:8080 [::1]:8080 [::1]:8080" {
 		t.Errorf("addresses %q", got)
 	}
 	cli, _ = parseCLI([]string{"--unixsocket=/tmp/x.sock", "cat"})
-	if ls, _ := cli.listeners(); len(ls.Addrs) != 0 || ls.UnixSocket != "/tmp/x.sock" {
+	if ls := cli.listeners(nil); len(ls.Addrs) != 0 || ls.UnixSocket != "/tmp/x.sock" {
 		t.Errorf("--unixsocket alone: TCP %v, socket %q; want the socket only", ls.Addrs, ls.UnixSocket)
 	}
 	cli, _ = parseCLI([]string{"--unixsocket=/tmp/x.sock", "--port=9000", "cat"})
-	if ls, _ := cli.listeners(); len(ls.Addrs) != 1 || ls.Addrs[0] != ":9000" {
+	if ls := cli.listeners(nil); len(ls.Addrs) != 1 || ls.Addrs[0] != ":9000" {
 		t.Errorf("--unixsocket with --port: TCP %v, want :9000 too", ls.Addrs)
 	}
 }
@@ -144,12 +141,75 @@ func TestLoopbackOnlyWhenEveryListenerIsOnLoopback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ls, err := cli.listeners()
-		if err != nil {
-			t.Fatal(err)
-		}
+		ls := cli.listeners(nil)
 		if got := loopbackOnly(ls); got != c.want {
 			t.Errorf("%q: loopback only %v, want %v", c.args, got, c.want)
 		}
+	}
+}
+
+// The three sources of a flag's value, pair by pair, as parseCLI sees them:
+// the command line, then WSGATE_ variables, then the --config file.
+func TestFlagSourcesPrecedence(t *testing.T) { // not parallel: t.Setenv
+	config := t.TempDir() + "/wsgate.json"
+	if err := os.WriteFile(config, []byte(`{"maxforks": 3, "pingms": 300, "closems": 30}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WSGATE_MAXFORKS", "2")
+	t.Setenv("WSGATE_PINGMS", "200")
+	cli, err := parseCLI([]string{"--config=" + config, "--maxforks=1", "cat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cli.MaxForks != 1 {
+		t.Errorf("command line 1, environment 2, file 3: maxforks %d, want 1", cli.MaxForks)
+	}
+	if cli.PingMS != 200 {
+		t.Errorf("environment 200, file 300: pingms %d, want 200", cli.PingMS)
+	}
+	if cli.CloseMS != 30 {
+		t.Errorf("file 30 alone: closems %d, want 30", cli.CloseMS)
+	}
+	cli, err = parseCLI([]string{"--config=" + config, "--closems=10", "cat"})
+	if err != nil || cli.CloseMS != 10 {
+		t.Errorf("command line 10, file 30: closems %d (%v), want 10", cli.CloseMS, err)
+	}
+}
+
+func TestEnvarWarningsNameTheVariableAndWhatWasMeant(t *testing.T) {
+	t.Parallel()
+	known := knownEnvars()
+	if !known["WSGATE_PORT"] || !known["WSGATE_HEADER_WS"] || known["WSGATE_VERSION"] {
+		t.Fatalf("known variables wrong: %v", known)
+	}
+	got := envarWarnings([]string{
+		"WSGATE_PORT=80", "WSGATE_PROT=80", "WSGATE_MAXFORK=1", "WSGATE_LICENSE=1", "WSGATE_ZZZZZZZZ=1", "PATH=/bin", "XWSGATE_PORT=1",
+	}, known)
+	want := []string{
+		"WSGATE_PROT names no flag and is ignored; did you mean WSGATE_PORT?",
+		"WSGATE_MAXFORK names no flag and is ignored; did you mean WSGATE_MAXFORKS?",
+		"WSGATE_LICENSE is ignored: --license belongs on the command line only",
+		"WSGATE_ZZZZZZZZ names no flag and is ignored",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestTrustedProxiesAreAddressesOrCIDRs(t *testing.T) {
+	t.Parallel()
+	got, err := parseTrustedProxies([]string{"10.0.0.0/8", "127.0.0.1", "::1", "[fd00::1]", "192.168.1.7/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, p := range got {
+		s = append(s, p.String())
+	}
+	if strings.Join(s, " ") != "10.0.0.0/8 127.0.0.1/32 ::1/128 fd00::1/128 192.168.1.0/24" {
+		t.Errorf("parsed %v", s)
+	}
+	if _, err := parseTrustedProxies([]string{"nginx.local"}); err == nil || !strings.Contains(err.Error(), "--trustedproxy=nginx.local") {
+		t.Errorf("err = %v, want one naming the flag and value", err)
 	}
 }

@@ -94,17 +94,6 @@ func TestCLI_HelpListsEveryFlagAndExits0(t *testing.T) {
 	}
 }
 
-func TestCLI_VersionPrintsNameAndVersion(t *testing.T) {
-	t.Parallel()
-	stdout, stderr, code := runCLI(t, nil, "--version")
-	if code != 0 || stderr != "" {
-		t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, stderr)
-	}
-	if want := "wsgate " + version + "\n"; stdout != want {
-		t.Fatalf("--version printed %q, want %q", stdout, want)
-	}
-}
-
 func TestCLI_LicensePrintsTheMITLicense(t *testing.T) {
 	t.Parallel()
 	stdout, stderr, code := runCLI(t, nil, "--license")

@@ -102,15 +102,16 @@ func TestLogs_JSONFormatGivesOneObjectPerLine(t *testing.T) {
 	if id, _ := a["id"].(string); !sessionID.MatchString(id) {
 		t.Errorf("access object id=%#v, want a connection id", a["id"])
 	}
-	if d, ok := a["duration"].(float64); !ok || d <= 0 {
-		t.Errorf("access object duration=%#v, want a positive number", a["duration"])
+	if d, ok := a["duration_ms"].(float64); !ok || d <= 0 || d > 10000 || a["duration"] != nil {
+		t.Errorf("access object duration_ms=%#v duration=%#v, want a positive number of milliseconds under 10 s and no duration",
+			a["duration_ms"], a["duration"])
 	}
 }
 
-func TestLogs_LevelErrorHidesAccessLineButShowsStderr(t *testing.T) {
+func TestLogs_LevelWarnHidesAccessLineButShowsStderr(t *testing.T) {
 	t.Parallel()
 	script := writeScript(t, `echo visible-on-stderr >&2; exec cat`)
-	g := startGatewayOnFreePort(t, "--loglevel=error", script)
+	g := startGatewayOnFreePort(t, "--loglevel=warn", script)
 	knownExchange(t, g, "/")
 	stopGracefully(t, g)
 
@@ -119,9 +120,20 @@ func TestLogs_LevelErrorHidesAccessLineButShowsStderr(t *testing.T) {
 		t.Errorf("%d stderr lines logged, want 1", n)
 	}
 	for _, line := range strings.Split(strings.TrimRight(logs, "\n"), "\n") {
-		if f := parseLogLine(line); f["level"] != "ERROR" {
-			t.Errorf("--loglevel=error logged a %s line: %q", f["level"], line)
+		if f := parseLogLine(line); f["level"] != "WARN" {
+			t.Errorf("--loglevel=warn logged a %s line: %q", f["level"], line)
 		}
+	}
+}
+
+func TestLogs_LevelErrorHidesTheChildsStderr(t *testing.T) {
+	t.Parallel()
+	script := writeScript(t, `echo hidden-on-stderr >&2; exec cat`)
+	g := startGatewayOnFreePort(t, "--loglevel=error", script)
+	knownExchange(t, g, "/")
+	stopGracefully(t, g)
+	if logs := g.logs(); logs != "" {
+		t.Errorf("--loglevel=error logged %q, want nothing: a child's stderr is no error of wsgate's", logs)
 	}
 }
 
@@ -154,8 +166,8 @@ func TestLogs_ChildStderrIsLoggedWithConnectionIdAndPid(t *testing.T) {
 	pid := readPid(t, conn)
 
 	f := g.waitLog(5*time.Second, "stderr", nil)
-	if f["level"] != "ERROR" || f["pid"] != strconv.Itoa(pid) || f["line"] != "oops: disk full" || !sessionID.MatchString(f["id"]) {
-		t.Errorf("stderr logged as %v, want level=ERROR pid=%d line=%q and an id", f, pid, "oops: disk full")
+	if f["level"] != "WARN" || f["stream"] != "stderr" || f["pid"] != strconv.Itoa(pid) || f["line"] != "oops: disk full" || !sessionID.MatchString(f["id"]) {
+		t.Errorf("stderr logged as %v, want level=WARN stream=stderr pid=%d line=%q and an id", f, pid, "oops: disk full")
 	}
 	// Stderr never reaches the client: the next message is the echo.
 	send(t, conn, "next")

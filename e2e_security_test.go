@@ -84,6 +84,20 @@ func TestSecurity_HostAllowedByOriginFlagIsServed(t *testing.T) {
 	}
 }
 
+// A trusted reverse proxy on loopback passes on the public name it was
+// asked for: nginx in front of a gateway on 127.0.0.1.
+func TestSecurity_HostFromATrustedProxyIsServed(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "--trustedproxy=127.0.0.1", "cat")
+	if _, _, status := rawUpgrade(t, g.addr, upgradeRequest("/", "dash.example.com")); status != http.StatusSwitchingProtocols {
+		t.Errorf("Host dash.example.com from a trusted proxy: status %d, want 101", status)
+	}
+	other := startGateway(t, "--trustedproxy=10.0.0.1", "cat")
+	if _, _, status := rawUpgrade(t, other.addr, upgradeRequest("/", "dash.example.com")); status != http.StatusForbidden {
+		t.Errorf("Host dash.example.com from an untrusted peer: status %d, want 403", status)
+	}
+}
+
 // A listener that is not on loopback (here a Unix socket, which a reverse
 // proxy reaches with the public name as Host) turns the check off.
 func TestSecurity_HostCheckIsOffUnlessEveryListenerIsLoopback(t *testing.T) {

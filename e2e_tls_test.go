@@ -18,8 +18,8 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// testPKI is a CA with a server certificate for 127.0.0.1 and a client
-// certificate, written as PEM files.
+// testPKI is a CA with a server certificate for 127.0.0.1 and proxiedHost
+// and a client certificate, written as PEM files.
 type testPKI struct {
 	dir                           string
 	caPool                        *x509.CertPool
@@ -49,8 +49,9 @@ func newTestPKI(t *testing.T) *testPKI {
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "leaf"},
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			KeyUsage: x509.KeyUsageDigitalSignature,
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{proxiedHost},
+			ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			KeyUsage:    x509.KeyUsageDigitalSignature,
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 		if err != nil {

@@ -5,24 +5,36 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/metrics"
 	"github.com/wsgate/wsgate/process"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version and commit are set at build time with
+// -ldflags "-X main.version=... -X main.commit=...". Without commit, the
+// revision Go stamps into a build from a git checkout is used.
+var (
+	version = "0.1.0-dev"
+	commit  = ""
+)
 
 //go:embed LICENSE
 var licenseText string
@@ -39,8 +51,47 @@ const (
 // the client to take the 1001 and a second to answer it.
 const shutdownSlack = 2 * time.Second
 
+// metricsStopWait bounds how long a scrape under way may hold the exit.
+const metricsStopWait = time.Second
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// versionLine is what --version prints: the version, the commit and the Go
+// version wsgate was built from.
+func versionLine() string {
+	return fmt.Sprintf("wsgate %s (commit %s, %s %s/%s)", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// buildCommit is the commit wsgate was built from, or "unknown".
+func buildCommit() string {
+	if commit != "" {
+		return commit
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	revision, modified := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	switch {
+	case revision == "":
+		return "unknown"
+	case len(revision) > 12:
+		revision = revision[:12]
+	}
+	if modified {
+		revision += "-dirty"
+	}
+	return revision
 }
 
 // run is wsgate from the parsed command line to exit, returning the exit code.
@@ -76,10 +127,16 @@ type wiring struct {
 	gw        *gateway.Gateway
 	listeners gateway.Listeners
 	grace     time.Duration // gateway.Config.CloseGrace
+	cert      *certificate  // with --ssl, for reloads
+	metrics   *metrics.Metrics
+	sockets   sockets // passed by systemd
+
+	draining atomic.Bool // shutdown has begun: /healthz says 503
 }
 
 // wire checks the command line, then builds the logger, the listeners'
-// settings and the gateway from it. Every error it returns is a usage error.
+// settings and the gateway from it. Every error it returns is a usage error,
+// but for the sockets systemd passed.
 func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 	if err := cli.validate(); err != nil {
 		return nil, err
@@ -91,29 +148,68 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, warning := range envarWarnings(os.Environ(), knownEnvars()) {
+		logger.Warn(warning)
+	}
 	cfg, err := cli.gatewayConfig()
 	if err != nil {
 		return nil, err
 	}
-	listeners, err := cli.listeners()
-	if err != nil {
+	w := &wiring{cli: cli, logger: logger, grace: cfg.CloseGrace}
+	var tlsConfig *tls.Config
+	if cli.SSL {
+		if tlsConfig, w.cert, err = cli.tlsConfig(); err != nil {
+			return nil, err
+		}
+	}
+	if w.sockets, err = inheritedSockets(); err != nil {
 		return nil, err
 	}
+	w.listeners = cli.listeners(w.sockets.main)
+	w.listeners.TLS = tlsConfig
+	if cli.Metrics != "" || len(w.sockets.metrics) > 0 {
+		w.metrics = metrics.New(version)
+		cfg.Observer = w.metrics
+	}
 	cfg.Logger = logger
-	cfg.LoopbackOnly = loopbackOnly(listeners)
-	gw, err := gateway.New(cfg)
-	if err != nil {
+	cfg.LoopbackOnly = loopbackOnly(w.listeners)
+	if w.gw, err = gateway.New(cfg); err != nil {
+		w.sockets.close()
 		return nil, inFlagTerms(err)
 	}
-	return &wiring{cli: cli, logger: logger, gw: gw, listeners: listeners, grace: cfg.CloseGrace}, nil
+	w.logSettings()
+	return w, nil
+}
+
+// logSettings says what wsgate makes of settings that interact.
+func (w *wiring) logSettings() {
+	cli := w.cli
+	if len(w.sockets.main) > 0 {
+		w.logger.Info("serving the sockets systemd passed; --port, --address and --unixsocket are not used", "sockets", len(w.sockets.main))
+	}
+	if len(w.sockets.metrics) > 0 && cli.Metrics != "" {
+		w.logger.Info("serving metrics on the socket systemd passed; --metrics is not used", "metrics", cli.Metrics)
+	}
+	if cli.DevConsole && cli.StaticDir != "" {
+		w.logger.Info("--devconsole with --staticdir: a file under --staticdir wins; the console answers the paths that name none")
+	}
 }
 
 // serve listens and serves until a signal or a failure, returning the exit
 // code.
 func (w *wiring) serve() int {
+	sig := listenForSignals()
+	defer sig.stop()
 	logger, gw := w.logger, w.gw
+	metricsListeners, err := w.listenMetrics()
+	if err != nil {
+		w.sockets.close()
+		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", err)
+		return exitFailure
+	}
 	srv, err := gateway.Listen(w.listeners, gw, logger)
 	if err != nil {
+		closeAll(metricsListeners)
 		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", err)
 		return exitFailure
 	}
@@ -121,31 +217,36 @@ func (w *wiring) serve() int {
 	reaper := process.StartReaper() // escapees of every session, reaped as they exit
 	defer reaper.Stop()
 
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(signals)
-	stats := statsSignal()
-	defer signal.Stop(stats)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
-	return w.await(srv, served, signals, stats)
-}
+	metricsServer := w.serveMetrics(metricsListeners)
+	defer metricsServer.stop()
+	notify := newNotifier(gw, logger)
+	notify.ready()
+	defer notify.stop()
 
-// await waits for the server to fail or a signal to stop it, logging the
-// stats line whenever SIGUSR1 asks, and returns the exit code.
-func (w *wiring) await(srv *gateway.Server, served <-chan error, signals, stats <-chan os.Signal) int {
-	logger, gw := w.logger, w.gw
 	for {
 		select {
 		case err := <-served:
 			logger.Log(context.Background(), logs.LevelFatal, "server failed", "err", err)
 			gw.Abort()
 			return exitFailure
-		case <-stats:
-			logger.Info("stats", "goroutines", runtime.NumGoroutine())
-		case sig := <-signals:
-			logger.Info("shutting down", "signal", sig.String())
-			return shutdown(srv, gw, signals, w.grace, logger)
+		case s := <-sig.stopping:
+			w.draining.Store(true)
+			notify.stopping()
+			logger.Info("shutting down", "signal", s.String())
+			return shutdown(srv, gw, sig.stopping, w.grace, logger)
+		case <-sig.hangup:
+			notify.reloading()
+			w.reload()
+			notify.reloaded()
+		case s := <-sig.ignored:
+			switch {
+			case s == syscall.SIGUSR1 && os.Getenv(statsEnv) == "1":
+				logger.Info("stats", "goroutines", runtime.NumGoroutine())
+			case s != syscall.SIGPIPE: // logging one could raise the next
+				logger.Info("signal ignored", "signal", s.String())
+			}
 		}
 	}
 }
@@ -156,15 +257,122 @@ func (w *wiring) await(srv *gateway.Server, served <-chan error, signals, stats 
 // the metrics listener and out of the flags, since no operator needs it.
 const statsEnv = "WSGATE_DEBUG_STATS"
 
-// statsSignal returns a channel that receives SIGUSR1 when statsEnv asks for
-// it, and else one that never receives: SIGUSR1 then keeps its default
-// action.
-func statsSignal() chan os.Signal {
-	stats := make(chan os.Signal, 1)
-	if os.Getenv(statsEnv) == "1" {
-		signal.Notify(stats, syscall.SIGUSR1)
+// signals are the signals wsgate handles, each kind on its channel.
+type signals struct {
+	stopping chan os.Signal // SIGINT, SIGTERM: shut down; a second one forces it
+	hangup   chan os.Signal // SIGHUP: reload
+	ignored  chan os.Signal // SIGUSR1, SIGUSR2, SIGPIPE
+}
+
+// listenForSignals catches the signals whose default action would end
+// wsgate and leave its children to run on. SIGPIPE is caught rather than
+// ignored: an ignored signal stays ignored in the children, and a caught
+// one makes a write to a closed stderr fail instead of killing wsgate.
+func listenForSignals() signals {
+	s := signals{
+		stopping: make(chan os.Signal, 2),
+		hangup:   make(chan os.Signal, 1),
+		ignored:  make(chan os.Signal, 4),
 	}
-	return stats
+	signal.Notify(s.stopping, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(s.hangup, syscall.SIGHUP)
+	signal.Notify(s.ignored, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE)
+	return s
+}
+
+// stop hands the signals back to their default actions, but SIGHUP, SIGUSR1,
+// SIGUSR2 and SIGPIPE, which stay caught until the program exits.
+func (s signals) stop() {
+	signal.Stop(s.stopping)
+}
+
+// reload loads again what can change without dropping a connection, on
+// SIGHUP, and logs what it did.
+func (w *wiring) reload() {
+	logger, cli := w.logger, w.cli
+	logger.Info("reloading", "signal", "hangup")
+	if w.cert != nil {
+		notAfter, err := w.cert.reload()
+		if err != nil {
+			logger.Error("TLS certificate not reloaded; the one loaded before is still served", "err", err)
+		} else {
+			logger.Info("TLS certificate reloaded: new handshakes get it", "sslcert", cli.SSLCert, "sslkey", cli.SSLKey, "not_after", notAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	if cli.Dir != "" {
+		logger.Info("--dir needs no reload: each connection looks up its script when it starts", "dir", cli.Dir)
+	}
+	if cli.CGIDir != "" || cli.StaticDir != "" {
+		logger.Info("--cgidir and --staticdir need no reload: each request looks up its file")
+	}
+	logger.Info("reloaded; other settings take a restart")
+}
+
+// listenMetrics opens the metrics listeners: the sockets systemd named
+// "metrics", else --metrics.
+func (w *wiring) listenMetrics() ([]net.Listener, error) {
+	if len(w.sockets.metrics) > 0 || w.cli.Metrics == "" {
+		return w.sockets.metrics, nil
+	}
+	l, err := net.Listen("tcp", w.cli.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for metrics: %w", w.cli.Metrics, err)
+	}
+	return []net.Listener{l}, nil
+}
+
+func closeAll(listeners []net.Listener) {
+	for _, l := range listeners {
+		l.Close()
+	}
+}
+
+// metricsServer serves /metrics and /healthz on its listeners; its
+// goroutines are serveMetrics's caller's to stop.
+type metricsServer struct {
+	srv  *http.Server
+	done chan struct{}
+}
+
+// serveMetrics serves the metrics on listeners, until stop.
+func (w *wiring) serveMetrics(listeners []net.Listener) *metricsServer {
+	m := &metricsServer{done: make(chan struct{})}
+	if len(listeners) == 0 {
+		close(m.done)
+		return m
+	}
+	m.srv = &http.Server{
+		Handler:           w.metrics.Handler(func() bool { return !w.draining.Load() }),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(w.logger.Handler(), logs.LevelDebug),
+	}
+	errs := make(chan error, len(listeners))
+	for _, l := range listeners {
+		w.logger.Info("serving metrics", "addr", l.Addr().String())
+		go func() { errs <- m.srv.Serve(l) }()
+	}
+	go func() {
+		defer close(m.done)
+		for range listeners {
+			if err := <-errs; !errors.Is(err, http.ErrServerClosed) {
+				w.logger.Error("metrics listener failed", "err", err)
+			}
+		}
+	}()
+	return m
+}
+
+// stop closes the listeners, lets a scrape under way finish (for a second at
+// most), and waits for the goroutines.
+func (m *metricsServer) stop() {
+	if m.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), metricsStopWait)
+		defer cancel()
+		if m.srv.Shutdown(ctx) != nil {
+			m.srv.Close()
+		}
+	}
+	<-m.done
 }
 
 // shutdown stops the server gracefully; a second signal, or the stop sequence

@@ -435,3 +435,49 @@ func runCLI(t testing.TB, env []string, args ...string) (stdout, stderr string, 
 	}
 	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
 }
+
+// requireTool returns the path of a program the test needs. Missing, it
+// fails the test under CI (.ci/run installs it) and skips it elsewhere.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s not found: .ci/run installs it", name)
+	}
+	t.Skipf("%s not found (apt-get install the package that has it; under CI=true this fails)", name)
+	return ""
+}
+
+// substitute replaces each old with its new in text, where old must appear
+// exactly once: the example and the test cannot drift apart unnoticed.
+func substitute(t *testing.T, text string, pairs ...string) string {
+	t.Helper()
+	for i := 0; i < len(pairs); i += 2 {
+		if n := strings.Count(text, pairs[i]); n != 1 {
+			t.Fatalf("the example has %q %d times, want once: update the example or the test", pairs[i], n)
+		}
+		text = strings.Replace(text, pairs[i], pairs[i+1], 1)
+	}
+	return text
+}
+
+// readExample reads a file of examples/.
+func readExample(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("examples", path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// writeFile writes content to path, failing the test on error.
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -30,13 +30,14 @@ var (
 
 // sharedChild is the process behind one broadcast stream, and the stream.
 type sharedChild struct {
-	g      *Gateway
-	key    string // endpoint and query string
-	proc   *process.Process
-	stdin  *childStdin
-	stream *broadcast.Stream
-	log    *slog.Logger
-	start  time.Time
+	g        *Gateway
+	endpoint string // the script's URL path, for the observer
+	key      string // endpoint and query string
+	proc     *process.Process
+	stdin    *childStdin
+	stream   *broadcast.Stream
+	log      *slog.Logger
+	start    time.Time
 
 	// Guarded by the registry's lock.
 	members  int
@@ -58,16 +59,16 @@ type registry struct {
 // starting its shared child if there is none. It is called before the
 // handshake response is sent, so that every line printed after that reaches
 // the client.
-func (g *Gateway) join(m *member, r *http.Request, e endpoint, id string) error {
+func (g *Gateway) join(m *member, r *http.Request, c client, e endpoint, id string) error {
 	key := e.scriptName + "?" + r.URL.RawQuery
-	spec := processSpec(g.cfg, r, e, id) // outside the lock: it may look up a name
+	spec := processSpec(g.cfg, r, c, e, id) // outside the lock: it may look up a name
 	reg := &g.shared
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	sc := reg.children[key]
 	if sc == nil {
 		var err error
-		if sc, err = g.startShared(key, spec, r.RemoteAddr); err != nil {
+		if sc, err = g.startShared(e.scriptName, key, spec, c.addr); err != nil {
 			return err
 		}
 		reg.children[key] = sc
@@ -82,29 +83,33 @@ func (g *Gateway) join(m *member, r *http.Request, e endpoint, id string) error 
 		sc.linger = nil
 	}
 	m.sc, m.sub = sc, sub
+	g.observe.BroadcastSubscribers(e.scriptName, 1)
 	return nil
 }
 
-// startShared starts the shared child of key, and its feeder; reg.mu is
-// held.
-func (g *Gateway) startShared(key string, spec process.Spec, remote string) (*sharedChild, error) {
+// startShared starts the shared child of key, a stream of endpoint, and its
+// feeder; reg.mu is held.
+func (g *Gateway) startShared(endpoint, key string, spec process.Spec, remote string) (*sharedChild, error) {
 	if !g.forks.acquire() {
 		return nil, errTooManyForks
 	}
 	proc, err := process.Start(spec)
 	if err != nil {
 		g.forks.release()
+		g.observe.ChildStartFailed(endpoint)
 		g.log.Error("command failed to start", "path", key, "err", err)
 		return nil, fmt.Errorf("%w: %v", errNoStart, rootCause(err))
 	}
+	g.observe.ChildStarted(endpoint)
 	sc := &sharedChild{
-		g:      g,
-		key:    key,
-		proc:   proc,
-		stdin:  newChildStdin(proc.Stdin()),
-		stream: broadcast.NewStream(g.cfg.QueueSize, g.cfg.Replay),
-		log:    g.log.With("stream", key, "pid", proc.Pid()),
-		start:  time.Now(),
+		g:        g,
+		endpoint: endpoint,
+		key:      key,
+		proc:     proc,
+		stdin:    newChildStdin(proc.Stdin()),
+		stream:   broadcast.NewStream(g.cfg.QueueSize, g.cfg.Replay),
+		log:      g.log.With("stream", key, "pid", proc.Pid()),
+		start:    time.Now(),
 	}
 	g.sessions.Add(1) // Shutdown waits for the shared child too
 	g.setLive(proc, true)
@@ -123,6 +128,7 @@ func (g *Gateway) leave(m *member) {
 	sc := m.sc
 	sc.stream.Leave(m.sub)
 	sc.members--
+	g.observe.BroadcastSubscribers(sc.endpoint, -1)
 	if sc.members > 0 || sc.stopping {
 		return
 	}
@@ -174,6 +180,7 @@ func (sc *sharedChild) pumpOutput() {
 		log:      sc.log,
 		replaced: &sc.replaced,
 	}))
+	g.observe.ChildEnded(sc.endpoint)
 	g.shared.mu.Lock()
 	sc.forgetLocked()
 	g.shared.mu.Unlock()
@@ -380,6 +387,7 @@ func (s *session) runMember(ctx context.Context, m *member) {
 // tooSlow closes a member whose queue is full with 1013.
 func (s *session) tooSlow() {
 	if s.ends.send(websocket.CloseTryAgainLater, "client too slow") {
+		s.gw.observe.SlowClient(s.ep.scriptName)
 		s.log.Info("client too slow; closing", "queue", s.gw.cfg.QueueSize)
 		s.wire.closeBehind(closeFrame(websocket.CloseTryAgainLater, "client too slow"))
 	}

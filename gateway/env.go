@@ -12,6 +12,8 @@ import (
 // the handshake request, the passed-through variables, and nothing else.
 type cgiEnv struct {
 	req        *http.Request
+	remote     string // the client's address: the socket's, or a trusted proxy's word
+	https      bool   // the client spoke TLS, to us or to a trusted proxy
 	id         string
 	scriptName string
 	pathInfo   string
@@ -25,7 +27,7 @@ type cgiEnv struct {
 
 func (e cgiEnv) list() []string {
 	r := e.req
-	remoteAddr, remotePort := splitHostPort(r.RemoteAddr)
+	remoteAddr, remotePort := splitHostPort(e.remote)
 	serverName, serverPort := splitHostPort(r.Host)
 	if serverPort == "" {
 		serverPort = localPort(r)
@@ -57,7 +59,7 @@ func (e cgiEnv) list() []string {
 	add("CONTENT_LENGTH", "")
 	add("CONTENT_TYPE", "")
 	add("UNIQUE_ID", e.id)
-	if r.TLS != nil {
+	if e.https {
 		add("HTTPS", "on")
 	}
 	if e.subprotocol != nil {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +74,11 @@ type Config struct {
 	// or address nor allowed by Origins is refused with 403, so that a page
 	// whose name resolves to 127.0.0.1 (DNS rebinding) cannot reach it.
 	LoopbackOnly bool
+	// TrustedProxies are the reverse proxies whose forwarding headers are
+	// believed: for a connection from one of them, the client's address
+	// comes from X-Forwarded-For or Forwarded, TLS from X-Forwarded-Proto,
+	// and the host the origin is compared with from X-Forwarded-Host.
+	TrustedProxies []netip.Prefix
 	// Headers are added to every response, HeadersWS to handshake
 	// responses, HeadersHTTP to all others.
 	Headers, HeadersWS, HeadersHTTP http.Header
@@ -132,6 +138,8 @@ type Config struct {
 	ServerSoftware string
 	// Logger receives every log line; slog.Default() when nil.
 	Logger *slog.Logger
+	// Observer is told what happens, for metrics; nil for none.
+	Observer Observer
 }
 
 func (c Config) withDefaults() Config {
@@ -150,6 +158,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Observer == nil {
+		c.Observer = NopObserver{}
+	}
 	return c
 }
 
@@ -165,6 +176,8 @@ type Gateway struct {
 	endpoints router
 	origins   originPolicy
 	protocols subprotocols
+	proxies   trustedProxies
+	observe   *counting
 	plain     http.Handler
 	wsHeaders http.Header // --header and --header-ws, for gorilla to write
 
@@ -183,13 +196,15 @@ type Gateway struct {
 func New(cfg Config) (*Gateway, error) {
 	cfg = cfg.withDefaults()
 	g := &Gateway{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		forks:  newLimit(cfg.MaxForks),
-		shared: registry{children: make(map[string]*sharedChild)},
-		conns:  newLimit(cfg.MaxConns),
-		live:   make(map[*process.Process]struct{}),
-		open:   make(map[*session]struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		forks:   newLimit(cfg.MaxForks),
+		shared:  registry{children: make(map[string]*sharedChild)},
+		conns:   newLimit(cfg.MaxConns),
+		proxies: trustedProxies(cfg.TrustedProxies),
+		observe: &counting{Observer: cfg.Observer},
+		live:    make(map[*process.Process]struct{}),
+		open:    make(map[*session]struct{}),
 	}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: handshakeTimeout,
@@ -198,7 +213,7 @@ func New(cfg Config) (*Gateway, error) {
 		// gorilla negotiates permessage-deflate and decompresses what clients
 		// send; what they are sent, the session compresses (compress.go).
 		EnableCompression: cfg.Compress,
-		Error:             writeHandshakeError,
+		Error:             g.writeHandshakeError,
 		CheckOrigin:       func(*http.Request) bool { return true }, // checked before, with a log line
 	}
 	var err error
@@ -285,28 +300,33 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// completed handshake carries --header and --header-ws.
 	e, err := g.endpoints.route(r.URL.Path)
 	if err != nil {
+		g.observe.HandshakeRefused(RefusedNotFound)
 		http.NotFound(w, r)
 		return
 	}
-	if !g.origins.allows(r) {
+	c := g.proxies.client(r)
+	if !g.origins.allows(r, c.host) {
 		origin := r.Header.Get("Origin")
-		g.log.Info("handshake refused: origin not allowed", "remote", r.RemoteAddr, "path", r.URL.Path,
-			"origin", origin, "host", r.Host, "hint", refusalHint(origin))
+		g.log.Info("handshake refused: origin not allowed", "remote", c.addr, "path", r.URL.Path,
+			"origin", origin, "host", c.host, "hint", refusalHint(origin))
+		g.observe.HandshakeRefused(RefusedOrigin)
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
 	protocol, ok := g.protocols.choose(r)
 	if !ok {
-		g.log.Info("handshake refused: no subprotocol in common", "remote", r.RemoteAddr, "path", r.URL.Path,
+		g.log.Info("handshake refused: no subprotocol in common", "remote", c.addr, "path", r.URL.Path,
 			"offered", strings.Join(offeredSubprotocols(r), ","), "served", strings.Join(g.protocols, ","))
+		g.observe.HandshakeRefused(RefusedBadRequest)
 		http.Error(w, "no subprotocol in common: this endpoint serves "+strings.Join(g.protocols, ", "), http.StatusBadRequest)
 		return
 	}
 	if !g.track() {
+		g.observe.HandshakeRefused(RefusedShutdown)
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	g.serveWebSocket(w, r, e, protocol)
+	g.serveWebSocket(w, r, e, c, protocol)
 }
 
 func addHeaders(w http.ResponseWriter, headers http.Header) {
@@ -326,6 +346,14 @@ func (g *Gateway) track() bool {
 	}
 	g.sessions.Add(1)
 	return true
+}
+
+// Draining reports whether shutdown has begun. It takes the gateway's lock,
+// so a call that returns also shows the gateway is not stuck.
+func (g *Gateway) Draining() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
 }
 
 // Shutdown closes every session with 1001, stops every child and waits until
@@ -419,9 +447,9 @@ func (g *Gateway) setLive(p *process.Process, live bool) {
 // serveWebSocket upgrades the connection and hands it to a session
 // goroutine, owned by the gateway: returning from the handler lets net/http
 // free what it kept for the request, which an idle session would otherwise
-// hold for its whole life. Shutdown waits for the session. protocol is the
-// subprotocol chosen, or "".
-func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint, protocol string) {
+// hold for its whole life. Shutdown waits for the session. c is who the
+// client is; protocol is the subprotocol chosen, or "".
+func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint, c client, protocol string) {
 	id := newSessionID()
 	refusal := ""
 	if !g.conns.acquire() {
@@ -430,14 +458,14 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpo
 	var m *member
 	if g.cfg.Broadcast && refusal == "" {
 		m = &member{}
-		if err := g.join(m, r, e, id); err != nil { // before the response: see join
+		if err := g.join(m, r, c, e, id); err != nil { // before the response: see join
 			refusal, m = err.Error(), nil
 		}
 	}
 	hw := &hijackWriter{ResponseWriter: w}
 	conn, err := g.upgrader.Upgrade(hw, r, g.handshakeHeader(protocol))
 	if err != nil {
-		g.log.Debug("handshake failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+		g.log.Debug("handshake failed", "remote", c.addr, "path", r.URL.Path, "err", err)
 		if m != nil {
 			g.leave(m)
 		}
@@ -447,7 +475,8 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpo
 		g.sessions.Done()
 		return
 	}
-	s := newSession(g, conn, hw, r, e, id)
+	s := newSession(g, conn, hw, r, e, c, id)
+	g.observe.ConnectionOpened(e.scriptName)
 	go g.serveSession(s, m, refusal)
 }
 
@@ -460,6 +489,7 @@ func (g *Gateway) serveSession(s *session, m *member, refusal string) {
 	defer g.setOpen(s, false)
 	switch {
 	case refusal == errTooManyForks.Error():
+		g.observe.HandshakeRefused(RefusedLimit)
 		s.refuse(websocket.CloseTryAgainLater, refusal)
 		return
 	case refusal != "":
@@ -471,6 +501,7 @@ func (g *Gateway) serveSession(s *session, m *member, refusal string) {
 	case m != nil:
 		s.runMember(g.ctx, m)
 	case !g.forks.acquire():
+		g.observe.HandshakeRefused(RefusedLimit)
 		s.refuse(websocket.CloseTryAgainLater, errTooManyForks.Error())
 	default:
 		defer g.forks.release()
@@ -480,7 +511,8 @@ func (g *Gateway) serveSession(s *session, m *member, refusal string) {
 
 // writeHandshakeError answers a bad handshake with its status and a one-line
 // reason.
-func writeHandshakeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+func (g *Gateway) writeHandshakeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+	g.observe.HandshakeRefused(RefusedBadRequest)
 	w.Header().Set("Sec-Websocket-Version", "13")
 	http.Error(w, reason.Error(), status)
 }

@@ -511,9 +511,11 @@ func TestOriginPolicyAllowsTable(t *testing.T) {
 		{name: "https origin vs TLS Host without port", host: "gw.example", tls: true, origin: "https://gw.example", want: true},
 		{name: "https origin vs TLS Host with port 443", host: "gw.example:443", tls: true, origin: "https://gw.example", want: true},
 		{name: "https origin vs plain Host with port 443", host: "gw.example:443", origin: "https://gw.example", want: true},
-		{name: "https origin vs plain Host without port refused", host: "gw.example", origin: "https://gw.example", want: false},
-		{name: "http origin vs TLS Host without port refused", host: "gw.example", tls: true, origin: "http://gw.example", want: false},
-		{name: "http origin on port 443 vs TLS Host passes as same origin", host: "gw.example", tls: true, origin: "http://gw.example:443", want: true},
+		{name: "https origin vs plain Host without port (TLS ended at nginx, Host $host)", host: "gw.example", origin: "https://gw.example", want: true},
+		{name: "https origin on port 8443 vs plain Host without port refused", host: "gw.example", origin: "https://gw.example:8443", want: false},
+		{name: "http origin vs TLS Host without port, as gorilla compares", host: "gw.example", tls: true, origin: "http://gw.example", want: true},
+		{name: "http origin on port 443 vs Host without port refused", host: "gw.example", tls: true, origin: "http://gw.example:443", want: false},
+		{name: "https origin vs Host with port 80 refused", host: "gw.example:80", origin: "https://gw.example", want: false},
 		{name: "wss origin defaults to 443", host: "gw.example", tls: true, origin: "wss://gw.example", want: true},
 		{name: "IPv6 same origin", host: "[::1]:8080", origin: "http://[::1]:8080", want: true},
 		{name: "IPv6 other port refused", host: "[::1]:8080", origin: "http://[::1]:8081", want: false},
@@ -549,7 +551,7 @@ func TestOriginPolicyAllowsTable(t *testing.T) {
 			if c.origin != "" {
 				r.Header.Set("Origin", c.origin)
 			}
-			if got := p.allows(r); got != c.want {
+			if got := p.allows(r, r.Host); got != c.want {
 				t.Errorf("allows(Origin %q, Host %q, TLS %v) with %q = %v, want %v", c.origin, c.host, c.tls, c.list, got, c.want)
 			}
 		})

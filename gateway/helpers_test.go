@@ -22,7 +22,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// The fork thread lives as long as the program, on purpose.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsgate/wsgate/process.runForks"))
 }
 
 // syncBuffer is a buffer safe to log into while the test reads it.

@@ -12,13 +12,11 @@ import (
 // only loopback names and addresses may, and the hosts the origin policy
 // allows: otherwise a page whose name an attacker points at 127.0.0.1 (DNS
 // rebinding) is same-origin with itself and could drive a local gateway,
-// or read what its plain HTTP side serves.
-//
-// DESIGN section 6 allows a request from a trusted reverse proxy, too: that
-// check belongs here, once the gateway knows its trusted proxies.
+// or read what its plain HTTP side serves. A request from a trusted reverse
+// proxy may, too: the proxy asked for the public name.
 func (g *Gateway) hostAllowed(r *http.Request) bool {
-	if !g.cfg.LoopbackOnly {
-		return true
+	if !g.cfg.LoopbackOnly || g.proxies.trusts(r.RemoteAddr) {
+		return true // a trusted proxy passes on the public name it was asked for
 	}
 	return loopbackHost(r.Host) || g.origins.allowsHost(r.Host, r.TLS != nil)
 }
@@ -32,7 +30,7 @@ func (g *Gateway) refuseHost(w http.ResponseWriter, r *http.Request, upgrade boo
 	}
 	host, _ := splitHostPort(r.Host)
 	g.log.Info(msg, "remote", r.RemoteAddr, "path", r.URL.EscapedPath(), "host", r.Host,
-		"hint", "every listener is on loopback; allow this host with --origin="+bracketed(host))
+		"hint", "every listener is on loopback; allow this host with --origin="+bracketed(host)+", or its proxy with --trustedproxy")
 	http.Error(w, "host not allowed", http.StatusForbidden)
 }
 

@@ -295,3 +295,32 @@ func TestMalformedRequestsGet4xx(t *testing.T) {
 		t.Errorf("echo after malformed requests: %q", got)
 	}
 }
+
+func TestStaticFilesWinOverTheDevConsole(t *testing.T) {
+	t.Parallel()
+	static := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(static, "docs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"index.html": "<h1>home</h1>", "app.js": "ok()", "docs/index.html": "docs"} {
+		if err := os.WriteFile(filepath.Join(static, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(static, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := command(t, "cat")
+	cfg.StaticDir, cfg.DevConsole = static, true
+	tg := newTestGateway(t, cfg)
+	for path, want := range map[string]string{"/app.js": "ok()", "/": "<h1>home</h1>", "/docs/": "docs"} {
+		if code, body, _ := get(t, tg.srv.URL+path); code != 200 || body != want {
+			t.Errorf("%s: %d %.40q, want the file %q", path, code, body, want)
+		}
+	}
+	for _, path := range []string{"/console", "/empty/", "/app.js/more"} {
+		if code, body, _ := get(t, tg.srv.URL+path); code != 200 || !strings.Contains(body, "wsgate dev console") {
+			t.Errorf("%s: %d, want the console (no file there)", path, code)
+		}
+	}
+}

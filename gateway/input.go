@@ -122,6 +122,7 @@ func (b *stdinBatch) add(r io.Reader, text bool) (err error) {
 	}
 	b.s.msgsIn.Add(1)
 	b.s.bytesIn.Add(int64(size))
+	b.s.gw.observe.Messages(b.s.ep.scriptName, In, 1, int64(size))
 	if b.s.gw.cfg.Binary {
 		return nil
 	}

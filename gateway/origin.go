@@ -58,8 +58,10 @@ func parseOriginPattern(entry string) (originPattern, error) {
 	return pattern, nil
 }
 
-// allows reports whether the handshake r may proceed.
-func (p originPolicy) allows(r *http.Request) bool {
+// allows reports whether the handshake r may proceed. requested is the
+// host[:port] the client asked for: the Host header, or what a trusted
+// proxy says in X-Forwarded-Host.
+func (p originPolicy) allows(r *http.Request, requested string) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" || p.any {
 		return true
@@ -69,10 +71,11 @@ func (p originPolicy) allows(r *http.Request) bool {
 		return false
 	}
 	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	secure := scheme == "https" || scheme == "wss"
 	if port == "" {
-		port = defaultPort(scheme == "https" || scheme == "wss")
+		port = defaultPort(secure)
 	}
-	if sameOrigin(r, host, port) {
+	if sameOrigin(requested, host, port, secure) {
 		return true
 	}
 	for _, a := range p.allowed {
@@ -102,11 +105,15 @@ func (p originPolicy) allowsHost(hostport string, tls bool) bool {
 	return false
 }
 
-// sameOrigin reports whether the origin's host and port are the request's.
-func sameOrigin(r *http.Request, host, port string) bool {
-	reqHost, reqPort := splitHostPort(r.Host)
+// sameOrigin reports whether the origin's host and port are those of
+// requested, compared as browsers and gorilla do: the host case-insensitively,
+// a missing port meaning the default port of the origin's scheme. So
+// "https://dash.example.com" is the origin of "dash.example.com", as nginx
+// passes the Host with proxy_set_header Host $host when TLS ends there.
+func sameOrigin(requested, host, port string, secure bool) bool {
+	reqHost, reqPort := splitHostPort(requested)
 	if reqPort == "" {
-		reqPort = defaultPort(r.TLS != nil)
+		reqPort = defaultPort(secure)
 	}
 	return strings.EqualFold(reqHost, host) && reqPort == port
 }

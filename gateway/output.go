@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/logs"
 	"github.com/wsgate/wsgate/process"
 )
 
@@ -327,12 +329,14 @@ func (l *stderrLog) logLines(buf []byte, final bool) []byte {
 	}
 }
 
+// logStderrRecord logs a line of the child's stderr at warn: worth a look,
+// but a script's complaint pages no one.
 func logStderrRecord(log *slog.Logger, line []byte, continued bool) {
 	if continued {
-		log.Error("stderr", "line", string(line), "continued", true)
+		log.Log(context.Background(), logs.LevelWarn, "stderr", "stream", "stderr", "line", string(line), "continued", true)
 		return
 	}
-	log.Error("stderr", "line", string(line))
+	log.Log(context.Background(), logs.LevelWarn, "stderr", "stream", "stderr", "line", string(line))
 }
 
 func trimCR(line []byte) []byte {

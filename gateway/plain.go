@@ -6,25 +6,29 @@ import (
 	"net/http"
 	"net/http/cgi"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 )
 
 //go:embed console.html
 var consolePage []byte
 
 // plainHandler serves requests that are not WebSocket handshakes: the
-// developer console, then CGI scripts, then static files, else 404.
+// developer console, then CGI scripts, then static files, else 404. A file
+// under the static directory wins over the console, which answers only the
+// paths that name no file there.
 type plainHandler struct {
 	console   bool
 	endpoints router
 	cgi       *dirRouter
 	cgiEnv    []string
-	static    http.Handler
+	static    *staticFiles
 	forks     *limit
 }
 
 func (h *plainHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.console && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+	if h.console && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !h.static.has(r.URL.Path) {
 		if _, err := h.endpoints.route(r.URL.Path); err == nil {
 			serveConsole(w)
 			return
@@ -68,9 +72,15 @@ func (h *plainHandler) serveCGI(w http.ResponseWriter, r *http.Request, e endpoi
 	handler.ServeHTTP(w, r)
 }
 
-// newStaticHandler serves the files under dir. Paths cannot leave it, through
-// ".." or through symlinks.
-func newStaticHandler(dir string) (http.Handler, error) {
+// staticFiles serves the files under a directory. Paths cannot leave it,
+// through ".." or through symlinks.
+type staticFiles struct {
+	root *os.Root
+	http.Handler
+}
+
+// newStaticHandler serves the files under dir.
+func newStaticHandler(dir string) (*staticFiles, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
@@ -80,5 +90,22 @@ func newStaticHandler(dir string) (http.Handler, error) {
 		root.Close()
 		return nil, errors.New(dir + " is not a directory")
 	}
-	return http.FileServerFS(root.FS()), nil
+	return &staticFiles{root: root, Handler: http.FileServerFS(root.FS())}, nil
+}
+
+// has reports whether urlPath names a file to serve: a file, or a
+// directory with an index.html. A nil staticFiles has none.
+func (f *staticFiles) has(urlPath string) bool {
+	if f == nil {
+		return false
+	}
+	name := strings.TrimPrefix(path.Clean("/"+urlPath), "/")
+	if name == "" {
+		name = "."
+	}
+	info, err := f.root.Stat(name)
+	if err == nil && info.IsDir() {
+		info, err = f.root.Stat(path.Join(name, "index.html"))
+	}
+	return err == nil && info.Mode().IsRegular()
 }

@@ -34,6 +34,9 @@ var listenConfig = net.ListenConfig{KeepAlive: -1}
 
 // Listeners says where a Server listens.
 type Listeners struct {
+	// Inherited are listeners opened already, such as the sockets systemd
+	// passes: served like those of Addrs, and closed by the Server.
+	Inherited []net.Listener
 	// Addrs are TCP addresses ("host:port", "[::1]:port", ":port").
 	Addrs []string
 	// UnixSocket is a Unix socket path to listen on too; "" for none.
@@ -90,6 +93,7 @@ func newHTTPServer(h http.Handler, fresh *freshConns, logger *slog.Logger) *http
 }
 
 func (s *Server) open(ls Listeners) error {
+	s.listeners = append(s.listeners, ls.Inherited...)
 	for _, addr := range ls.Addrs {
 		l, err := listenConfig.Listen(context.Background(), "tcp", addr)
 		if err != nil {

@@ -38,6 +38,7 @@ type session struct {
 	raw          net.Conn      // the connection under any TLS
 	clientReader *bufio.Reader // what conn reads from
 	req          *http.Request // the handshake, until the child starts
+	peer         client        // who it comes from
 	remote, uri  string        // of the handshake, for the logs
 	ep           endpoint
 	id           string
@@ -67,7 +68,7 @@ type session struct {
 	gorillaClosed atomic.Bool
 }
 
-func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Request, e endpoint, id string) *session {
+func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Request, e endpoint, c client, id string) *session {
 	s := &session{
 		gw:           g,
 		conn:         conn,
@@ -75,7 +76,8 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 		raw:          hw.raw,
 		clientReader: hw.reader,
 		req:          r,
-		remote:       r.RemoteAddr,
+		peer:         c,
+		remote:       c.addr,
 		uri:          r.URL.RequestURI(),
 		ep:           e,
 		id:           id,
@@ -88,6 +90,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 	limitUnsent(hw.raw)
 	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
 	hw.conn.closing = s.gorillaClose
+	s.wire.written = func(msgs, payload int64) { g.observe.Messages(e.scriptName, Out, msgs, payload) }
 	hw.conn.wire.Store(s.wire)
 	s.heard()
 	s.watch = &watchdog{
@@ -128,12 +131,14 @@ func (s *session) refuse(code int, reason string) {
 
 // run starts the child and serves the connection until both sides are done.
 func (s *session) run(ctx context.Context) {
-	proc, err := process.Start(processSpec(s.gw.cfg, s.req, s.ep, s.id))
+	proc, err := process.Start(processSpec(s.gw.cfg, s.req, s.peer, s.ep, s.id))
 	if err != nil {
+		s.gw.observe.ChildStartFailed(s.ep.scriptName)
 		s.log.Error("command failed to start", "err", err)
 		s.refuse(websocket.CloseInternalServerErr, "cannot start command: "+rootCause(err).Error())
 		return
 	}
+	s.gw.observe.ChildStarted(s.ep.scriptName)
 	s.proc = proc
 	s.stdin = newChildStdin(proc.Stdin())
 	s.req = nil // all that is needed of it is in the child's environment
@@ -169,6 +174,7 @@ func (s *session) pumpOutput() {
 		log:      s.log,
 		replaced: &s.replacedUTF8,
 	}))
+	s.gw.observe.ChildEnded(s.ep.scriptName)
 	code, reason := closeCodeFor(status), status.String()
 	if !s.ends.send(code, reason) {
 		_ = s.wire.writeControls() // the close frame already asked for, if not written yet
@@ -179,11 +185,13 @@ func (s *session) pumpOutput() {
 	s.watch.poke()
 }
 
-// processSpec is what to run for the request r to endpoint e, with the
-// request's CGI environment; id is its UNIQUE_ID.
-func processSpec(cfg Config, r *http.Request, e endpoint, id string) process.Spec {
+// processSpec is what to run for the request r from client c to endpoint e,
+// with the request's CGI environment; id is its UNIQUE_ID.
+func processSpec(cfg Config, r *http.Request, c client, e endpoint, id string) process.Spec {
 	env := cgiEnv{
 		req:        r,
+		remote:     c.addr,
+		https:      c.https,
 		id:         id,
 		scriptName: e.scriptName,
 		pathInfo:   e.pathInfo,
@@ -196,7 +204,7 @@ func processSpec(cfg Config, r *http.Request, e endpoint, id string) process.Spe
 		env.subprotocol = &protocol
 	}
 	if cfg.ReverseLookup {
-		env.remoteHost = lookupHost(r.RemoteAddr)
+		env.remoteHost = lookupHost(c.addr)
 	}
 	return process.Spec{
 		Path:           e.path,
@@ -336,14 +344,21 @@ func (s *session) settle() {
 	}
 }
 
+// logAccess writes the access line and tells the observer the connection
+// has ended.
 func (s *session) logAccess() {
 	code, reason := s.ends.outcome()
+	duration := time.Since(s.start)
+	s.gw.observe.ConnectionClosed(s.ep.scriptName, code, duration)
 	msgsOut, bytesOut := s.wire.delivered()
-	attrs := []any{
-		"remote", s.remote,
-		"path", s.uri,
-		"duration", time.Since(s.start).Round(time.Millisecond),
+	attrs := []any{"remote", s.remote}
+	if s.peer.proxy != "" {
+		attrs = append(attrs, "proxy", s.peer.proxy)
 	}
+	attrs = append(attrs,
+		"path", s.uri,
+		"duration", duration.Round(time.Millisecond),
+	)
 	if exit := s.childExit(); exit != "" {
 		attrs = append(attrs, "exit", exit)
 	}

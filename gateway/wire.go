@@ -46,6 +46,12 @@ type wire struct {
 	sent   atomic.Int64 // bytes written to conn, by the writer alone
 	failed error        // the writer's own
 	ledger ledger
+
+	// written, when set, is told the messages and payload bytes each chunk
+	// of data got onto the socket; told is how much it has been told of.
+	// Both are the writer's own.
+	written func(msgs, payload int64)
+	told    chunkEnd
 }
 
 func newWire(conn, raw net.Conn, timeout time.Duration) *wire {
@@ -195,9 +201,18 @@ func (w *wire) write(b *frameBatch) error {
 			return err
 		}
 		w.progressed(w.moved)
+		w.tell(cut)
 		start = cut.at
 	}
 	return w.writeControls()
+}
+
+// tell passes on to written what a chunk got onto the socket.
+func (w *wire) tell(cut chunkEnd) {
+	if w.written != nil {
+		w.written(cut.msgs-w.told.msgs, cut.payload-w.told.payload)
+	}
+	w.told = cut
 }
 
 // writeControls writes the control frames asked for, in order. After a close

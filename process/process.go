@@ -20,6 +20,12 @@
 // init that does not reap. A process that left its group with setsid is out
 // of the sweep's reach and may run on; once it has exited, a Reaper (one per
 // program, see StartReaper) reaps it at once, and else a later sweep.
+//
+// If the program dies without stopping its children (SIGKILL, a crash), each
+// child gets SIGKILL from the kernel (the parent-death signal, see
+// forkthread.go). Grandchildren do not: they end when they next write to
+// the output the dead program no longer reads (SIGPIPE), or when the
+// service manager stops what is left (systemd's KillMode).
 package process
 
 import (
@@ -125,7 +131,9 @@ func Start(spec Spec) (*Process, error) {
 
 // forkExec starts the child on the pipes' ends, in its own process group,
 // and returns its pid and a pidfd for it. It is os/exec without what wsgate
-// does not need: no path lookup, no environment copy, no second pidfd.
+// does not need: no path lookup, no environment copy, no second pidfd. The
+// child is forked on the fork thread and gets SIGKILL if wsgate dies
+// (forkthread.go).
 func forkExec(spec Spec, files *pipeSet) (pid, pidfd int, err error) {
 	env := spec.Env
 	if env == nil {
@@ -136,9 +144,10 @@ func forkExec(spec Spec, files *pipeSet) (pid, pidfd int, err error) {
 		Dir:   spec.Dir,
 		Env:   env,
 		Files: []uintptr{uintptr(files.childStdin), uintptr(files.childStdout), uintptr(files.childStderr)},
-		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd, Pdeathsig: parentDeathSignal},
 	}
-	pid, err = forkExecRetrying(spec.Path, append([]string{spec.Path}, spec.Args...), attr)
+	argv := append([]string{spec.Path}, spec.Args...)
+	onForkThread(func() { pid, err = forkExecRetrying(spec.Path, argv, attr) })
 	if err != nil {
 		return 0, -1, err
 	}

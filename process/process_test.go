@@ -19,7 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsgate/wsgate/process.runForks"))
 }
 
 // loadSlack is what a loaded machine may add to a bound: the bounds are the

@@ -173,6 +173,37 @@ func TestConsoleAutoScroll(t *testing.T) {
 	waitFor(t, ctx, p, "the jump button hidden", "document.querySelector('#jump').hidden")
 }
 
+// TestConsoleExplainsARefusedHandshake loads the console from one origin and
+// connects to another: wsgate refuses it with 403, which a browser shows the
+// page only as 1006. The console must say what may have happened and where
+// to look, not only the code.
+func TestConsoleExplainsARefusedHandshake(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	addr := startGateway(t, "cat")
+	_, port, _ := strings.Cut(addr, ":")
+	p := openConsole(t, ctx, "http://localhost:"+port+"/", "dark") // origin http://localhost:PORT
+	evaluate(t, ctx, p, "document.querySelector('#url').value = "+jsString("ws://"+addr+"/"), nil)
+	click(t, ctx, p, "#connect")
+	waitFor(t, ctx, p, "the close line", `[...document.querySelectorAll('#log .line.system.close')].some(e => e.textContent.includes('1006'))`)
+	var hint string
+	evaluate(t, ctx, p, `(document.querySelector('#log .line.system.refused .text') || {}).textContent || ''`, &hint)
+	for _, want := range []string{"server log", "origin", "http://localhost:" + port, "403", "--origin", "404"} {
+		if !strings.Contains(hint, want) {
+			t.Errorf("the explanation %q does not mention %q", hint, want)
+		}
+	}
+
+	// Connected from its own origin, the console shows no such explanation.
+	evaluate(t, ctx, p, "document.querySelector('#url').value = "+jsString("ws://localhost:"+port+"/"), nil)
+	click(t, ctx, p, "#clear")
+	click(t, ctx, p, "#connect")
+	waitFor(t, ctx, p, "the open status", `document.querySelector('#status').dataset.state === 'open'`)
+	if truthy(t, ctx, p, "document.querySelector('#log .line.refused')") {
+		t.Error("an explanation of a refusal after a connection that opened")
+	}
+}
+
 // testContext returns a context that ends after testTimeout or with the test.
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

@@ -1,0 +1,200 @@
+// Package metrics exposes what a gateway does as Prometheus metrics: it
+// implements gateway.Observer with client_golang and serves /metrics and
+// /healthz on a listener of its own, never on the gateway's.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/wsgate/wsgate/gateway"
+)
+
+// sessionBuckets are the upper bounds of the session duration histogram, in
+// seconds: from a refused connection to a dashboard left open all day.
+var sessionBuckets = []float64{0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600}
+
+// Metrics is a gateway.Observer that counts in Prometheus metrics, all
+// named wsgate_*, next to the Go runtime's and the process's. It is safe for
+// concurrent use.
+type Metrics struct {
+	registry *prometheus.Registry
+
+	connections      *prometheus.GaugeVec
+	connectionsTotal *prometheus.CounterVec
+	children         *prometheus.GaugeVec
+	childStarts      *prometheus.CounterVec
+	childFailures    *prometheus.CounterVec
+	messages         *prometheus.CounterVec
+	bytes            *prometheus.CounterVec
+	refused          *prometheus.CounterVec
+	sessionDuration  *prometheus.HistogramVec
+	subscribers      *prometheus.GaugeVec
+	slowClients      *prometheus.CounterVec
+
+	// traffic holds each endpoint's message counters, looked up once: the
+	// vectors hash their labels at every lookup, and Messages runs for
+	// every message. Bounded by the endpoints, as the labels are.
+	traffic sync.Map // endpoint -> *traffic
+}
+
+// traffic is one endpoint's series of wsgate_messages_total and
+// wsgate_bytes_total.
+type traffic struct {
+	msgsIn, bytesIn, msgsOut, bytesOut prometheus.Counter
+}
+
+var _ gateway.Observer = (*Metrics)(nil)
+
+// New returns the metrics of a wsgate of the given version, registered with
+// a registry of their own.
+func New(version string) *Metrics {
+	endpoint := []string{"endpoint"}
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wsgate_connections", Help: "Open WebSocket connections.",
+		}, endpoint),
+		connectionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsgate_connections_total", Help: "Ended WebSocket connections, by close code (1006: no close frame).",
+		}, []string{"endpoint", "code"}),
+		children: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wsgate_children", Help: "Running child processes.",
+		}, endpoint),
+		childStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsgate_child_starts_total", Help: "Child processes started.",
+		}, endpoint),
+		childFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsgate_child_start_failures_total", Help: "Child processes that could not be started.",
+		}, endpoint),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsgate_messages_total", Help: "Messages, in: from clients to children, out: from children to clients.",
+		}, []string{"endpoint", "direction"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsgate_bytes_total", Help: "Message payload bytes, in: from clients to children, out: from children to clients.",
+		}, []string{"endpoint", "direction"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsgate_handshakes_refused_total", Help: "WebSocket handshakes refused (limit: closed at once with 1013), by reason.",
+		}, []string{"reason"}),
+		sessionDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wsgate_session_duration_seconds", Help: "How long WebSocket connections lasted.", Buckets: sessionBuckets,
+		}, endpoint),
+		subscribers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wsgate_broadcast_subscribers", Help: "Clients sharing a process in broadcast mode.",
+		}, endpoint),
+		slowClients: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsgate_slow_clients_total", Help: "Clients closed with 1013 client too slow.",
+		}, endpoint),
+	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "wsgate_build_info", Help: "Always 1: the version of wsgate and of Go it was built with.",
+	}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	for _, reason := range gateway.RefusalReasons {
+		m.refused.WithLabelValues(string(reason)) // every reason shows, at 0 until it happens
+	}
+	m.registry.MustRegister(
+		m.connections, m.connectionsTotal, m.children, m.childStarts, m.childFailures,
+		m.messages, m.bytes, m.refused, m.sessionDuration, m.subscribers, m.slowClients, buildInfo,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// HandshakeRefused counts a refused handshake.
+func (m *Metrics) HandshakeRefused(reason gateway.RefusalReason) {
+	m.refused.WithLabelValues(string(reason)).Inc()
+}
+
+// ConnectionOpened counts an open connection.
+func (m *Metrics) ConnectionOpened(endpoint string) {
+	m.connections.WithLabelValues(endpoint).Inc()
+}
+
+// ConnectionClosed counts an ended connection and its duration.
+func (m *Metrics) ConnectionClosed(endpoint string, code int, duration time.Duration) {
+	m.connections.WithLabelValues(endpoint).Dec()
+	m.connectionsTotal.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+	m.sessionDuration.WithLabelValues(endpoint).Observe(duration.Seconds())
+}
+
+// ChildStarted counts a started child.
+func (m *Metrics) ChildStarted(endpoint string) {
+	m.childStarts.WithLabelValues(endpoint).Inc()
+	m.children.WithLabelValues(endpoint).Inc()
+}
+
+// ChildStartFailed counts a child that could not start.
+func (m *Metrics) ChildStartFailed(endpoint string) {
+	m.childFailures.WithLabelValues(endpoint).Inc()
+}
+
+// ChildEnded counts a child out.
+func (m *Metrics) ChildEnded(endpoint string) {
+	m.children.WithLabelValues(endpoint).Dec()
+}
+
+// Messages counts messages and their payload bytes.
+func (m *Metrics) Messages(endpoint string, dir gateway.Direction, messages, bytes int64) {
+	t := m.trafficOf(endpoint)
+	msgs, size := t.msgsIn, t.bytesIn
+	if dir == gateway.Out {
+		msgs, size = t.msgsOut, t.bytesOut
+	}
+	if messages > 0 {
+		msgs.Add(float64(messages))
+	}
+	if bytes > 0 {
+		size.Add(float64(bytes))
+	}
+}
+
+// trafficOf returns endpoint's message counters, made on first use.
+func (m *Metrics) trafficOf(endpoint string) *traffic {
+	if t, ok := m.traffic.Load(endpoint); ok {
+		return t.(*traffic)
+	}
+	t := &traffic{
+		msgsIn:   m.messages.WithLabelValues(endpoint, string(gateway.In)),
+		bytesIn:  m.bytes.WithLabelValues(endpoint, string(gateway.In)),
+		msgsOut:  m.messages.WithLabelValues(endpoint, string(gateway.Out)),
+		bytesOut: m.bytes.WithLabelValues(endpoint, string(gateway.Out)),
+	}
+	actual, _ := m.traffic.LoadOrStore(endpoint, t)
+	return actual.(*traffic)
+}
+
+// SlowClient counts a client closed for being too slow.
+func (m *Metrics) SlowClient(endpoint string) {
+	m.slowClients.WithLabelValues(endpoint).Inc()
+}
+
+// BroadcastSubscribers changes the number of clients sharing a process.
+func (m *Metrics) BroadcastSubscribers(endpoint string, delta int) {
+	m.subscribers.WithLabelValues(endpoint).Add(float64(delta))
+}
+
+// Handler serves the metrics at /metrics, and at /healthz 200 "ok" while
+// healthy reports true, else 503.
+func (m *Metrics) Handler(healthy func() bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if !healthy() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("shutting down"))
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	return mux
+}

@@ -1,0 +1,109 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/wsgate/wsgate/gateway"
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	body, _ := io.ReadAll(rec.Result().Body)
+	return rec.Code, string(body)
+}
+
+// The table of DESIGN.md section 7: every metric, its type and its labels.
+func TestEveryMetricOfTheDesignIsServedWithItsLabels(t *testing.T) {
+	t.Parallel()
+	m := New("1.2.3")
+	m.ConnectionOpened("/a.sh")
+	m.ConnectionClosed("/a.sh", 1000, 1500*time.Millisecond)
+	m.ChildStarted("/a.sh")
+	m.ChildEnded("/a.sh")
+	m.ChildStartFailed("/a.sh")
+	m.Messages("/a.sh", gateway.In, 2, 10)
+	m.Messages("/a.sh", gateway.Out, 3, 30)
+	m.HandshakeRefused(gateway.RefusedOrigin)
+	m.SlowClient("/a.sh")
+	m.BroadcastSubscribers("/a.sh", 2)
+	m.BroadcastSubscribers("/a.sh", -1)
+
+	code, body := get(t, m.Handler(func() bool { return true }), "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"wsgate_connections":                "GAUGE endpoint",
+		"wsgate_connections_total":          "COUNTER code,endpoint",
+		"wsgate_children":                   "GAUGE endpoint",
+		"wsgate_child_starts_total":         "COUNTER endpoint",
+		"wsgate_child_start_failures_total": "COUNTER endpoint",
+		"wsgate_messages_total":             "COUNTER direction,endpoint",
+		"wsgate_bytes_total":                "COUNTER direction,endpoint",
+		"wsgate_handshakes_refused_total":   "COUNTER reason",
+		"wsgate_session_duration_seconds":   "HISTOGRAM endpoint",
+		"wsgate_broadcast_subscribers":      "GAUGE endpoint",
+		"wsgate_slow_clients_total":         "COUNTER endpoint",
+		"wsgate_build_info":                 "GAUGE goversion,version",
+	}
+	for name, typeAndLabels := range want {
+		f, ok := families[name]
+		if !ok {
+			t.Errorf("%s missing", name)
+			continue
+		}
+		var labels []string
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			labels = append(labels, l.GetName())
+		}
+		sort.Strings(labels)
+		if got := f.GetType().String() + " " + strings.Join(labels, ","); got != typeAndLabels {
+			t.Errorf("%s: %s, want %s", name, got, typeAndLabels)
+		}
+	}
+	for _, line := range []string{
+		`wsgate_broadcast_subscribers{endpoint="/a.sh"} 1`,
+		`wsgate_slow_clients_total{endpoint="/a.sh"} 1`,
+		`wsgate_handshakes_refused_total{reason="limit"} 0`,
+		`wsgate_build_info{goversion="` + runtime.Version() + `",version="1.2.3"} 1`,
+		`wsgate_session_duration_seconds_sum{endpoint="/a.sh"} 1.5`,
+		`wsgate_messages_total{direction="out",endpoint="/a.sh"} 3`,
+	} {
+		if !strings.Contains(body, line+"\n") {
+			t.Errorf("no line %s", line)
+		}
+	}
+}
+
+func TestHealthzSaysOKOnlyWhileHealthy(t *testing.T) {
+	t.Parallel()
+	var draining atomic.Bool
+	h := New("x").Handler(func() bool { return !draining.Load() })
+	if code, body := get(t, h, "/healthz"); code != http.StatusOK || body != "ok" {
+		t.Errorf("healthy: %d %q, want 200 ok", code, body)
+	}
+	draining.Store(true)
+	if code, _ := get(t, h, "/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("draining: %d, want 503", code)
+	}
+	if code, _ := get(t, h, "/"); code != http.StatusNotFound {
+		t.Errorf("/: %d, want 404", code)
+	}
+}
