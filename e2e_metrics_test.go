@@ -220,7 +220,9 @@ func badHandshake(t *testing.T, addr string) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprint(c, "GET /echo.sh HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	// No Sec-WebSocket-Key. The Host is the gateway's own, which its
+	// loopback-only listener accepts.
+	fmt.Fprintf(c, "GET /echo.sh HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 64)
 	n, _ := c.Read(buf)

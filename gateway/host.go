@@ -27,6 +27,7 @@ func (g *Gateway) refuseHost(w http.ResponseWriter, r *http.Request, upgrade boo
 	msg := "request refused: host not allowed"
 	if upgrade {
 		msg = "handshake refused: host not allowed"
+		g.observe.HandshakeRefused(RefusedOrigin) // the same kind of refusal, one step earlier
 	}
 	host, _ := splitHostPort(r.Host)
 	g.log.Info(msg, "remote", r.RemoteAddr, "path", r.URL.EscapedPath(), "host", r.Host,
