@@ -122,7 +122,7 @@ func TestChildThatNeverReadsStdinCannotHoldTheClient(t *testing.T) {
 	_ = conn.UnderlyingConn().(*net.TCPConn).SetLinger(0)
 	conn.Close()
 	<-sent
-	waitGroupGone(t, pgid, 1500*time.Millisecond)
+	waitGroupGone(t, pgid, 4*time.Second) // the stop sequence, and room for load
 	tg.waitForLog(t, "session ended", 2*time.Second)
 }
 
@@ -237,8 +237,11 @@ func TestChildEnvironmentIsCGIOnly(t *testing.T) {
 
 func TestPingsKeepAnsweringClientAlive(t *testing.T) {
 	t.Parallel()
+	// Two intervals (600 ms) to answer each ping: a loaded machine may
+	// keep the client from answering for a while, which at 50 ms pings got
+	// it rightly dropped.
 	cfg := command(t, "cat")
-	cfg.PingInterval = 50 * time.Millisecond
+	cfg.PingInterval = 300 * time.Millisecond
 	tg := newTestGateway(t, cfg)
 	conn := tg.dial(t, "/", nil)
 	pings := 0
@@ -246,13 +249,13 @@ func TestPingsKeepAnsweringClientAlive(t *testing.T) {
 		pings++
 		return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 	})
-	_ = conn.SetReadDeadline(time.Now().Add(400 * time.Millisecond))
+	_ = conn.SetReadDeadline(time.Now().Add(2400 * time.Millisecond))
 	_, _, err := conn.ReadMessage()
 	if !isTimeout(err) {
 		t.Fatalf("read = %v, want our own deadline: the server must not have dropped us", err)
 	}
 	if pings < 4 {
-		t.Errorf("got %d pings in 400ms at a 50ms interval", pings)
+		t.Errorf("got %d pings in 2.4 s at a 300ms interval", pings)
 	}
 }
 
@@ -263,11 +266,12 @@ func TestSilentClientIsDroppedAndItsChildStopped(t *testing.T) {
 	tg := newTestGateway(t, cfg)
 	conn := tg.dial(t, "/", nil)
 	pgid := readPid(t, conn)
-	// Never read again, so pings go unanswered.
-	tg.waitForLog(t, `close_reason="ping timeout"`, time.Second)
-	waitGroupGone(t, pgid, time.Second)
+	// Never read again, so pings go unanswered: dropped after 100 ms; the
+	// bounds leave room for a loaded machine.
+	tg.waitForLog(t, `close_reason="ping timeout"`, 5*time.Second)
+	waitGroupGone(t, pgid, 3*time.Second)
 	raw := conn.UnderlyingConn()
-	_ = raw.SetReadDeadline(time.Now().Add(time.Second))
+	_ = raw.SetReadDeadline(time.Now().Add(3 * time.Second))
 	buf := make([]byte, 1024)
 	for {
 		if _, err := raw.Read(buf); err != nil {
