@@ -187,19 +187,22 @@ func TestStopSequence(t *testing.T) {
 	cases := []struct {
 		name       string
 		script     string
+		grace      time.Duration
 		wantStatus string
 		min        time.Duration // the step that must come first
 	}{
-		{"stdin-close-ends-cat", "exec cat", "exit status 0", 0},
-		{"SIGINT-ends-it", "exec sleep 30", "signal: interrupt", stdinCloseWait},
-		{"SIGINT-ignored", "trap '' INT; exec sleep 30", "signal: terminated", stdinCloseWait + interruptWait},
-		{"SIGINT-and-SIGTERM-ignored", "trap '' INT TERM; exec sleep 30", "signal: killed", StopBound(0)},
+		// cat ends at the end of its input; the grace gives a loaded
+		// machine time to run it before SIGINT would.
+		{"stdin-close-ends-cat", "echo ready; exec cat", 2 * time.Second, "exit status 0", 0},
+		{"SIGINT-ends-it", "echo ready; exec sleep 30", 0, "signal: interrupt", stdinCloseWait},
+		{"SIGINT-ignored", "trap '' INT; echo ready; exec sleep 30", 0, "signal: terminated", stdinCloseWait + interruptWait},
+		{"SIGINT-and-SIGTERM-ignored", "trap '' INT TERM; echo ready; exec sleep 30", 0, "signal: killed", StopBound(0)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			p := start(t, c.script, 0)
-			time.Sleep(50 * time.Millisecond) // let sh set its traps
+			p := start(t, c.script, c.grace)
+			p.stdout.waitFor(t, "ready\n", 5*time.Second) // its traps are set
 			begin := time.Now()
 			p.Stop()
 			<-p.Done()
@@ -220,8 +223,8 @@ func TestStopSequence(t *testing.T) {
 func TestStopGraceIsAddedToEachStep(t *testing.T) {
 	t.Parallel()
 	const grace = 200 * time.Millisecond
-	p := start(t, "trap '' INT TERM; exec sleep 30", grace)
-	time.Sleep(50 * time.Millisecond)
+	p := start(t, "trap '' INT TERM; echo ready; exec sleep 30", grace)
+	p.stdout.waitFor(t, "ready\n", 5*time.Second) // its traps are set
 	begin := time.Now()
 	p.Stop()
 	<-p.Done()
