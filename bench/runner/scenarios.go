@@ -137,6 +137,7 @@ var scenarios = []scenario{
 		command: func(cfg config) []string { return cfg.sizes.fanout.command(cfg.producer) },
 		metrics: []metric{
 			{"delivered messages/s", true, 0},
+			{"gateway CPU per delivery (µs)", false, 2},
 			{"gateway RSS per subscriber, idle (KiB)", false, 1},
 			{"gateway RSS per subscriber, peak (KiB)", false, 1},
 			{"lines lost", false, 0},
@@ -148,6 +149,7 @@ var scenarios = []scenario{
 		metrics: []metric{
 			{"line latency p50 (ms)", false, 2},
 			{"line latency p99 (ms)", false, 2},
+			{"gateway CPU per delivery (µs)", false, 2},
 			{"lines lost", false, 0},
 		},
 	},
@@ -157,6 +159,7 @@ var scenarios = []scenario{
 		metrics: []metric{
 			{"line latency p50 (ms)", false, 2},
 			{"line latency p99 (ms)", false, 2},
+			{"gateway CPU per delivery (µs)", false, 2},
 			{"gateway RSS per subscriber, idle (KiB)", false, 1},
 			{"gateway open files", false, 0},
 			{"lines lost", false, 0},

@@ -78,8 +78,15 @@ type fanRun struct {
 	rssPeak   int64           // VmHWM once every line was delivered
 	openFiles int             // with every subscriber connected
 	elapsed   time.Duration   // from go to the last line reaching the last subscriber
+	cpu       time.Duration   // the gateway's CPU time over the same span
 	latencies []time.Duration // every line's, for every subscriber, if recorded
 	lost      int64           // lines some subscriber did not get
+}
+
+// cpuPerDelivery is the gateway's CPU time per line delivered to one
+// subscriber, in µs; it includes taking in the subscribers' acks.
+func (r fanRun) cpuPerDelivery(lines int64) float64 {
+	return perItemMicros(r.cpu, int(lines)*r.subs)
 }
 
 // perSubscriber is what each subscriber added to the gateway's RSS, in KiB,
@@ -98,6 +105,7 @@ func runFanout(ctx context.Context, s *server, sz sizes) ([]float64, error) {
 	}
 	return []float64{
 		perSecond(int(p.lines)*p.subs, r.elapsed),
+		r.cpuPerDelivery(p.lines),
 		r.perSubscriber(r.rssIdle),
 		r.perSubscriber(r.rssPeak),
 		float64(r.lost),
@@ -106,13 +114,15 @@ func runFanout(ctx context.Context, s *server, sz sizes) ([]float64, error) {
 
 // runFanoutLatency measures line latency at a steady rate.
 func runFanoutLatency(ctx context.Context, s *server, sz sizes) ([]float64, error) {
-	r, err := runFan(ctx, s, sz.fanoutLat, sz.dialWorkers, true)
+	p := sz.fanoutLat
+	r, err := runFan(ctx, s, p, sz.dialWorkers, true)
 	if err != nil {
 		return nil, err
 	}
 	return []float64{
 		millis(percentile(r.latencies, 50)),
 		millis(percentile(r.latencies, 99)),
+		r.cpuPerDelivery(p.lines),
 		float64(r.lost),
 	}, nil
 }
@@ -120,13 +130,15 @@ func runFanoutLatency(ctx context.Context, s *server, sz sizes) ([]float64, erro
 // runFanout10k measures line latency with many subscribers, and what holding
 // them costs the gateway in memory and file descriptors.
 func runFanout10k(ctx context.Context, s *server, sz sizes) ([]float64, error) {
-	r, err := runFan(ctx, s, sz.fanout10k, sz.dialWorkers, true)
+	p := sz.fanout10k
+	r, err := runFan(ctx, s, p, sz.dialWorkers, true)
 	if err != nil {
 		return nil, err
 	}
 	return []float64{
 		millis(percentile(r.latencies, 50)),
 		millis(percentile(r.latencies, 99)),
+		r.cpuPerDelivery(p.lines),
 		r.perSubscriber(r.rssIdle),
 		float64(r.openFiles),
 		float64(r.lost),
@@ -163,6 +175,10 @@ func runFan(ctx context.Context, s *server, p fanPlan, workers int, recordLatenc
 	if r.openFiles, err = countOpenFiles(s.pid()); err != nil {
 		return r, err
 	}
+	cpu0, err := cpuTime(s.pid())
+	if err != nil {
+		return r, err
+	}
 	start := time.Now()
 	if err := subs[0].send([]byte(fanout.Go)); err != nil {
 		return r, fmt.Errorf("send %q: %w", fanout.Go, err)
@@ -170,6 +186,11 @@ func runFan(ctx context.Context, s *server, p fanPlan, workers int, recordLatenc
 	if err := waitDone(ctx, subs); err != nil {
 		return r, err
 	}
+	cpu1, err := cpuTime(s.pid())
+	if err != nil {
+		return r, err
+	}
+	r.cpu = cpu1 - cpu0
 	if r.rssPeak, err = statusKiB(s.pid(), "VmHWM"); err != nil {
 		return r, err
 	}
