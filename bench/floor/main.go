@@ -105,10 +105,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // start runs argv in its own process group so that killing the group also
-// reaches anything the child started.
+// reaches anything the child started. The child's stderr is the floor's own,
+// so that what a failing child says reaches whoever runs the floor.
 func start(argv []string) (*exec.Cmd, io.WriteCloser, io.ReadCloser, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, nil, nil, err

@@ -69,9 +69,9 @@ func produceOnCredit(out *bufio.Writer, t *tracker, n int64, size int, window in
 			flush(out)
 			limit = t.waitCredit(seq, window)
 		}
+		t.printed.Store(seq) // before the line is out: an ack may follow at once
 		line = fanout.AppendLine(line[:0], seq, time.Now().UnixNano(), size)
 		writeLine(out, line)
-		t.printed.Store(seq)
 	}
 }
 
@@ -83,10 +83,10 @@ func produceAtRate(out *bufio.Writer, t *tracker, n int64, size int, rate float6
 	start := time.Now()
 	for seq := int64(1); seq <= n; seq++ {
 		time.Sleep(time.Until(start.Add(time.Duration(seq-1) * period)))
+		t.printed.Store(seq)
 		line = fanout.AppendLine(line[:0], seq, time.Now().UnixNano(), size)
 		writeLine(out, line)
 		flush(out)
-		t.printed.Store(seq)
 	}
 }
 
@@ -113,7 +113,7 @@ func fatalf(format string, args ...any) {
 // messages. readInput is its only writer; the printing goroutine waits on
 // it.
 type tracker struct {
-	printed atomic.Int64 // the last line printed, for checking acks
+	printed atomic.Int64 // the last line printed, or about to be: for checking acks
 
 	mu      sync.Mutex
 	changed *sync.Cond // broadcast after every message

@@ -151,6 +151,17 @@ func runFanout10k(ctx context.Context, s *server, sz sizes) ([]float64, error) {
 // connection (dial ties them to the context), so that nobody waits out the
 // time limit for lines that will not come.
 func runFan(ctx context.Context, s *server, p fanPlan, workers int, recordLatency bool) (fanRun, error) {
+	r, err := measureFan(ctx, s, p, workers, recordLatency)
+	if err != nil {
+		if last := s.log.lastLine(); last != "" {
+			err = fmt.Errorf("%w; the server's last output: %s", err, last)
+		}
+	}
+	return r, err
+}
+
+// measureFan is runFan without the server's last words.
+func measureFan(ctx context.Context, s *server, p fanPlan, workers int, recordLatency bool) (fanRun, error) {
 	r := fanRun{subs: p.subs}
 	if err := checkFanFileLimit(p.subs); err != nil {
 		return r, err

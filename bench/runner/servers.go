@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -194,6 +195,17 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 		t.buf = append(t.buf[:0], t.buf[over:]...)
 	}
 	return len(p), nil
+}
+
+// lastLine returns the last non-empty line of the kept output, or "".
+func (t *tailBuffer) lastLine() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rest := bytes.TrimRight(t.buf, "\n")
+	if i := bytes.LastIndexByte(rest, '\n'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return string(rest)
 }
 
 // String returns the kept output, or a note that there was none.

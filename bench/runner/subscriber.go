@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -140,7 +141,9 @@ func waitReady(ctx context.Context, subs []*subscriber) error {
 		select {
 		case <-sub.ready:
 		case <-ctx.Done():
-			return fmt.Errorf("%w: subscriber %d of %d has no %q line", context.Cause(ctx), i, len(subs), fanout.Ready)
+			return whyStopped(ctx, func() string {
+				return fmt.Sprintf("subscriber %d of %d has no %q line", i, len(subs), fanout.Ready)
+			})
 		}
 	}
 	return nil
@@ -157,10 +160,21 @@ func waitDone(ctx context.Context, subs []*subscriber) error {
 				return context.Cause(ctx) // fail has cancelled it with the whole story
 			}
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %s", context.Cause(ctx), progress(subs))
+			return whyStopped(ctx, func() string { return progress(subs) })
 		}
 	}
 	return nil
+}
+
+// whyStopped explains a wait that the run's context ended: a subscriber's
+// failure tells its own story; the time limit, or an interrupt, is told with
+// what more says about where the run was.
+func whyStopped(ctx context.Context, more func() string) error {
+	cause := context.Cause(ctx)
+	if errors.Is(cause, context.DeadlineExceeded) || errors.Is(cause, context.Canceled) {
+		return fmt.Errorf("%w: %s", cause, more())
+	}
+	return cause
 }
 
 // progress says how many subscribers are short of the last line and where
