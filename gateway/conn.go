@@ -95,22 +95,43 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.conn, brw, nil
 }
 
-// bufferPool holds the buffers that sessions use only while data moves, so
-// that an idle session holds none.
-var bufferPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, batchLimit)
-	return &b
-}}
+// smallBufferSize is the buffer a broadcast member gathers its messages to
+// the shared stdin in. A member holds it while it waits its turn, and every
+// member may be waiting at once (a thousand clients answering the same
+// line), so it is small; a bigger message grows it.
+const smallBufferSize = 1 << 10
 
-func getBuffer() *[]byte {
-	b := bufferPool.Get().(*[]byte)
+// bufferPool and smallBufferPool hold the buffers that sessions use only
+// while data moves, so that an idle session holds none.
+var (
+	bufferPool      = sync.Pool{New: func() any { return newBuffer(batchLimit) }}
+	smallBufferPool = sync.Pool{New: func() any { return newBuffer(smallBufferSize) }}
+)
+
+func newBuffer(size int) *[]byte {
+	b := make([]byte, 0, size)
+	return &b
+}
+
+// getBuffer returns an empty buffer of batchLimit bytes.
+func getBuffer() *[]byte { return take(&bufferPool) }
+
+// getSmallBuffer returns an empty buffer of smallBufferSize bytes.
+func getSmallBuffer() *[]byte { return take(&smallBufferPool) }
+
+func take(pool *sync.Pool) *[]byte {
+	b := pool.Get().(*[]byte)
 	*b = (*b)[:0]
 	return b
 }
 
+// putBuffer gives a buffer back to its pool; one that has grown is let go.
 func putBuffer(b *[]byte) {
-	if cap(*b) == batchLimit {
+	switch cap(*b) {
+	case batchLimit:
 		bufferPool.Put(b)
+	case smallBufferSize:
+		smallBufferPool.Put(b)
 	}
 }
 

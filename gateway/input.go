@@ -72,7 +72,7 @@ func refusal(err error) (int, string) {
 // one write to the child's stdin, in a pooled buffer held only while
 // messages wait. A message too big for the buffer is written as it is read,
 // after the ones before it, unless whole: a shared stdin takes every message
-// whole, so the buffer grows instead.
+// whole, so the buffer grows instead, and starts small (see smallBufferSize).
 type stdinBatch struct {
 	s     *session
 	buf   *[]byte // nil when empty
@@ -87,7 +87,9 @@ func (b *stdinBatch) add(r io.Reader, text bool) (err error) {
 		_, err := io.Copy(io.Discard, r) // the child stopped reading, or the session is closing
 		return err
 	}
-	if b.buf == nil {
+	if b.buf == nil && b.whole {
+		b.buf = getSmallBuffer()
+	} else if b.buf == nil {
 		b.buf = getBuffer()
 	}
 	start, size := len(*b.buf), 0

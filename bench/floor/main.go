@@ -4,6 +4,11 @@
 // (every origin is allowed), no metrics, no logging.
 //
 //	floor [--port=N] [--address=A] [--maxframesize=BYTES] COMMAND [ARGS...]
+//	floor --broadcast [--queue=N] [...] COMMAND [ARGS...]
+//
+// With --broadcast it is instead the floor of broadcast mode: a hub in the
+// style of gorilla's examples/chat (hub.go, client.go), with one child
+// shared by every client.
 //
 // Each text message from the client is written to the child's stdin followed
 // by "\n"; each stdout line becomes one text message without its "\n" or
@@ -42,12 +47,21 @@ func main() {
 	maxFrame := flag.Int64("maxframesize", 0, "largest client message in bytes; 0 means no limit")
 	flag.Int("maxforks", 0, "accepted for compatibility, ignored")
 	flag.String("loglevel", "", "accepted for compatibility, ignored")
+	broadcast := flag.Bool("broadcast", false, "one child shared by every client (hub.go)")
+	queue := flag.Int("queue", 1024, "with --broadcast: messages buffered per client; a client whose buffer is full is closed")
 	flag.Parse()
-	if flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "floor: usage: floor [--port=N] [--address=A] COMMAND [ARGS...]")
+	if flag.NArg() == 0 || *queue < 1 {
+		fmt.Fprintln(os.Stderr, "floor: usage: floor [--port=N] [--address=A] [--broadcast [--queue=N]] COMMAND [ARGS...]")
 		os.Exit(2)
 	}
-	h := &handler{argv: flag.Args(), maxFrame: *maxFrame}
+	var h http.Handler = &handler{argv: flag.Args(), maxFrame: *maxFrame}
+	if *broadcast {
+		hub, err := startHub(flag.Args(), *maxFrame, *queue)
+		if err != nil {
+			log.Fatal(err)
+		}
+		h = hub
+	}
 	addr := net.JoinHostPort(*address, strconv.Itoa(*port))
 	log.Fatal(http.ListenAndServe(addr, h))
 }
@@ -91,10 +105,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // start runs argv in its own process group so that killing the group also
-// reaches anything the child started.
+// reaches anything the child started. The child's stderr is the floor's own,
+// so that what a failing child says reaches whoever runs the floor.
 func start(argv []string) (*exec.Cmd, io.WriteCloser, io.ReadCloser, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, nil, nil, err

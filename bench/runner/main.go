@@ -36,6 +36,7 @@ type config struct {
 	smoke     bool
 	scenarios []scenario
 	servers   []serverKind
+	producer  string // bench/producer, the shared child of the fan-out scenarios
 }
 
 func main() {
@@ -62,6 +63,7 @@ func parseFlags(args []string) (config, error) {
 	wsgate := fs.String("wsgate", "", "path to the wsgate binary")
 	websocketd := fs.String("websocketd", "/usr/bin/websocketd", "path to the websocketd binary")
 	floor := fs.String("floor", "", "path to the floor binary (bench/floor)")
+	producer := fs.String("producer", "", "path to the fan-out scenarios' producer (bench/producer)")
 	scaleConns := fs.Int("scale-conns", 0, "override the scale scenario's connection count")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -87,7 +89,13 @@ func parseFlags(args []string) (config, error) {
 		return config{}, err
 	}
 	paths := map[string]string{"wsgate": *wsgate, "websocketd": *websocketd, "floor": *floor}
-	cfg.servers, err = pickServers(*servers, paths)
+	if cfg.servers, err = pickServers(*servers, paths); err != nil {
+		return config{}, err
+	}
+	cfg.producer = *producer
+	if slices.ContainsFunc(cfg.scenarios, func(sc scenario) bool { return sc.broadcast }) {
+		err = checkExecutable(serverKind{name: "producer", path: *producer})
+	}
 	return cfg, err
 }
 
@@ -142,7 +150,12 @@ func pickServers(list string, paths map[string]string) ([]serverKind, error) {
 		if !slices.Contains(names, name) {
 			continue
 		}
-		kind := serverKind{name: name, path: paths[name], frameFlag: name != "websocketd"}
+		kind := serverKind{
+			name:          name,
+			path:          paths[name],
+			frameFlag:     name != "websocketd",
+			broadcastFlag: name != "websocketd",
+		}
 		if err := checkExecutable(kind); err != nil {
 			return nil, err
 		}
@@ -174,6 +187,9 @@ func run(ctx context.Context, cfg config) int {
 					fmt.Fprintln(os.Stderr, "runner: interrupted")
 					return 130
 				}
+				if sc.broadcast && !kind.broadcastFlag {
+					continue // no cell: the table shows "-"
+				}
 				runCell(ctx, res.get(sc.name, kind.name), sc, kind, cfg, rep)
 			}
 		}
@@ -189,13 +205,13 @@ func run(ctx context.Context, cfg config) int {
 // runCell runs one scenario once on one server, records the outcome and
 // reports it on stderr.
 func runCell(ctx context.Context, c *cell, sc scenario, kind serverKind, cfg config, rep int) {
-	fmt.Fprintf(os.Stderr, "rep %d/%d  %-6s %-10s ", rep+1, cfg.reps, sc.name, kind.name)
+	fmt.Fprintf(os.Stderr, "rep %d/%d  %-10s %-10s ", rep+1, cfg.reps, sc.name, kind.name)
 	start := time.Now()
 	timeout := sc.timeout
 	if cfg.smoke {
 		timeout = min(timeout, smokeTimeout)
 	}
-	vals, err := runOnce(ctx, sc, kind, cfg.sizes, timeout)
+	vals, err := runOnce(ctx, sc, kind, cfg, timeout)
 	took := time.Since(start).Round(100 * time.Millisecond)
 	if err != nil {
 		c.failures = append(c.failures, fmt.Sprintf("rep %d: %v", rep+1, err))
@@ -213,19 +229,19 @@ func runCell(ctx context.Context, c *cell, sc scenario, kind serverKind, cfg con
 // runOnce starts a fresh server for the scenario (so that RSS and CPU
 // readings belong to this scenario alone), runs it within timeout and stops
 // the server.
-func runOnce(ctx context.Context, sc scenario, kind serverKind, sz sizes, timeout time.Duration) ([]float64, error) {
+func runOnce(ctx context.Context, sc scenario, kind serverKind, cfg config, timeout time.Duration) ([]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	command := sc.command(sz)
+	command := sc.command(cfg)
 	if kind.name == "wsgate" {
 		command = append(slices.Clone(sc.wsgateFlags), command...)
 	}
-	s, err := startServer(ctx, kind, command)
+	s, err := startServer(ctx, kind, sc.broadcast, command)
 	if err != nil {
 		return nil, err
 	}
 	defer s.stop()
-	vals, err := sc.run(ctx, s, sz)
+	vals, err := sc.run(ctx, s, cfg.sizes)
 	if early := s.exitedEarly(); early != nil {
 		return nil, errors.Join(err, early)
 	}
@@ -262,11 +278,12 @@ func printHeader(cfg config, notes []string) {
 // describeSizes states the counts behind the figures in one line.
 func describeSizes(sz sizes) string {
 	return fmt.Sprintf("spawn %s connections from %d workers; echo %s x %d B with %d in flight; "+
-		"stream `seq 1 %d`; deflate %s JSON lines of 160 B and deflate-book a quarter as many of 1 KB (wsgate with --compress); idle %s connections held %v; scale %s connections held %v; big %s bytes each way.",
+		"stream `seq 1 %d`; deflate %s JSON lines of 160 B and deflate-book a quarter as many of 1 KB (wsgate with --compress); idle %s connections held %v; scale %s connections held %v; big %s bytes each way; %s.",
 		formatNumber(float64(sz.spawnConns), 0), sz.spawnWorkers,
 		formatNumber(float64(sz.echoMsgs), 0), echoSize, sz.echoInflight,
 		sz.streamLines, formatNumber(float64(sz.deflateLines), 0), formatNumber(float64(sz.idleConns), 0), sz.idleHold,
-		formatNumber(float64(sz.scaleConns), 0), sz.scaleHold, formatNumber(float64(sz.bigBytes), 0))
+		formatNumber(float64(sz.scaleConns), 0), sz.scaleHold, formatNumber(float64(sz.bigBytes), 0),
+		describeFanout(sz))
 }
 
 // fitScaleToFileLimit lowers the scale scenario's connection count to what

@@ -17,17 +17,21 @@ type metric struct {
 	decimals int
 }
 
-// scenario is one benchmark: the program each server runs per connection,
-// the figures it reports, a time limit, and the client side that produces
-// those figures (in metrics order) or fails on the first wrong byte.
+// scenario is one benchmark: the program each server runs per connection
+// (or, for a broadcast scenario, once for all), the figures it reports, a
+// time limit, and the client side that produces those figures (in metrics
+// order) or fails on the first wrong byte.
 type scenario struct {
 	name    string
-	command func(sz sizes) []string
+	command func(cfg config) []string
 	metrics []metric
 	timeout time.Duration
 	run     func(ctx context.Context, s *server, sz sizes) ([]float64, error)
 	// wsgateFlags are given to wsgate alone, before the command.
 	wsgateFlags []string
+	// broadcast runs the servers with --broadcast; one without broadcast
+	// mode sits the scenario out, and its column shows "-".
+	broadcast bool
 }
 
 // sizes holds every count and duration the scenarios use, so that --smoke
@@ -43,6 +47,8 @@ type sizes struct {
 	scaleHold                time.Duration
 	bigBytes                 int
 	dialWorkers              int // handshakes in flight when opening many connections
+	// The fan-out scenarios: throughput on credit, and latency at two rates.
+	fanout, fanoutLat, fanout10k fanPlan
 }
 
 // fullSizes are the figures the issue specifies.
@@ -54,6 +60,9 @@ var fullSizes = sizes{
 	scaleConns: 10_000, scaleHold: 5 * time.Second,
 	bigBytes:    16 << 20,
 	dialWorkers: 100,
+	fanout:      fanPlan{subs: 1000, lines: 5000, window: 512, hold: 2 * time.Second},
+	fanoutLat:   fanPlan{subs: 1000, lines: 1000, rate: 100, window: 512, hold: time.Second},
+	fanout10k:   fanPlan{subs: 10_000, lines: 100, rate: 10, window: 512, hold: 2 * time.Second},
 }
 
 // smokeSizes make every scenario run in about a second; they prove
@@ -66,10 +75,13 @@ var smokeSizes = sizes{
 	scaleConns: 50, scaleHold: time.Second,
 	bigBytes:    64 << 10,
 	dialWorkers: 10,
+	fanout:      fanPlan{subs: 20, lines: 2000, window: 512, hold: 200 * time.Millisecond},
+	fanoutLat:   fanPlan{subs: 20, lines: 20, rate: 100, window: 512, hold: 200 * time.Millisecond},
+	fanout10k:   fanPlan{subs: 50, lines: 10, rate: 10, window: 512, hold: 200 * time.Millisecond},
 }
 
 // catCommand is the per-connection program of every echo scenario.
-func catCommand(sizes) []string { return []string{"cat"} }
+func catCommand(config) []string { return []string{"cat"} }
 
 // scenarios lists every benchmark in the order they run and are reported.
 var scenarios = []scenario{
@@ -93,7 +105,7 @@ var scenarios = []scenario{
 	},
 	{
 		name: "stream", timeout: 3 * time.Minute, run: runStream,
-		command: func(sz sizes) []string { return []string{"seq", "1", strconv.Itoa(sz.streamLines)} },
+		command: func(cfg config) []string { return []string{"seq", "1", strconv.Itoa(cfg.sizes.streamLines)} },
 		metrics: []metric{
 			{"lines/s", true, 0},
 			{"gateway CPU per line (µs)", false, 2},
@@ -123,6 +135,39 @@ var scenarios = []scenario{
 		metrics: []metric{
 			{"round trip (ms)", false, 0},
 			{"gateway peak RSS (MiB)", false, 1},
+		},
+	},
+	{
+		name: "fanout", broadcast: true, timeout: 3 * time.Minute, run: runFanout,
+		command: func(cfg config) []string { return cfg.sizes.fanout.command(cfg.producer) },
+		metrics: []metric{
+			{"delivered messages/s", true, 0},
+			{"gateway CPU per delivery (µs)", false, 2},
+			{"gateway RSS per subscriber, idle (KiB)", false, 1},
+			{"gateway RSS per subscriber, peak (KiB)", false, 1},
+			{"lines lost", false, 0},
+		},
+	},
+	{
+		name: "fanout-lat", broadcast: true, timeout: 2 * time.Minute, run: runFanoutLatency,
+		command: func(cfg config) []string { return cfg.sizes.fanoutLat.command(cfg.producer) },
+		metrics: []metric{
+			{"line latency p50 (ms)", false, 2},
+			{"line latency p99 (ms)", false, 2},
+			{"gateway CPU per delivery (µs)", false, 2},
+			{"lines lost", false, 0},
+		},
+	},
+	{
+		name: "fanout-10k", broadcast: true, timeout: 5 * time.Minute, run: runFanout10k,
+		command: func(cfg config) []string { return cfg.sizes.fanout10k.command(cfg.producer) },
+		metrics: []metric{
+			{"line latency p50 (ms)", false, 2},
+			{"line latency p99 (ms)", false, 2},
+			{"gateway CPU per delivery (µs)", false, 2},
+			{"gateway RSS per subscriber, idle (KiB)", false, 1},
+			{"gateway open files", false, 0},
+			{"lines lost", false, 0},
 		},
 	},
 }

@@ -89,7 +89,7 @@ var deflateMetrics = []metric{
 func deflateScenario(name string, feed jsonFeed, lines func(sizes) int) scenario {
 	return scenario{
 		name:    name,
-		command: func(sz sizes) []string { return feed.command(lines(sz)) },
+		command: func(cfg config) []string { return feed.command(lines(cfg.sizes)) },
 		metrics: deflateMetrics,
 		timeout: 3 * time.Minute,
 		run: func(ctx context.Context, s *server, sz sizes) ([]float64, error) {

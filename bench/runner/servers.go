@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,12 +39,16 @@ type serverKind struct {
 	// frameFlag says whether the server accepts --maxframesize
 	// (websocketd 0.4.1 does not; it sets no read limit at all).
 	frameFlag bool
+	// broadcastFlag says whether the server has a broadcast mode, with
+	// --broadcast (websocketd has none).
+	broadcastFlag bool
 }
 
 // args builds a websocketd-style command line for the kind. Logging is kept
 // to errors so that access logs do not cost time, and forks are unlimited
-// because the scale scenario opens thousands of connections.
-func (k serverKind) args(port int, command []string) []string {
+// because the scale scenario opens thousands of connections. In broadcast
+// mode every server keeps its default queue per client (1024 messages).
+func (k serverKind) args(port int, broadcast bool, command []string) []string {
 	a := []string{
 		"--port=" + strconv.Itoa(port),
 		"--address=127.0.0.1",
@@ -52,6 +57,9 @@ func (k serverKind) args(port int, command []string) []string {
 	}
 	if k.frameFlag {
 		a = append(a, "--maxframesize="+strconv.Itoa(maxFrameSize))
+	}
+	if broadcast {
+		a = append(a, "--broadcast")
 	}
 	return append(a, command...)
 }
@@ -67,8 +75,9 @@ type server struct {
 }
 
 // startServer starts kind on a free loopback port with command as the
-// program to run per connection, and waits until it accepts connections.
-func startServer(ctx context.Context, kind serverKind, command []string) (*server, error) {
+// program to run per connection (with broadcast, once for all connections),
+// and waits until it accepts connections.
+func startServer(ctx context.Context, kind serverKind, broadcast bool, command []string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -79,7 +88,7 @@ func startServer(ctx context.Context, kind serverKind, command []string) (*serve
 		log:  &tailBuffer{max: logTail},
 		done: make(chan struct{}),
 	}
-	s.cmd = exec.Command(kind.path, kind.args(port, command)...)
+	s.cmd = exec.Command(kind.path, kind.args(port, broadcast, command)...)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
 	s.cmd.WaitDelay = outputWaitDelay
@@ -186,6 +195,17 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 		t.buf = append(t.buf[:0], t.buf[over:]...)
 	}
 	return len(p), nil
+}
+
+// lastLine returns the last non-empty line of the kept output, or "".
+func (t *tailBuffer) lastLine() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rest := bytes.TrimRight(t.buf, "\n")
+	if i := bytes.LastIndexByte(rest, '\n'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return string(rest)
 }
 
 // String returns the kept output, or a note that there was none.
