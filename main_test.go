@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -93,9 +94,23 @@ func startBinary(t testing.TB, bin string, env []string, args ...string) *gatewa
 
 // startGatewayOnFreePort runs wsgate on a port picked beforehand, for log
 // levels that hide the listening line, and waits (at most 10 s) until the
-// port accepts connections.
+// port accepts connections on wsgate's own socket. A port that another
+// process took meanwhile is given up for another, twice at most.
 func startGatewayOnFreePort(t testing.TB, args ...string) *gatewayProc {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		g, err := tryFreePort(t, args)
+		if err == nil {
+			return g
+		}
+		if attempt == 3 || !strings.Contains(g.logs(), "address already in use") {
+			t.Fatalf("%v; stderr:\n%s", err, g.logs())
+		}
+	}
+}
+
+// tryFreePort is one attempt of startGatewayOnFreePort.
+func tryFreePort(t testing.TB, args []string) (*gatewayProc, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -105,20 +120,23 @@ func startGatewayOnFreePort(t testing.TB, args ...string) *gatewayProc {
 	_, port, _ := net.SplitHostPort(addr)
 	g := launch(t, nil, append([]string{"--port=" + port, "--address=127.0.0.1"}, args...)...)
 	g.addr = addr
+	portNum, _ := strconv.Atoi(port)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return g
+			if testrun.ListensOn(g.pid(), portNum) { // not another process that took the port
+				return g, nil
+			}
 		}
 		select {
 		case <-g.exited:
-			t.Fatalf("wsgate exited with %d before listening; stderr:\n%s", g.exitCode, g.logs())
+			return g, fmt.Errorf("wsgate exited with %d before listening", g.exitCode)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("wsgate did not accept connections on %s within 10 s; stderr:\n%s", addr, g.logs())
+			return g, fmt.Errorf("wsgate did not accept connections on %s within 10 s", addr)
 		}
 	}
 }

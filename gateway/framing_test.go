@@ -192,7 +192,11 @@ func TestMessagesBeforeTheClientsEndReachStdin(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			out := filepath.Join(t.TempDir(), "stdin")
-			tg := newTestGateway(t, script(t, `cat > `+out))
+			cfg := script(t, `cat > `+out)
+			// cat gets the stop sequence's first 100 ms, and 2 s more, to
+			// write what it read: a loaded machine may not run it sooner.
+			cfg.CloseGrace = 2 * time.Second
+			tg := newTestGateway(t, cfg)
 			conn := tg.dial(t, "/", nil)
 			if _, err := conn.UnderlyingConn().Write([]byte(messages + end)); err != nil {
 				t.Fatal(err)

@@ -161,15 +161,20 @@ func serverEnv(im impl) []string {
 	return env
 }
 
-// waitAccepting waits until the server's port accepts a TCP connection, the
-// server exits, or startTimeout passes.
+// waitAccepting waits until the server's port accepts a TCP connection and
+// the listening socket is the server's own (another process may have taken
+// the port between freePort and the server's bind), the server exits, or
+// startTimeout passes.
 func (s *server) waitAccepting() error {
 	deadline := time.Now().Add(startTimeout)
+	port, _ := strconv.Atoi(s.port)
 	for {
 		c, err := net.DialTimeout("tcp", s.addr, time.Second)
 		if err == nil {
 			c.Close()
-			return nil
+			if testrun.ListensOn(s.cmd.Process.Pid, port) {
+				return nil
+			}
 		}
 		select {
 		case <-s.done:

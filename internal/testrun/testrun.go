@@ -189,3 +189,46 @@ func WaitGroupGone(t testing.TB, pgid int, timeout time.Duration) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// ListensOn reports whether process pid holds a TCP socket listening on
+// port (IPv4 or IPv6). A connection accepted on a port picked beforehand
+// may be another process's, one that took the port between the pick and
+// the server's own bind: tests that share a machine see it happen.
+func ListensOn(pid, port int) bool {
+	inodes := listeningInodes(port)
+	if len(inodes) == 0 {
+		return false
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] {
+			return true
+		}
+	}
+	return false
+}
+
+// listeningInodes returns the inodes of the TCP sockets listening on port,
+// from /proc/net/tcp and /proc/net/tcp6.
+func listeningInodes(port int) map[string]bool {
+	inodes := map[string]bool{}
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			if len(f) > 9 && strings.HasSuffix(f[1], suffix) && f[3] == "0A" {
+				inodes[f[9]] = true
+			}
+		}
+	}
+	return inodes
+}
