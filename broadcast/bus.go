@@ -1,0 +1,68 @@
+package broadcast
+
+import "context"
+
+// A Bus shares streams among the instances of a program that name the same
+// bus, so that a stream has one source in all of them: one instance at a
+// time leads the stream (it runs what produces the messages and publishes
+// them); every instance with subscribers relays what the leader publishes to
+// its own Stream. What subscribers send goes from any instance to the
+// leader. The Stream never knows which bus, if any, is behind it.
+//
+// A Bus's methods are safe for concurrent use.
+type Bus interface {
+	// Attach joins this instance to the stream key, as a party with
+	// subscribers, and returns its link and the replay: the last messages
+	// published, oldest first (as many as the bus keeps). Every message
+	// published after them is given to h.Deliver, with no gap and no
+	// duplicate between the two. Nothing is called on h before the link's
+	// Start.
+	Attach(ctx context.Context, key string, h Handler) (Link, []*Message, error)
+}
+
+// Link is one instance's attachment to a stream of a Bus.
+//
+// Start, SetPresent and Close do not block and call no Handler method, so
+// they may be called with the caller's locks held.
+type Link interface {
+	// Start lets the link call its handler: what was published since
+	// Attach is delivered, and the link may take the lead.
+	Start()
+	// Publish sends msgs, in order, to every other party: only while
+	// leading. A message marked Last ends the stream for every party and
+	// gives up the lead; nothing may be published after it. An error means
+	// the messages may not have reached everyone: the link fails.
+	Publish(msgs []*Message) error
+	// Send passes p whole to the leader's Handler.Input. What is sent while
+	// no instance leads (during a change of leader) is lost.
+	Send(p []byte) error
+	// SetPresent says whether this instance has subscribers. The leader
+	// keeps running while any instance has; Attach makes the instance
+	// present.
+	SetPresent(present bool)
+	// Close detaches the instance from the stream, giving up the lead if it
+	// holds it, without ending the stream for the others. It is safe to
+	// call more than once, and from Handler methods.
+	Close()
+}
+
+// Handler is what a Link tells of its stream. Its methods may be called
+// from several goroutines at once, and until the link is closed.
+type Handler interface {
+	// Lead says this instance now leads the stream: it is to start the
+	// source and Publish what it produces.
+	Lead()
+	// Deliver gives a message the leader published, on every party but
+	// the leader. After a Last message, nothing more is delivered.
+	Deliver(m *Message)
+	// Input gives the leader what a subscriber on another instance sent,
+	// whole, each sender's in its order. It may block: what arrives
+	// meanwhile waits in a bounded queue, and is dropped past it.
+	Input(p []byte)
+	// Audience tells the leader how many instances have subscribers, its
+	// own included, whenever that changes.
+	Audience(instances int)
+	// Fail says the link is broken: it may have missed messages, and it
+	// leads no more. Nothing more is delivered.
+	Fail(err error)
+}

@@ -1,0 +1,182 @@
+package testrun
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// redisStartTimeout bounds how long a redis-server may take to answer its
+// first PING.
+const redisStartTimeout = 10 * time.Second
+
+// Redis is a redis-server that a test started on a free loopback port, in a
+// temporary directory, with no persistence. It is killed at the end of the
+// test. Its methods are for the test's goroutine.
+type Redis struct {
+	t    testing.TB
+	bin  string
+	args []string
+	dir  string
+	port int
+	log  *Buffer
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// RedisServer returns the path of redis-server. Without it, the test is
+// skipped, but fails under CI (CI=true), which must install it.
+func RedisServer(t testing.TB) string {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err == nil {
+		return path
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("redis-server not found: CI must install it (Debian: redis-server): %v", err)
+	}
+	t.Skipf("redis-server not found (Debian: apt-get install redis-server): %v", err)
+	return ""
+}
+
+// StartRedis starts a redis-server on a free loopback port with extra
+// arguments (such as "--requirepass", "x"), waits until it answers, and
+// kills it when the test ends.
+func StartRedis(t testing.TB, extra ...string) *Redis {
+	t.Helper()
+	r := &Redis{t: t, bin: RedisServer(t), args: extra, dir: t.TempDir(), port: freePort(t), log: &Buffer{}}
+	r.Start()
+	t.Cleanup(func() {
+		r.Kill()
+		if t.Failed() {
+			t.Logf("redis-server log:\n%s", r.log.String())
+		}
+	})
+	return r
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Addr is the server's host:port.
+func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+// URL is the server's redis:// URL, database 0.
+func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
+
+// Pid is the running server's process id.
+func (r *Redis) Pid() int { return r.cmd.Process.Pid }
+
+// Start starts the server (again, after Kill) on its port, and waits until
+// it answers a PING.
+func (r *Redis) Start() {
+	r.t.Helper()
+	args := append([]string{
+		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", "",
+	}, r.args...)
+	r.cmd = exec.Command(r.bin, args...)
+	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatalf("start redis-server: %v", err)
+	}
+	exited := make(chan struct{})
+	r.exited = exited
+	cmd := r.cmd
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	deadline := time.Now().Add(redisStartTimeout)
+	for !r.answers() {
+		select {
+		case <-exited:
+			r.t.Fatalf("redis-server exited at start:\n%s", r.log.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("redis-server did not answer within %v:\n%s", redisStartTimeout, r.log.String())
+		}
+	}
+}
+
+// answers reports whether the server replies to a PING, with PONG or with
+// an authentication error.
+func (r *Redis) answers() bool {
+	c, err := net.DialTimeout("tcp", r.Addr(), time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
+}
+
+// Kill kills the server with SIGKILL, as a crash would, and waits until it
+// has exited. Killing a server that is not running does nothing.
+func (r *Redis) Kill() {
+	if r.cmd == nil {
+		return
+	}
+	select {
+	case <-r.exited:
+		return
+	default:
+	}
+	_ = r.cmd.Process.Kill()
+	select {
+	case <-r.exited:
+	case <-time.After(10 * time.Second):
+		r.t.Errorf("redis-server pid %d did not die of SIGKILL", r.cmd.Process.Pid)
+	}
+}
+
+// CPU returns the CPU time the running server has used so far.
+func (r *Redis) CPU() time.Duration {
+	r.t.Helper()
+	d, err := ProcessCPU(r.Pid())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return d
+}
+
+// ProcessCPU returns the user and system CPU time process pid has used, from
+// /proc/PID/stat.
+func ProcessCPU(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	// After the command name, utime and stime are the 12th and 13th fields.
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every Linux
+// architecture Go supports.
+const clockTicks = 100

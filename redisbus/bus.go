@@ -1,0 +1,359 @@
+// Package redisbus is a broadcast.Bus on Redis: several wsgate instances
+// that name the same Redis share each broadcast stream, with one process in
+// all of them. Every piece of shared state lives in Redis, changed by Lua
+// scripts that Redis runs whole; there is no consensus of our own.
+//
+// For a stream key K, with E the key with its braces escaped (the braces
+// make a Redis Cluster hash tag, so that a stream's keys share a slot):
+//
+//	wsgate:{E}:lease    the leader's instance id; SET NX PX leaseTTL, renewed
+//	                    every tick by the leader, taken by another instance
+//	                    with subscribers once it has expired
+//	wsgate:{E}:seq      the sequence number of the last message published
+//	wsgate:{E}:replay   a list of the last N entries (RPUSH + LTRIM)
+//	wsgate:{E}:present  a sorted set of the instances with subscribers, each
+//	                    scored with when its presence expires (Redis time)
+//	wsgate:{E}:out      channel: the leader's messages, with their numbers
+//	wsgate:{E}:in       channel: subscribers' input for the leader ("i" +
+//	                    data), and "p" when an instance's presence changed
+//
+// A link follows one stream on one instance. Attach subscribes to the
+// output channel first, then reads the replay and the last sequence number
+// at one instant: what the subscription delivers afterwards with a number
+// up to that one is already known, and dropped; a number that skips one is
+// a gap, and fails the link. Every tick (tickInterval), a link refreshes its
+// presence and renews the lease, or takes it when free; an instance that
+// takes the lease first waits until it has delivered every message
+// published before (the last number the tick read), then leads: it
+// subscribes to the input channel instead of the output one and starts the
+// process. The leader publishes through a script that checks the lease
+// first, so that an instance that lost the lease publishes nothing.
+//
+// A broken connection, a gap or a lost lease fails the link: the gateway
+// ends the stream on that instance. Until Redis answers a PING again (the
+// bus tries with exponential backoff), Attach refuses at once.
+package redisbus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/wsgate/wsgate/broadcast"
+)
+
+// Timings. The lease outlives a missed renewal or two; a leader that could
+// not renew for leaseTTL/2 gives up before its lease can expire, so that two
+// processes never run at once; a dead leader's lease is taken over within
+// leaseTTL + tickInterval.
+const (
+	// leaseTTL is how long a lease lasts unless renewed.
+	leaseTTL = 3 * time.Second
+	// tickInterval is how often a link renews its lease and presence, or
+	// tries to take the lease.
+	tickInterval = 500 * time.Millisecond
+	// presenceTTL is how long an instance counts as present unless it
+	// refreshes its presence: a crashed instance's subscribers stop
+	// counting after it.
+	presenceTTL = 3 * time.Second
+	// keepTTL is how long a stream's sequence number and replay outlive
+	// its last leader's last renewal: long past any change of leader.
+	keepTTL = 60 * time.Second
+	// callTimeout bounds each call to Redis.
+	callTimeout = time.Second
+	// attachTimeout bounds Attach, for a caller whose context has no
+	// deadline.
+	attachTimeout = 2 * time.Second
+	// drainWait bounds how long an instance that took the lease waits for
+	// the messages published before.
+	drainWait = time.Second
+	// healthInterval is how long a subscription may stay silent before it
+	// is pinged; a ping unanswered for as long means the connection is dead.
+	healthInterval = 2 * time.Second
+	// probeBackoffMin and probeBackoffMax bound the delay between PINGs to
+	// a Redis that stopped answering.
+	probeBackoffMin = 100 * time.Millisecond
+	probeBackoffMax = 5 * time.Second
+)
+
+// Limits.
+const (
+	// inputQueue is how many inputs from other instances wait for the
+	// leader's process at most; more are dropped.
+	inputQueue = 256
+	// maxEntriesPerCall is the most entries one script call carries (Lua
+	// unpacks them onto its stack).
+	maxEntriesPerCall = 1000
+)
+
+// Errors a link fails with.
+var (
+	// ErrUnavailable is returned by Attach while Redis is not answering.
+	ErrUnavailable = errors.New("bus unavailable")
+	// ErrLeaseLost reports a leader whose lease expired or was taken.
+	ErrLeaseLost = errors.New("lease lost")
+	// errGap reports a message missed by a subscription.
+	errGap = errors.New("messages missed")
+	// errNotLeading reports a Publish by an instance that does not lead.
+	errNotLeading = errors.New("not leading the stream")
+)
+
+// Options configure a Bus.
+type Options struct {
+	// URL is redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], or rediss:// for
+	// TLS.
+	URL string
+	// Replay is how many of a stream's last messages are kept for
+	// instances that attach.
+	Replay int
+	// Logger receives the bus's log lines, go-redis's own at debug level;
+	// slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Bus is a broadcast.Bus on one Redis database. Its methods are safe for
+// concurrent use.
+type Bus struct {
+	rdb    *redis.Client
+	id     string // this instance's, unique among all that use the bus
+	replay int
+	log    *slog.Logger
+
+	down    atomic.Bool   // Redis stopped answering; the prober runs
+	closing chan struct{} // closed by Close
+	wg      sync.WaitGroup
+
+	mu    sync.Mutex
+	links map[*link]struct{}
+}
+
+var _ broadcast.Bus = (*Bus)(nil)
+
+// New returns a bus on the Redis that opts.URL names. It does not connect:
+// the first Attach does.
+func New(opts Options) (*Bus, error) {
+	ro, err := parseURL(opts.URL)
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	id, err := instanceID()
+	if err != nil {
+		return nil, err
+	}
+	ro.ClientName = "wsgate"
+	ro.Protocol = 2
+	ro.DisableIdentity = true
+	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	ro.DialTimeout = callTimeout
+	ro.ReadTimeout = callTimeout
+	ro.WriteTimeout = callTimeout
+	ro.MaxRetries = 1
+	ro.ContextTimeoutEnabled = true
+	redis.SetLogger(libraryLog{log})
+	return &Bus{
+		rdb:     redis.NewClient(ro),
+		id:      id,
+		replay:  max(opts.Replay, 0),
+		log:     log.With("bus", Redact(opts.URL)),
+		closing: make(chan struct{}),
+		links:   make(map[*link]struct{}),
+	}, nil
+}
+
+// parseURL checks a redis:// or rediss:// URL and returns go-redis's
+// options for it. Its errors never quote the URL, which may hold a password.
+func parseURL(raw string) (*redis.Options, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("bus URL %s: cannot parse it", Redact(raw))
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return nil, fmt.Errorf("bus URL %s: want redis:// or rediss://", Redact(raw))
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("bus URL %s: no host", Redact(raw))
+	}
+	ro, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("bus URL %s: %s", Redact(raw), strings.ReplaceAll(err.Error(), raw, Redact(raw)))
+	}
+	return ro, nil
+}
+
+// Redact returns a bus URL fit for logs: without its password and query.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return u.Redacted()
+}
+
+// instanceID returns an id for this instance: host name and pid, for the
+// operator reading Redis, and random bytes, so that a restarted instance is
+// another one.
+func instanceID() (string, error) {
+	host, _ := os.Hostname()
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:])), nil
+}
+
+// ID is this instance's id on the bus, as the lease and presence name it.
+func (b *Bus) ID() string { return b.id }
+
+// Attach subscribes to the stream key, makes the instance present, and
+// returns the link and the replay; see broadcast.Bus.
+func (b *Bus) Attach(ctx context.Context, key string, h broadcast.Handler) (broadcast.Link, []*broadcast.Message, error) {
+	if b.down.Load() {
+		return nil, nil, ErrUnavailable
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, attachTimeout)
+		defer cancel()
+	}
+	l := newLink(b, key, h)
+	replay, err := l.attach(ctx)
+	if err != nil {
+		b.trouble(err)
+		return nil, nil, fmt.Errorf("attach %s: %w", key, err)
+	}
+	if !b.add(l) {
+		l.ps.Close()
+		return nil, nil, ErrUnavailable
+	}
+	b.wg.Add(1)
+	go l.run()
+	return l, replay, nil
+}
+
+// add registers a link, unless the bus is closing.
+func (b *Bus) add(l *link) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-b.closing:
+		return false
+	default:
+	}
+	b.links[l] = struct{}{}
+	return true
+}
+
+// remove forgets a link that has ended.
+func (b *Bus) remove(l *link) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.links, l)
+}
+
+// Close closes every link, waits until each has left its stream (a second
+// each at most) and the prober has stopped, and closes the connections.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	select {
+	case <-b.closing:
+		b.mu.Unlock()
+		return nil
+	default:
+	}
+	close(b.closing)
+	links := make([]*link, 0, len(b.links))
+	for l := range b.links {
+		links = append(links, l)
+	}
+	b.mu.Unlock()
+	for _, l := range links {
+		l.Close()
+	}
+	b.wg.Wait()
+	return b.rdb.Close()
+}
+
+// trouble notes that a call to Redis failed. The first failure while Redis
+// was answering starts the prober, and Attach refuses until it succeeds.
+func (b *Bus) trouble(err error) {
+	if errors.Is(err, ErrUnavailable) || isReply(err) || !b.down.CompareAndSwap(false, true) {
+		return
+	}
+	b.log.Error("bus unreachable; retrying", "err", err)
+	b.wg.Add(1)
+	go b.probe()
+}
+
+// isReply reports whether err is an error Redis answered with, rather than
+// a failure to reach it.
+func isReply(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && !errors.Is(err, redis.ErrClosed)
+}
+
+// probe PINGs Redis with exponential backoff until it answers, then lets
+// Attach through again.
+func (b *Bus) probe() {
+	defer b.wg.Done()
+	delay := probeBackoffMin
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-b.closing:
+			return
+		case <-time.After(delay):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		err := b.rdb.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			b.down.Store(false)
+			b.log.Info("bus reachable again", "attempts", attempt)
+			return
+		}
+		b.log.Debug("bus still unreachable", "err", err, "next", delay)
+		delay = min(2*delay, probeBackoffMax)
+	}
+}
+
+// keys are the names of one stream's keys and channels.
+type keys struct {
+	lease, seq, replay, present, out, in string
+}
+
+// braces escapes what would end a hash tag early.
+var braces = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
+
+func keysFor(stream string) keys {
+	p := "wsgate:{" + braces.Replace(stream) + "}:"
+	return keys{
+		lease:   p + "lease",
+		seq:     p + "seq",
+		replay:  p + "replay",
+		present: p + "present",
+		out:     p + "out",
+		in:      p + "in",
+	}
+}
+
+// libraryLog passes go-redis's log lines to slog at debug level.
+type libraryLog struct{ log *slog.Logger }
+
+func (l libraryLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug("redis client: " + fmt.Sprintf(format, v...))
+}
