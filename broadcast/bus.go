@@ -12,12 +12,21 @@ import "context"
 // A Bus's methods are safe for concurrent use.
 type Bus interface {
 	// Attach joins this instance to the stream key, as a party with
-	// subscribers, and returns its link and the replay: the last messages
-	// published, oldest first (as many as the bus keeps). Every message
-	// published after them is given to h.Deliver, with no gap and no
-	// duplicate between the two. Nothing is called on h before the link's
-	// Start.
-	Attach(ctx context.Context, key string, h Handler) (Link, []*Message, error)
+	// subscribers, and returns its link and where the stream stands.
+	// Nothing is called on h before the link's Start.
+	Attach(ctx context.Context, key string, h Handler) (Link, Attachment, error)
+}
+
+// Attachment is where a stream stands when an instance attaches to it.
+type Attachment struct {
+	// Replay holds the last messages published, oldest first (as many as
+	// the bus keeps). Every message published after them is given to
+	// Handler.Deliver, with no gap and no duplicate between the two.
+	Replay []*Message
+	// Lead says no instance led the stream and this one does now, at
+	// once: it is to start the source, and Publish, without waiting for
+	// Handler.Lead. Input sent from anywhere from now on reaches it.
+	Lead bool
 }
 
 // Link is one instance's attachment to a stream of a Bus.
@@ -33,9 +42,11 @@ type Link interface {
 	// gives up the lead; nothing may be published after it. An error means
 	// the messages may not have reached everyone: the link fails.
 	Publish(msgs []*Message) error
-	// Send passes p whole to the leader's Handler.Input. What is sent while
-	// no instance leads (during a change of leader) is lost.
-	Send(p []byte) error
+	// Send queues p whole for the leader's Handler.Input, after what was
+	// sent before. While the leader's queue is full (its source does not
+	// take its input), Send waits, until ctx is done. What is sent while no
+	// instance leads waits for the next leader.
+	Send(ctx context.Context, p []byte) error
 	// SetPresent says whether this instance has subscribers. The leader
 	// keeps running while any instance has; Attach makes the instance
 	// present.
@@ -49,15 +60,16 @@ type Link interface {
 // Handler is what a Link tells of its stream. Its methods may be called
 // from several goroutines at once, and until the link is closed.
 type Handler interface {
-	// Lead says this instance now leads the stream: it is to start the
-	// source and Publish what it produces.
+	// Lead says this instance now leads the stream, taken over from
+	// another: it is to start the source and Publish what it produces.
 	Lead()
 	// Deliver gives a message the leader published, on every party but
 	// the leader. After a Last message, nothing more is delivered.
 	Deliver(m *Message)
 	// Input gives the leader what a subscriber on another instance sent,
-	// whole, each sender's in its order. It may block: what arrives
-	// meanwhile waits in a bounded queue, and is dropped past it.
+	// whole, each sender's in its order, one at a time. It may block: what
+	// is sent meanwhile waits in the bus's bounded queue, and past it the
+	// senders wait.
 	Input(p []byte)
 	// Audience tells the leader how many instances have subscribers, its
 	// own included, whenever that changes.

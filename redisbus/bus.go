@@ -13,9 +13,12 @@
 //	wsgate:{E}:replay   a list of the last N entries (RPUSH + LTRIM)
 //	wsgate:{E}:present  a sorted set of the instances with subscribers, each
 //	                    scored with when its presence expires (Redis time)
+//	wsgate:{E}:input    a list: subscribers' input for the leader, each
+//	                    message whole, oldest first
+//	wsgate:{E}:inbytes  the bytes the input list holds
 //	wsgate:{E}:out      channel: the leader's messages, with their numbers
-//	wsgate:{E}:in       channel: subscribers' input for the leader ("i" +
-//	                    data), and "p" when an instance's presence changed
+//	wsgate:{E}:in       channel: "i" when input was queued, "p" when an
+//	                    instance's presence changed, for the leader
 //
 // A link follows one stream on one instance. Attach subscribes to the
 // output channel first, then reads the replay and the last sequence number
@@ -26,8 +29,15 @@
 // takes the lease first waits until it has delivered every message
 // published before (the last number the tick read), then leads: it
 // subscribes to the input channel instead of the output one and starts the
-// process. The leader publishes through a script that checks the lease
-// first, so that an instance that lost the lease publishes nothing.
+// process. The first instance of a stream takes the lease as it attaches.
+// The leader publishes through a script that checks the lease first, so
+// that an instance that lost the lease publishes nothing.
+//
+// Input waits in a list in Redis, bounded (inputBudget bytes, maxInputs
+// messages): an instance whose client sends to a full queue waits, so that,
+// as without a bus, a process that does not read its stdin holds its
+// clients back rather than losing what they send. Input sent while no
+// instance leads waits for the next leader.
 //
 // A broken connection, a gap or a lost lease fails the link: the gateway
 // ends the stream on that instance. Until Redis answers a PING again (the
@@ -53,25 +63,34 @@ import (
 	"github.com/wsgate/wsgate/broadcast"
 )
 
-// Timings. The lease outlives a missed renewal or two; a leader that could
-// not renew for leaseTTL/2 gives up before its lease can expire, so that two
-// processes never run at once; a dead leader's lease is taken over within
-// leaseTTL + tickInterval.
+// Timings. The lease outlives a few missed renewals; a leader that could
+// not renew for leaseTTL - leaseMargin gives up before its lease can
+// expire, so that two processes never run at once; a dead leader's lease is
+// taken over within leaseTTL + tickInterval.
 const (
 	// leaseTTL is how long a lease lasts unless renewed.
 	leaseTTL = 3 * time.Second
+	// leaseMargin is how long before its lease could expire a leader that
+	// cannot renew it gives up: time for its process to be stopped.
+	leaseMargin = time.Second
 	// tickInterval is how often a link renews its lease and presence, or
 	// tries to take the lease.
 	tickInterval = 500 * time.Millisecond
 	// presenceTTL is how long an instance counts as present unless it
 	// refreshes its presence: a crashed instance's subscribers stop
-	// counting after it.
-	presenceTTL = 3 * time.Second
+	// counting after it. Generous: an instance short of CPU that misses
+	// refreshes must not look gone, or the leader would stop the process
+	// under its subscribers.
+	presenceTTL = 10 * time.Second
 	// keepTTL is how long a stream's sequence number and replay outlive
 	// its last leader's last renewal: long past any change of leader.
 	keepTTL = 60 * time.Second
-	// callTimeout bounds each call to Redis.
+	// callTimeout bounds each call to Redis but those that carry data.
 	callTimeout = time.Second
+	// dataTimeout bounds a call that publishes or queues input: what its
+	// result is unknown after a timeout (it may have run), so it is never
+	// tried again, and only a Redis that is stuck should reach it.
+	dataTimeout = 5 * time.Second
 	// attachTimeout bounds Attach, for a caller whose context has no
 	// deadline.
 	attachTimeout = 2 * time.Second
@@ -80,7 +99,7 @@ const (
 	drainWait = time.Second
 	// healthInterval is how long a subscription may stay silent before it
 	// is pinged; a ping unanswered for as long means the connection is dead.
-	healthInterval = 2 * time.Second
+	healthInterval = 5 * time.Second
 	// probeBackoffMin and probeBackoffMax bound the delay between PINGs to
 	// a Redis that stopped answering.
 	probeBackoffMin = 100 * time.Millisecond
@@ -89,9 +108,15 @@ const (
 
 // Limits.
 const (
-	// inputQueue is how many inputs from other instances wait for the
-	// leader's process at most; more are dropped.
-	inputQueue = 256
+	// inputBudget and maxInputs bound the input queue of a stream; an
+	// input alone is always taken, whatever its size.
+	inputBudget = 4 << 20
+	maxInputs   = 1024
+	// takeInputs is the most inputs the leader takes at once.
+	takeInputs = 16
+	// sendBackoffMax bounds the wait between tries to queue input to a
+	// full queue.
+	sendBackoffMax = 100 * time.Millisecond
 	// maxEntriesPerCall is the most entries one script call carries (Lua
 	// unpacks them onto its stack).
 	maxEntriesPerCall = 1000
@@ -107,6 +132,8 @@ var (
 	errGap = errors.New("messages missed")
 	// errNotLeading reports a Publish by an instance that does not lead.
 	errNotLeading = errors.New("not leading the stream")
+	// errClosed reports a Send on a link that was closed meanwhile.
+	errClosed = errors.New("link closed")
 )
 
 // Options configure a Bus.
@@ -160,9 +187,9 @@ func New(opts Options) (*Bus, error) {
 	ro.DisableIdentity = true
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	ro.DialTimeout = callTimeout
-	ro.ReadTimeout = callTimeout
-	ro.WriteTimeout = callTimeout
-	ro.MaxRetries = 1
+	ro.ReadTimeout = dataTimeout
+	ro.WriteTimeout = dataTimeout
+	ro.MaxRetries = -1 // none: a script run twice would publish or queue twice
 	ro.ContextTimeoutEnabled = true
 	redis.SetLogger(libraryLog{log})
 	return &Bus{
@@ -222,9 +249,10 @@ func (b *Bus) ID() string { return b.id }
 
 // Attach subscribes to the stream key, makes the instance present, and
 // returns the link and the replay; see broadcast.Bus.
-func (b *Bus) Attach(ctx context.Context, key string, h broadcast.Handler) (broadcast.Link, []*broadcast.Message, error) {
+func (b *Bus) Attach(ctx context.Context, key string, h broadcast.Handler) (broadcast.Link, broadcast.Attachment, error) {
+	var none broadcast.Attachment
 	if b.down.Load() {
-		return nil, nil, ErrUnavailable
+		return nil, none, ErrUnavailable
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -232,18 +260,18 @@ func (b *Bus) Attach(ctx context.Context, key string, h broadcast.Handler) (broa
 		defer cancel()
 	}
 	l := newLink(b, key, h)
-	replay, err := l.attach(ctx)
+	at, err := l.attach(ctx)
 	if err != nil {
 		b.trouble(err)
-		return nil, nil, fmt.Errorf("attach %s: %w", key, err)
+		return nil, none, fmt.Errorf("attach %s: %w", key, err)
 	}
 	if !b.add(l) {
-		l.ps.Close()
-		return nil, nil, ErrUnavailable
+		l.leave()
+		return nil, none, ErrUnavailable
 	}
 	b.wg.Add(1)
 	go l.run()
-	return l, replay, nil
+	return l, at, nil
 }
 
 // add registers a link, unless the bus is closing.
@@ -333,7 +361,7 @@ func (b *Bus) probe() {
 
 // keys are the names of one stream's keys and channels.
 type keys struct {
-	lease, seq, replay, present, out, in string
+	lease, seq, replay, present, input, inbytes, out, in string
 }
 
 // braces escapes what would end a hash tag early.
@@ -346,6 +374,8 @@ func keysFor(stream string) keys {
 		seq:     p + "seq",
 		replay:  p + "replay",
 		present: p + "present",
+		input:   p + "input",
+		inbytes: p + "inbytes",
 		out:     p + "out",
 		in:      p + "in",
 	}

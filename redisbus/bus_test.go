@@ -37,7 +37,7 @@ func TestOneOfThreeInstancesLeadsAndTheOthersGetEveryMessageInOrder(t *testing.T
 	}
 	time.Sleep(2 * tickInterval) // the lease is renewed, never taken over
 	for _, p := range parties {
-		if p != leader && p.rec.leading() {
+		if p != leader && p.leads() {
 			t.Fatal("a second party leads while the first renews its lease")
 		}
 		if err := p.rec.failure(); err != nil {
@@ -111,7 +111,7 @@ func TestInputFromEveryInstanceReachesTheLeaderWholeInEachSendersOrder(t *testin
 			defer wg.Done()
 			for j := range perSender {
 				msg := fmt.Sprintf("%d %d %s", i, j, strings.Repeat("x", 10000+j))
-				if err := p.link.Send([]byte(msg)); err != nil {
+				if err := p.link.Send(context.Background(), []byte(msg)); err != nil {
 					t.Errorf("send: %v", err)
 					return
 				}
@@ -161,7 +161,7 @@ func TestTheLastMessageEndsTheStreamEverywhereAndFreesTheLease(t *testing.T) {
 		t.Error("published after the end")
 	}
 	time.Sleep(2 * tickInterval)
-	if relay.rec.leading() {
+	if relay.leads() {
 		t.Error("the relay took the lead of a stream that ended")
 	}
 	relay.link.Close()
@@ -173,7 +173,9 @@ func TestTheLastMessageEndsTheStreamEverywhereAndFreesTheLease(t *testing.T) {
 	if len(replay) != 0 {
 		t.Errorf("a new stream replays %d messages of the one that ended", len(replay))
 	}
-	leaderOf(t, c)
+	if !c.ledFirst {
+		t.Error("the first party of a new stream does not lead at once")
+	}
 }
 
 func TestALeaderThatStopsRenewingIsReplacedWithinTheLeaseTime(t *testing.T) {
@@ -253,7 +255,7 @@ func TestTheLeaderHearsHowManyInstancesHaveSubscribers(t *testing.T) {
 	waitFor(t, 3*tickInterval, "audience 0", func() bool { return leader.rec.lastAudience() == 0 })
 	p, _ := attach(t, url, "/room", 0)
 	waitFor(t, 3*tickInterval, "audience 1 again", func() bool { return leader.rec.lastAudience() == 1 })
-	if p.rec.leading() {
+	if p.leads() {
 		t.Error("a newcomer leads while the leader renews")
 	}
 }
@@ -400,35 +402,94 @@ func (h *slowHandler) Deliver(m *broadcast.Message) {
 	h.recorder.Deliver(m)
 }
 
-func TestInputTheLeaderCannotTakeIsDroppedPastABoundedQueue(t *testing.T) {
+func TestInputWaitsWhileTheLeadersQueueIsFullAndNoneIsLost(t *testing.T) {
 	t.Parallel()
 	url := testrun.StartRedis(t).URL()
 	a, _ := attach(t, url, "/chat", 0)
 	leader := leaderOf(t, a)
-	hold := make(chan struct{})
-	leader.rec.mu.Lock()
-	leader.rec.hold = hold
-	leader.rec.mu.Unlock()
 	b, _ := attach(t, url, "/chat", 0)
-	const sent = inputQueue * 3
-	for i := range sent {
-		if err := b.link.Send([]byte(fmt.Sprint(i))); err != nil {
+	hold := make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release) // before the buses close, even if the test fails
+	leader.rec.mu.Lock()
+	leader.rec.hold = hold // the process reads nothing
+	leader.rec.mu.Unlock()
+	// Sends are taken until the queue is full: then they wait.
+	sent := 0
+	for ; sent < 2*maxInputs; sent++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := b.link.Send(ctx, []byte(fmt.Sprint(sent)))
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	// One input is under way, inputQueue wait, the rest are dropped.
-	ll := leader.link.(*link)
-	waitFor(t, 5*time.Second, "the rest dropped", func() bool { return ll.dropped.Load() == sent-inputQueue-1 })
-	if !strings.Contains(leader.logs.String(), "input from another instance dropped") {
-		t.Error("no log line says input was dropped")
+	// One taken by the leader, under way; takeInputs-1 taken with it.
+	if sent < maxInputs || sent > maxInputs+takeInputs {
+		t.Fatalf("%d inputs taken before Send waited, want the queue's %d and the leader's %d at most", sent, maxInputs, takeInputs)
 	}
-	close(hold)
-	waitFor(t, 5*time.Second, "the queue taken", func() bool {
+	rdb := rawClient(t, url)
+	if n := rdb.LLen(context.Background(), keysFor("/chat").input).Val(); n != maxInputs {
+		t.Errorf("%d inputs queued in Redis, want %d", n, maxInputs)
+	}
+	release()
+	if err := b.link.Send(context.Background(), []byte(fmt.Sprint(sent))); err != nil {
+		t.Fatal(err)
+	}
+	sent++
+	waitFor(t, 10*time.Second, "every input taken", func() bool {
 		leader.rec.mu.Lock()
 		defer leader.rec.mu.Unlock()
-		return len(leader.rec.inputs) == inputQueue+1
+		return len(leader.rec.inputs) == sent
 	})
-	if leader.rec.failure() != nil {
-		t.Errorf("the leader's link failed: %v", leader.rec.failure())
+	for i, in := range leader.rec.inputs {
+		if in != fmt.Sprint(i) {
+			t.Fatalf("input %d is %q", i, in)
+		}
 	}
+	if n := rdb.Exists(context.Background(), keysFor("/chat").inbytes).Val(); n != 0 {
+		t.Errorf("the queue's byte count is left after it emptied")
+	}
+}
+
+func TestInputSentWhileNoInstanceLeadsReachesTheNextLeader(t *testing.T) {
+	t.Parallel()
+	url := testrun.StartRedis(t).URL()
+	a, _ := attach(t, url, "/chat", 0)
+	leader := leaderOf(t, a)
+	b, _ := attach(t, url, "/chat", 0)
+	crash(leader)
+	if err := b.link.Send(context.Background(), []byte("while nobody leads")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, leaseTTL+3*tickInterval, "b leads", b.rec.leading)
+	waitFor(t, 2*time.Second, "the input", func() bool {
+		b.rec.mu.Lock()
+		defer b.rec.mu.Unlock()
+		return len(b.rec.inputs) == 1
+	})
+}
+
+func TestTheFirstInstanceLeadsAsItAttachesSoInputSentAtOnceReachesIt(t *testing.T) {
+	t.Parallel()
+	url := testrun.StartRedis(t).URL()
+	a, _ := attach(t, url, "/greeter", 0)
+	if !a.ledFirst {
+		t.Fatal("the first instance does not lead as it attaches")
+	}
+	b, _ := attach(t, url, "/greeter", 0)
+	if b.ledFirst {
+		t.Fatal("the second instance leads too")
+	}
+	if err := b.link.Send(context.Background(), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "the input", func() bool {
+		a.rec.mu.Lock()
+		defer a.rec.mu.Unlock()
+		return len(a.rec.inputs) == 1 && a.rec.inputs[0] == "hello"
+	})
 }

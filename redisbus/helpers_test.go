@@ -100,11 +100,15 @@ func (r *recorder) lastAudience() int {
 
 // party is one instance's bus and its link to the test's stream.
 type party struct {
-	bus  *Bus
-	link broadcast.Link
-	rec  *recorder
-	logs *testrun.Buffer
+	bus      *Bus
+	link     broadcast.Link
+	rec      *recorder
+	logs     *testrun.Buffer
+	ledFirst bool // took the lead as it attached
 }
+
+// leads reports whether the party leads: from its attachment, or since.
+func (p *party) leads() bool { return p.ledFirst || p.rec.leading() }
 
 // newBus returns a bus on url, closed at the end of the test, logging into
 // a buffer.
@@ -130,18 +134,19 @@ func newBus(t *testing.T, url string, replay int) (*Bus, *testrun.Buffer) {
 	return b, logged
 }
 
-// attach makes a new instance (a bus of its own) a party to key, started.
+// attach makes a new instance (a bus of its own) a party to key, started,
+// and returns it and its replay.
 func attach(t *testing.T, url, key string, replay int) (*party, []*broadcast.Message) {
 	t.Helper()
 	b, logged := newBus(t, url, replay)
 	p := &party{bus: b, rec: &recorder{}, logs: logged}
-	link, msgs, err := b.Attach(context.Background(), key, p.rec)
+	link, at, err := b.Attach(context.Background(), key, p.rec)
 	if err != nil {
 		t.Fatalf("attach: %v", err)
 	}
-	p.link = link
+	p.link, p.ledFirst = link, at.Lead
 	link.Start()
-	return p, msgs
+	return p, at.Replay
 }
 
 // waitFor polls cond every 10 ms until it holds, failing the test after
@@ -164,7 +169,7 @@ func leaderOf(t *testing.T, parties ...*party) *party {
 	waitFor(t, 2*leaseTTL, "one party leads", func() bool {
 		leader = nil
 		for _, p := range parties {
-			if p.rec.leading() {
+			if p.leads() {
 				if leader != nil {
 					t.Fatalf("two parties lead")
 				}

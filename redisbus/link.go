@@ -18,10 +18,11 @@ import (
 // link follows one stream on this instance. Three goroutines serve it, all
 // started by Attach and owned by run, the driver: run itself walks the
 // lease (renew or take it, then lead) on a ticker; read is the only reader
-// of the subscription and delivers what the leader publishes, or passes
-// input to feedInput, which hands it to the handler one at a time. Close
-// asks run to stop: it closes the subscription, waits for the other two and
-// takes the instance out of the stream in Redis.
+// of the subscription and delivers what the leader publishes, or, on the
+// leader, wakes feedInput, which takes the input queued in Redis and hands
+// it to the handler one at a time. Close asks run to stop: it closes the
+// subscription, waits for the other two and takes the instance out of the
+// stream in Redis.
 type link struct {
 	bus *Bus
 	key string
@@ -33,7 +34,7 @@ type link struct {
 	started   chan struct{} // closed by Start
 	closing   chan struct{} // closed by Close
 	poke      chan struct{} // asks run for a tick now
-	inputs    chan []byte   // from read to feedInput, while leading
+	queued    chan struct{} // tells feedInput that input was queued
 	startOnce sync.Once
 	closeOnce sync.Once
 	failOnce  sync.Once
@@ -43,8 +44,6 @@ type link struct {
 	leading   atomic.Bool   // this instance leads: it publishes, and takes input
 	ended     atomic.Bool   // the stream's last message was published or delivered
 	delivered atomic.Uint64 // the number of the last message known: delivered or published
-	dropped   atomic.Int64  // inputs dropped
-	droppedAt atomic.Int64  // unix nanoseconds an input was last dropped and logged
 
 	pubMu sync.Mutex // one Publish at a time
 	seq   uint64     // the last number published; pubMu's
@@ -54,7 +53,7 @@ type link struct {
 	drainTo     uint64    // what must be delivered before leading
 	drainUntil  time.Time // when waiting for it becomes a failure
 	audience    int       // as last told to the handler; -1 before
-	lastOK      time.Time // the last tick Redis answered
+	lastOK      time.Time // when the last tick Redis answered was sent
 	presentSent bool      // the presence as Redis last heard it
 }
 
@@ -68,55 +67,98 @@ func newLink(b *Bus, key string, h broadcast.Handler) *link {
 		started:  make(chan struct{}),
 		closing:  make(chan struct{}),
 		poke:     make(chan struct{}, 1),
-		inputs:   make(chan []byte, inputQueue),
+		queued:   make(chan struct{}, 1),
 		audience: -1,
 	}
 }
 
-// attach subscribes to the output channel, then makes the instance present
-// and reads the last number and the replay, so that the subscription
-// delivers what follows them.
-func (l *link) attach(ctx context.Context) ([]*broadcast.Message, error) {
+// attach subscribes to the output channel, then makes the instance present,
+// takes the lease if it is free, and reads the last number and the replay,
+// so that the subscription delivers what follows them.
+func (l *link) attach(ctx context.Context) (broadcast.Attachment, error) {
 	l.ps = l.bus.rdb.Subscribe(ctx, l.k.out)
-	replay, err := l.attachOnSubscription(ctx)
+	at, err := l.attachOnSubscription(ctx)
 	if err != nil {
 		l.ps.Close()
-		return nil, err
+		if at.Lead {
+			l.leave()
+		}
+		return broadcast.Attachment{}, err
 	}
 	l.present.Store(true)
 	l.presentSent = true
-	return replay, nil
+	return at, nil
 }
 
-func (l *link) attachOnSubscription(ctx context.Context) ([]*broadcast.Message, error) {
-	reply, err := l.ps.ReceiveTimeout(ctx, callTimeout)
+func (l *link) attachOnSubscription(ctx context.Context) (broadcast.Attachment, error) {
+	var at broadcast.Attachment
+	if err := l.confirm(ctx, l.k.out); err != nil {
+		return at, err
+	}
+	res, err := attachScript.Run(ctx, l.bus.rdb, []string{l.k.present, l.k.seq, l.k.replay, l.k.lease},
+		l.bus.id, ms(presenceTTL), ms(keepTTL), l.k.in, l.bus.replay, ms(leaseTTL)).Slice()
 	if err != nil {
-		return nil, fmt.Errorf("subscribe: %w", err)
+		return at, err
 	}
-	if sub, ok := reply.(*redis.Subscription); !ok || sub.Kind != "subscribe" {
-		return nil, fmt.Errorf("subscribe: unexpected reply %v", reply)
+	seq, ok1 := res[0].(int64)
+	took, ok2 := res[1].(int64)
+	entries, ok3 := res[2].([]any)
+	if !ok1 || !ok2 || !ok3 {
+		return at, errBadEntry
 	}
-	res, err := attachScript.Run(ctx, l.bus.rdb, []string{l.k.present, l.k.seq, l.k.replay},
-		l.bus.id, ms(presenceTTL), ms(keepTTL), l.k.in, l.bus.replay).Slice()
-	if err != nil {
-		return nil, err
-	}
-	seq, ok := res[0].(int64)
-	entries, ok2 := res[1].([]any)
-	if !ok || !ok2 {
-		return nil, errBadEntry
-	}
-	replay := make([]*broadcast.Message, 0, len(entries))
+	at.Lead = took == 1
 	for _, e := range entries {
 		s, _ := e.(string)
 		_, m, rest, err := nextEntry(s)
 		if err != nil || rest != "" {
-			return nil, errBadEntry
+			return at, errBadEntry
 		}
-		replay = append(replay, m)
+		at.Replay = append(at.Replay, m)
 	}
 	l.delivered.Store(uint64(seq))
-	return replay, nil
+	if at.Lead {
+		l.holding = true
+		if err := l.subscribeInput(ctx); err != nil {
+			return at, err
+		}
+		if err := l.confirm(ctx, l.k.in); err != nil {
+			return at, err
+		}
+	}
+	return at, nil
+}
+
+// confirm reads the subscription until Redis confirms it subscribed to
+// channel; before read runs. Messages before it are dropped: none is
+// expected.
+func (l *link) confirm(ctx context.Context, channel string) error {
+	for {
+		reply, err := l.ps.ReceiveTimeout(ctx, callTimeout)
+		if err != nil {
+			return fmt.Errorf("subscribe: %w", err)
+		}
+		if sub, ok := reply.(*redis.Subscription); ok && sub.Kind == "subscribe" && sub.Channel == channel {
+			return nil
+		}
+	}
+}
+
+// subscribeInput moves the subscription from the output channel, which
+// only the leader publishes to, to the input one, and lets Publish run.
+func (l *link) subscribeInput(ctx context.Context) error {
+	if err := l.ps.Subscribe(ctx, l.k.in); err != nil {
+		return err
+	}
+	if err := l.ps.Unsubscribe(ctx, l.k.out); err != nil {
+		return err
+	}
+	l.pubMu.Lock()
+	l.seq = l.delivered.Load()
+	l.leading.Store(true)
+	l.pubMu.Unlock()
+	l.audience = -1
+	l.log.Debug("leading the stream", "seq", l.seq)
+	return nil
 }
 
 // Start lets the link call its handler.
@@ -217,6 +259,7 @@ func (l *link) leave() {
 func (l *link) tick() {
 	present := l.present.Load()
 	want := !l.ended.Load()
+	sent := time.Now() // Redis renews the lease at this time or later
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	res, err := tickScript.Run(ctx, l.bus.rdb, []string{l.k.lease, l.k.present, l.k.seq, l.k.replay},
 		l.bus.id, ms(leaseTTL), flag(present), ms(presenceTTL), ms(keepTTL),
@@ -226,12 +269,12 @@ func (l *link) tick() {
 		err = errors.New("unexpected reply to the tick script")
 	}
 	if err != nil {
-		if time.Since(l.lastOK) >= leaseTTL/2 {
-			l.fail(err) // a leader stops before its lease can expire
+		if time.Since(l.lastOK) >= l.patience() {
+			l.fail(err)
 		}
 		return
 	}
-	l.lastOK, l.presentSent = time.Now(), present
+	l.lastOK, l.presentSent = sent, present
 	state, seq, instances := res[0], uint64(res[1]), int(res[2])
 	switch {
 	case l.holding && l.ended.Load():
@@ -246,6 +289,16 @@ func (l *link) tick() {
 		l.audience = instances
 		l.h.Audience(instances)
 	}
+}
+
+// patience is how long ticks may fail before the link does: a holder of
+// the lease stops before it can expire; another instance before its
+// presence can.
+func (l *link) patience() time.Duration {
+	if l.holding {
+		return leaseTTL - leaseMargin
+	}
+	return presenceTTL - leaseMargin
 }
 
 // maybeLead starts leading once the lease is held and every message
@@ -263,19 +316,10 @@ func (l *link) maybeLead() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	if err := l.ps.Subscribe(ctx, l.k.in); err != nil {
+	if err := l.subscribeInput(ctx); err != nil {
 		l.fail(err)
 		return
 	}
-	if err := l.ps.Unsubscribe(ctx, l.k.out); err != nil {
-		l.fail(err)
-		return
-	}
-	l.pubMu.Lock()
-	l.seq = l.delivered.Load()
-	l.leading.Store(true)
-	l.pubMu.Unlock()
-	l.log.Debug("leading the stream", "seq", l.seq)
 	l.h.Lead()
 	l.tick() // the audience
 }
@@ -332,8 +376,11 @@ func (l *link) receive(m *redis.Message) error {
 		return l.relay(m.Payload)
 	case m.Payload == "p":
 		l.tickSoon() // an instance's presence changed: count again
-	case len(m.Payload) > 0 && m.Payload[0] == 'i' && l.leading.Load():
-		l.queueInput([]byte(m.Payload[1:]))
+	case m.Payload == "i":
+		select {
+		case l.queued <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
@@ -363,34 +410,53 @@ func (l *link) relay(payload string) error {
 	return nil
 }
 
-// queueInput passes p to feedInput, or drops it when inputQueue inputs are
-// waiting already: the leader's process is not reading its stdin.
-func (l *link) queueInput(p []byte) {
-	select {
-	case l.inputs <- p:
-		return
-	default:
-	}
-	dropped := l.dropped.Add(1)
-	now := time.Now().UnixNano()
-	if last := l.droppedAt.Load(); now-last >= int64(time.Second) && l.droppedAt.CompareAndSwap(last, now) {
-		l.log.Info("input from another instance dropped: the process is not reading its stdin",
-			"queue", inputQueue, "dropped", dropped)
-	}
-}
-
-// feedInput hands the input read from the subscription to the handler, one
-// at a time, in order.
+// feedInput takes the input queued for the leader, when told some was or
+// every tickInterval, and hands it to the handler, one at a time, in order.
 func (l *link) feedInput() {
 	defer l.helpers.Done()
+	select {
+	case <-l.started:
+	case <-l.closing:
+		return
+	}
+	ticker := time.NewTicker(tickInterval)
+	defer ticker.Stop()
 	for {
 		select {
 		case <-l.closing:
 			return
-		case p := <-l.inputs:
-			l.h.Input(p)
+		case <-l.queued:
+		case <-ticker.C:
+		}
+		for l.leading.Load() && !l.isClosing() {
+			inputs, err := l.takeInput()
+			if err != nil {
+				l.log.Debug("taking input failed", "err", err) // the tick fails the link if Redis is gone
+				break
+			}
+			if len(inputs) == 0 {
+				break
+			}
+			for _, p := range inputs {
+				l.h.Input(p)
+			}
 		}
 	}
+}
+
+// takeInput takes the oldest inputs queued, takeInputs at most.
+func (l *link) takeInput() ([][]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	res, err := takeScript.Run(ctx, l.bus.rdb, []string{l.k.lease, l.k.input, l.k.inbytes}, l.bus.id, takeInputs).StringSlice()
+	if err != nil {
+		return nil, err
+	}
+	inputs := make([][]byte, len(res))
+	for i, s := range res {
+		inputs[i] = []byte(s)
+	}
+	return inputs, nil
 }
 
 // Publish publishes msgs with the next numbers, through the script that
@@ -429,9 +495,9 @@ func (l *link) publish(msgs []*broadcast.Message) error {
 	if ends {
 		l.ended.Store(true)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), dataTimeout)
 	defer cancel()
-	ok, err := publishScript.Run(ctx, l.bus.rdb, []string{l.k.lease, l.k.seq, l.k.replay}, args...).Int()
+	ok, err := publishScript.Run(ctx, l.bus.rdb, []string{l.k.lease, l.k.seq, l.k.replay, l.k.input, l.k.inbytes}, args...).Int()
 	switch {
 	case err != nil:
 		return fmt.Errorf("publish: %w", err)
@@ -442,13 +508,28 @@ func (l *link) publish(msgs []*broadcast.Message) error {
 	return nil
 }
 
-// Send publishes p on the input channel, for the leader.
-func (l *link) Send(p []byte) error {
-	msg := make([]byte, 0, 1+len(p))
-	msg = append(append(msg, 'i'), p...)
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	return l.bus.rdb.Publish(ctx, l.k.in, msg).Err()
+// Send queues p for the leader, waiting while the queue is full, with a
+// backoff, until ctx is done. Each try is bounded by dataTimeout, not by
+// ctx: one cut short might have queued p, and is not tried again.
+func (l *link) Send(ctx context.Context, p []byte) error {
+	delay := time.Millisecond
+	for {
+		callCtx, cancel := context.WithTimeout(context.Background(), dataTimeout)
+		ok, err := sendScript.Run(callCtx, l.bus.rdb, []string{l.k.input, l.k.inbytes},
+			p, inputBudget, maxInputs, l.k.in, ms(keepTTL)).Int()
+		cancel()
+		if err != nil || ok == 1 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.closing:
+			return errClosed
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, sendBackoffMax)
+	}
 }
 
 // isTimeout reports whether err is a read that timed out.
