@@ -54,10 +54,11 @@ type CLI struct {
 	WriteTimeout int   `name:"writetimeout" help:"Seconds a client may accept no data before it is dropped." default:"60" group:"Limits"`
 	MaxConns     int   `name:"maxconns" help:"Most concurrent WebSocket connections; 0 means unlimited. Over it, connections close with 1013." default:"0" group:"Limits"`
 
-	Broadcast bool `help:"Broadcast mode: one shared process per endpoint and query string, started by its first client; every line it prints goes to every client." group:"Broadcast"`
-	Replay    int  `help:"Broadcast mode: a client that joins first gets the last N lines." default:"0" placeholder:"N" group:"Broadcast"`
-	Queue     int  `help:"Broadcast mode: most messages queued for one client; a client whose queue is full is closed with 1013." default:"1024" placeholder:"N" group:"Broadcast"`
-	LingerMS  int  `name:"lingerms" help:"Broadcast mode: milliseconds a shared process outlives its last client." default:"0" placeholder:"MS" group:"Broadcast"`
+	Broadcast bool   `help:"Broadcast mode: one shared process per endpoint and query string, started by its first client; every line it prints goes to every client." group:"Broadcast"`
+	Replay    int    `help:"Broadcast mode: a client that joins first gets the last N lines." default:"0" placeholder:"N" group:"Broadcast"`
+	Queue     int    `help:"Broadcast mode: most messages queued for one client; a client whose queue is full is closed with 1013." default:"1024" placeholder:"N" group:"Broadcast"`
+	LingerMS  int    `name:"lingerms" help:"Broadcast mode: milliseconds a shared process outlives its last client." default:"0" placeholder:"MS" group:"Broadcast"`
+	Bus       string `help:"Broadcast mode: share each stream with every instance naming the same Redis, one process among all of them: redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS." placeholder:"URL" group:"Broadcast"`
 
 	Binary        bool     `help:"Binary mode: raw bytes both ways instead of lines." group:"Child process"`
 	LineBuffer    bool     `name:"linebuffer" help:"Make the program's stdout a pseudo-terminal, so that programs that buffer output to a pipe (C stdio, Python, grep, sed) send each line as they print it. stdin and stderr stay pipes." group:"Child process"`
@@ -155,8 +156,8 @@ func (c *CLI) validateBroadcast() error {
 		return fmt.Errorf("--replay=%d is negative: use 0 for none", c.Replay)
 	case c.LingerMS < 0:
 		return fmt.Errorf("--lingerms=%d is negative: use 0 to stop at once", c.LingerMS)
-	case !c.Broadcast && (c.Replay > 0 || c.LingerMS > 0):
-		return errors.New("--replay and --lingerms need --broadcast")
+	case !c.Broadcast && (c.Replay > 0 || c.LingerMS > 0 || c.Bus != ""):
+		return errors.New("--replay, --lingerms and --bus need --broadcast")
 	}
 	return c.validateMetrics()
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/wsgate/wsgate/internal/logs"
 	"github.com/wsgate/wsgate/metrics"
 	"github.com/wsgate/wsgate/process"
+	"github.com/wsgate/wsgate/redisbus"
 )
 
 // version and commit are set at build time with
@@ -125,6 +126,7 @@ type wiring struct {
 	cli       *CLI
 	logger    *slog.Logger
 	gw        *gateway.Gateway
+	bus       *redisbus.Bus // nil without --bus
 	listeners gateway.Listeners
 	grace     time.Duration // gateway.Config.CloseGrace
 	cert      *certificate  // with --ssl, for reloads
@@ -173,12 +175,36 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 	}
 	cfg.Logger = logger
 	cfg.LoopbackOnly = loopbackOnly(w.listeners)
+	if cli.Bus != "" {
+		if w.bus, err = redisbus.New(redisbus.Options{URL: cli.Bus, Replay: cli.Replay, Logger: logger}); err != nil {
+			w.sockets.close()
+			return nil, fmt.Errorf("--bus: %w", err)
+		}
+		cfg.Bus = w.bus
+	}
 	if w.gw, err = gateway.New(cfg); err != nil {
 		w.sockets.close()
+		w.closeBus()
 		return nil, inFlagTerms(err)
 	}
 	w.logSettings()
 	return w, nil
+}
+
+// busName is the bus for the logs, without its password; "" for none.
+func (w *wiring) busName() string {
+	if w.bus == nil {
+		return ""
+	}
+	return redisbus.Redact(w.cli.Bus)
+}
+
+// closeBus takes this instance out of every stream on the bus, once the
+// gateway is done with it.
+func (w *wiring) closeBus() {
+	if w.bus != nil {
+		_ = w.bus.Close()
+	}
 }
 
 // logSettings says what wsgate makes of settings that interact.
@@ -200,6 +226,7 @@ func (w *wiring) logSettings() {
 func (w *wiring) serve() int {
 	sig := listenForSignals()
 	defer sig.stop()
+	defer w.closeBus() // after the gateway has shut down
 	logger, gw := w.logger, w.gw
 	metricsListeners, err := w.listenMetrics()
 	if err != nil {
@@ -213,7 +240,7 @@ func (w *wiring) serve() int {
 		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", err)
 		return exitFailure
 	}
-	logger.Info("serving", "command", w.cli.Command, "dir", w.cli.Dir, "version", version)
+	logger.Info("serving", "command", w.cli.Command, "dir", w.cli.Dir, "bus", w.busName(), "version", version)
 	reaper := process.StartReaper() // escapees of every session, reaped as they exit
 	defer reaper.Stop()
 

@@ -36,6 +36,7 @@ type sharedChild struct {
 	proc     *process.Process
 	stdin    *childStdin
 	stream   *broadcast.Stream
+	bs       *busStream // the stream on the bus, when there is one
 	log      *slog.Logger
 	start    time.Time
 
@@ -49,10 +50,12 @@ type sharedChild struct {
 	replaced       atomic.Bool
 }
 
-// registry holds the running shared children by key.
+// registry holds the running shared children by key, and on a bus, the
+// streams this instance has members of or leads.
 type registry struct {
 	mu       sync.Mutex
 	children map[string]*sharedChild
+	buses    map[string]*busStream
 }
 
 // join makes m a member of the stream of r's endpoint and query string,
@@ -60,6 +63,9 @@ type registry struct {
 // handshake response is sent, so that every line printed after that reaches
 // the client.
 func (g *Gateway) join(m *member, r *http.Request, c client, e endpoint, id string) error {
+	if g.cfg.Bus != nil {
+		return g.joinBus(m, r, c, e, id)
+	}
 	key := e.scriptName + "?" + r.URL.RawQuery
 	spec := processSpec(g.cfg, r, c, e, id) // outside the lock: it may look up a name
 	reg := &g.shared
@@ -68,7 +74,8 @@ func (g *Gateway) join(m *member, r *http.Request, c client, e endpoint, id stri
 	sc := reg.children[key]
 	if sc == nil {
 		var err error
-		if sc, err = g.startShared(e.scriptName, key, spec, c.addr); err != nil {
+		stream := broadcast.NewStream(g.cfg.QueueSize, g.cfg.Replay)
+		if sc, err = g.startShared(e.scriptName, key, spec, c.addr, stream, nil); err != nil {
 			return err
 		}
 		reg.children[key] = sc
@@ -88,8 +95,8 @@ func (g *Gateway) join(m *member, r *http.Request, c client, e endpoint, id stri
 }
 
 // startShared starts the shared child of key, a stream of endpoint, and its
-// feeder; reg.mu is held.
-func (g *Gateway) startShared(endpoint, key string, spec process.Spec, remote string) (*sharedChild, error) {
+// feeder publishing to stream, and to the bus with bs; reg.mu is held.
+func (g *Gateway) startShared(endpoint, key string, spec process.Spec, remote string, stream *broadcast.Stream, bs *busStream) (*sharedChild, error) {
 	if !g.forks.acquire() {
 		return nil, errTooManyForks
 	}
@@ -107,7 +114,8 @@ func (g *Gateway) startShared(endpoint, key string, spec process.Spec, remote st
 		key:      key,
 		proc:     proc,
 		stdin:    newChildStdin(proc.Stdin()),
-		stream:   broadcast.NewStream(g.cfg.QueueSize, g.cfg.Replay),
+		stream:   stream,
+		bs:       bs,
 		log:      g.log.With("stream", key, "pid", proc.Pid()),
 		start:    time.Now(),
 	}
@@ -122,6 +130,10 @@ func (g *Gateway) startShared(endpoint, key string, spec process.Spec, remote st
 // leave takes a member out of its stream. The last member to leave stops
 // the shared child, after the linger time unless someone joins meanwhile.
 func (g *Gateway) leave(m *member) {
+	if m.bs != nil {
+		g.leaveBus(m)
+		return
+	}
 	reg := &g.shared
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
@@ -167,26 +179,35 @@ func (sc *sharedChild) forgetLocked() {
 
 // pumpOutput feeds the shared child's output to the stream until its group
 // is gone, then ends the stream with the child's exit status: every member
-// gets its close frame after the lines it has queued.
+// gets its close frame after the lines it has queued. On a bus, the output
+// and the end go to the bus too.
 func (sc *sharedChild) pumpOutput() {
 	g := sc.g
 	defer g.sessions.Done()
 	defer g.forks.release()
 	defer g.setLive(sc.proc, false)
 	defer sc.stopOnShutdown()
+	var out frameOut = streamOut{sc}
+	if sc.bs != nil {
+		out = &busOut{sc: sc, bs: sc.bs}
+	}
 	status := sc.proc.Feed(outputWriters(g.cfg, sinkConfig{
-		out:      streamOut{sc},
+		out:      out,
 		maxLine:  g.cfg.MaxLineSize,
 		log:      sc.log,
 		replaced: &sc.replaced,
 	}))
 	g.observe.ChildEnded(sc.endpoint)
-	g.shared.mu.Lock()
-	sc.forgetLocked()
-	g.shared.mu.Unlock()
 	exit := status.String()
 	sc.exit.Store(&exit)
-	sc.stream.End(&broadcast.Message{Data: closeFrame(closeCodeFor(status), exit), Last: true})
+	if sc.bs != nil {
+		sc.bs.childEnded(sc, status, out.(*busOut))
+	} else {
+		g.shared.mu.Lock()
+		sc.forgetLocked()
+		g.shared.mu.Unlock()
+		sc.stream.End(&broadcast.Message{Data: closeFrame(closeCodeFor(status), exit), Last: true})
+	}
 	published, joined, _ := sc.stream.Stats()
 	sc.log.Log(context.Background(), logs.LevelAccess, "shared process ended",
 		"duration", time.Since(sc.start).Round(time.Millisecond),
@@ -233,7 +254,8 @@ func (o streamOut) failed(err error) error {
 // member holds none; at most one runs at a time, and it is the wire's only
 // writer.
 type member struct {
-	sc  *sharedChild
+	sc  *sharedChild // without a bus
+	bs  *busStream   // on a bus
 	sub *broadcast.Subscriber
 
 	mu         sync.Mutex
@@ -246,6 +268,14 @@ type member struct {
 	pumps      sync.WaitGroup
 
 	taken []*broadcast.Message // the pump's own
+}
+
+// exitStatus returns how the stream's process ended, or nil while it runs.
+func (m *member) exitStatus() *string {
+	if m.bs != nil {
+		return m.bs.exit.Load()
+	}
+	return m.sc.exit.Load()
 }
 
 // Wake starts the pump, or has the running one look again.
@@ -360,12 +390,18 @@ func (m *member) drain() {
 // client; the shared child is not the session's to stop.
 func (s *session) runMember(ctx context.Context, m *member) {
 	s.member = m
-	s.proc = m.sc.proc
-	s.stdin = m.sc.stdin
 	s.req = nil
-	s.log = s.log.With("pid", s.proc.Pid())
+	key := ""
+	if m.sc != nil {
+		s.proc = m.sc.proc
+		s.stdin = m.sc.stdin
+		s.log = s.log.With("pid", s.proc.Pid())
+		key = m.sc.key
+	} else {
+		key = m.bs.key // the process may run on another instance
+	}
 	s.wire.wake = m.Wake
-	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri, "stream", m.sc.key)
+	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri, "stream", key)
 	m.ready(s)
 	s.watch.start()
 	stopShutdownWatch := context.AfterFunc(ctx, func() {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/broadcast"
 	"github.com/wsgate/wsgate/process"
 )
 
@@ -132,6 +133,10 @@ type Config struct {
 	QueueSize int
 	// Linger is how long a shared child outlives its last client.
 	Linger time.Duration
+	// Bus shares each broadcast stream with the other instances on it, one
+	// process for all of them (broadcast mode). Nil keeps every stream in
+	// this instance.
+	Bus broadcast.Bus
 	// MaxConns bounds concurrent WebSocket connections; 0 means unlimited.
 	MaxConns int
 	// ServerSoftware is SERVER_SOFTWARE, e.g. "wsgate/1.0.0".
@@ -199,7 +204,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		forks:   newLimit(cfg.MaxForks),
-		shared:  registry{children: make(map[string]*sharedChild)},
+		shared:  registry{children: make(map[string]*sharedChild), buses: make(map[string]*busStream)},
 		conns:   newLimit(cfg.MaxConns),
 		proxies: trustedProxies(cfg.TrustedProxies),
 		observe: &counting{Observer: cfg.Observer},
@@ -490,6 +495,10 @@ func (g *Gateway) serveSession(s *session, m *member, refusal string) {
 	switch {
 	case refusal == errTooManyForks.Error():
 		g.observe.HandshakeRefused(RefusedLimit)
+		s.refuse(websocket.CloseTryAgainLater, refusal)
+		return
+	case refusal == errBusUnavailable.Error():
+		g.observe.HandshakeRefused(RefusedBus)
 		s.refuse(websocket.CloseTryAgainLater, refusal)
 		return
 	case refusal != "":

@@ -193,7 +193,7 @@ func (b *stdinBatch) deliverRest(err error) {
 	if b.buf == nil || !b.open || errors.Is(err, errClientGone) || b.s.ends.closingByUs() {
 		return
 	}
-	if err := b.s.stdin.writeLast(*b.buf, closeWait); err != nil {
+	if err := b.s.writeLastInput(*b.buf, closeWait); err != nil {
 		b.s.log.Debug("messages not delivered at the client's end", "bytes", len(*b.buf), "err", err)
 	}
 }
@@ -223,15 +223,30 @@ func newChildStdin(file *os.File) *childStdin {
 	return &childStdin{file: file, turn: make(chan struct{}, 1)}
 }
 
-// writeStdin writes to the child's stdin. A child that does not read blocks
+// writeStdin writes to the child's stdin, or a stream's on a bus.
+func (s *session) writeStdin(buf []byte) error {
+	if s.member != nil && s.member.bs != nil {
+		return s.member.bs.input(s, buf)
+	}
+	return s.writeStdinTo(s.stdin, buf)
+}
+
+// writeLastInput writes what the client sent as it left, within wait.
+func (s *session) writeLastInput(buf []byte, wait time.Duration) error {
+	if s.member != nil && s.member.bs != nil {
+		return s.member.bs.lastInput(buf, wait)
+	}
+	return s.stdin.writeLast(buf, wait)
+}
+
+// writeStdinTo writes to a child's stdin. A child that does not read blocks
 // the write, and so, through TCP, the client: that is the backpressure.
 // While blocked, or waiting for another client's write, it wakes every
 // stdinCheckInterval to see whether the client has hung up or the session is
 // closing, since the socket is not being read and would not tell by itself
 // (probeClient).
-func (s *session) writeStdin(buf []byte) error {
-	in := s.stdin
-	if err := s.waitStdinTurn(); err != nil || len(buf) == 0 {
+func (s *session) writeStdinTo(in *childStdin, buf []byte) error {
+	if err := s.waitStdinTurn(in); err != nil || len(buf) == 0 {
 		return err
 	}
 	defer func() { <-in.turn }()
@@ -271,9 +286,9 @@ func (s *session) probeClient() {
 }
 
 // waitStdinTurn waits until no other client writes to the shared stdin.
-func (s *session) waitStdinTurn() error {
+func (s *session) waitStdinTurn(in *childStdin) error {
 	select {
-	case s.stdin.turn <- struct{}{}:
+	case in.turn <- struct{}{}:
 		return nil
 	default:
 	}
@@ -281,7 +296,7 @@ func (s *session) waitStdinTurn() error {
 	defer tick.Stop()
 	for {
 		select {
-		case s.stdin.turn <- struct{}{}:
+		case in.turn <- struct{}{}:
 			return nil
 		case <-tick.C:
 			if s.ends.closingByUs() || peerHungUp(s.raw) {
@@ -316,6 +331,33 @@ func (in *childStdin) writeLast(p []byte, wait time.Duration) error {
 	_ = in.file.SetWriteDeadline(in.deadline)
 	_, err := in.file.Write(p)
 	return err
+}
+
+// writeUntil writes p whole, in its turn, unless stop is closed first or
+// the child stops reading its stdin: for input from another instance.
+func (in *childStdin) writeUntil(p []byte, stop <-chan struct{}) error {
+	select {
+	case in.turn <- struct{}{}:
+	case <-stop:
+		return errStdinClosed
+	}
+	defer func() { <-in.turn }()
+	for {
+		in.pushDeadline()
+		n, err := in.file.Write(p)
+		p = p[n:]
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, os.ErrDeadlineExceeded):
+			return errStdinClosed
+		}
+		select {
+		case <-stop:
+			return errStdinClosed
+		default:
+		}
+	}
 }
 
 // runeCut returns the length of data without a trailing incomplete UTF-8

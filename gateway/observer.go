@@ -14,7 +14,7 @@ import (
 // client sends. Embed NopObserver to implement only some methods.
 type Observer interface {
 	// HandshakeRefused: a WebSocket handshake was refused, or closed at
-	// once with 1013 for reason RefusedLimit.
+	// once with 1013 for reason RefusedLimit or RefusedBus.
 	HandshakeRefused(reason RefusalReason)
 	// ConnectionOpened: a WebSocket connection to endpoint is open.
 	ConnectionOpened(endpoint string)
@@ -57,10 +57,11 @@ const (
 	RefusedLimit      RefusalReason = "limit"       // over --maxforks: close 1013
 	RefusedShutdown   RefusalReason = "shutdown"    // the gateway is shutting down: 503
 	RefusedBadRequest RefusalReason = "bad_request" // not a valid handshake: 400 and the like
+	RefusedBus        RefusalReason = "bus"         // the bus (--bus) cannot be reached: close 1013
 )
 
 // RefusalReasons lists every RefusalReason.
-var RefusalReasons = []RefusalReason{RefusedOrigin, RefusedNotFound, RefusedLimit, RefusedShutdown, RefusedBadRequest}
+var RefusalReasons = []RefusalReason{RefusedOrigin, RefusedNotFound, RefusedLimit, RefusedShutdown, RefusedBadRequest, RefusedBus}
 
 // NopObserver ignores everything. Embed it in an Observer that implements
 // only some methods.

@@ -378,10 +378,11 @@ func (s *session) logAccess() {
 func (s *session) childExit() string {
 	switch {
 	case s.member != nil:
-		if exit := s.member.sc.exit.Load(); exit != nil {
-			return *exit
+		exit := s.member.exitStatus()
+		if exit == nil {
+			return ""
 		}
-		return ""
+		return *exit
 	case s.proc != nil:
 		return s.proc.Status().String()
 	}

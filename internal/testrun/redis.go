@@ -2,6 +2,7 @@ package testrun
 
 import (
 	"bufio"
+	"crypto/tls"
 	"net"
 	"os"
 	"os/exec"
@@ -27,6 +28,7 @@ type Redis struct {
 	dir  string
 	port int
 	log  *Buffer
+	tls  bool // the port speaks TLS only
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -63,6 +65,25 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 	return r
 }
 
+// StartRedisTLS is StartRedis with the port speaking TLS only, with the
+// server's certificate and key (PEM files), and without client
+// certificates.
+func StartRedisTLS(t testing.TB, certFile, keyFile, caFile string, extra ...string) *Redis {
+	t.Helper()
+	tlsArgs := []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile,
+		"--tls-ca-cert-file", caFile, "--tls-auth-clients", "no"}
+	r := &Redis{t: t, bin: RedisServer(t), args: append(tlsArgs, extra...), dir: t.TempDir(),
+		port: freePort(t), log: &Buffer{}, tls: true}
+	r.Start()
+	t.Cleanup(func() {
+		r.Kill()
+		if t.Failed() {
+			t.Logf("redis-server log:\n%s", r.log.String())
+		}
+	})
+	return r
+}
+
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()
@@ -87,10 +108,12 @@ func (r *Redis) Pid() int { return r.cmd.Process.Pid }
 // it answers a PING.
 func (r *Redis) Start() {
 	r.t.Helper()
-	args := append([]string{
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", "",
-	}, r.args...)
+	ports := []string{"--port", strconv.Itoa(r.port)}
+	if r.tls {
+		ports = []string{"--port", "0", "--tls-port", strconv.Itoa(r.port)}
+	}
+	args := append(append(ports, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", ""), r.args...)
 	r.cmd = exec.Command(r.bin, args...)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -123,6 +146,9 @@ func (r *Redis) answers() bool {
 	c, err := net.DialTimeout("tcp", r.Addr(), time.Second)
 	if err != nil {
 		return false
+	}
+	if r.tls { // a probe: whose certificate it is does not matter here
+		c = tls.Client(c, &tls.Config{InsecureSkipVerify: true})
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))

@@ -1,0 +1,356 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/internal/testrun"
+	"github.com/wsgate/wsgate/redisbus"
+)
+
+// Broadcast mode on a bus, with several gateways in this test process, each
+// with a bus of its own on one real Redis: as many instances would be.
+
+// busGateways serves cfg in broadcast mode from n gateways on one bus, a
+// Redis of the test's own.
+func busGateways(t *testing.T, n int, cfg Config) ([]*testGateway, *testrun.Redis) {
+	t.Helper()
+	srv := testrun.StartRedis(t)
+	return busGatewaysOn(t, srv.URL(), n, cfg), srv
+}
+
+// busGatewaysOn is busGateways on the Redis at url.
+func busGatewaysOn(t *testing.T, url string, n int, cfg Config) []*testGateway {
+	t.Helper()
+	var tgs []*testGateway
+	for range n {
+		logged := &syncBuffer{}
+		logger, _ := logs.New(logged, "text", logs.LevelDebug)
+		bus, err := redisbus.New(redisbus.Options{URL: url, Replay: cfg.Replay, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { // after the gateway's shutdown, registered below
+			_ = bus.Close()
+			if t.Failed() {
+				t.Logf("bus %s log:\n%s", bus.ID(), logged.String())
+			}
+		})
+		c := cfg
+		c.Broadcast, c.Bus = true, bus
+		tgs = append(tgs, newTestGateway(t, c))
+	}
+	return tgs
+}
+
+// leaders returns the indexes of the gateways running the process of the
+// stream key.
+func leaders(tgs []*testGateway, key string) []int {
+	var found []int
+	for i, tg := range tgs {
+		tg.gw.shared.mu.Lock()
+		bs := tg.gw.shared.buses[key]
+		tg.gw.shared.mu.Unlock()
+		if bs != nil && bs.leader.Load() != nil {
+			found = append(found, i)
+		}
+	}
+	return found
+}
+
+// waitLeader waits until one gateway runs the process of key, and returns
+// it.
+func waitLeader(t *testing.T, tgs []*testGateway, key string, within time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		switch l := leaders(tgs, key); {
+		case len(l) == 1:
+			return l[0]
+		case len(l) > 1:
+			t.Fatalf("gateways %v all run the process of %s", l, key)
+		case time.Now().After(deadline):
+			t.Fatalf("no gateway runs the process of %s within %v", key, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestBusClientsOnThreeInstancesShareOneProcessAndGetEveryLineInOrder(t *testing.T) {
+	t.Parallel()
+	const lines = 3000
+	cfg := script(t, "read -r go; echo $$; seq 1 "+itoa(lines)+"; while read -r line; do :; done")
+	cfg.QueueSize = 2 * lines // this test is about order, not slowness
+	tgs, _ := busGateways(t, 3, cfg)
+	var conns []*websocket.Conn
+	for i := range 9 {
+		conns = append(conns, tgs[i%3].dial(t, "/", nil))
+	}
+	waitLeader(t, tgs, "/?", time.Second)
+	send(t, conns[4], websocket.TextMessage, "go")
+	pid := ""
+	for i, c := range conns {
+		got := readMessageText(t, c)
+		if pid == "" {
+			pid = got
+		} else if got != pid {
+			t.Fatalf("client %d has process %s, client 0 has %s: two processes", i, got, pid)
+		}
+		if first := assertConsecutive(t, readN(t, c, lines)); first != 1 {
+			t.Fatalf("client %d: lines start at %d", i, first)
+		}
+	}
+	if l := leaders(tgs, "/?"); len(l) != 1 {
+		t.Errorf("gateways %v run the process", l)
+	}
+}
+
+func TestBusFirstClientsMessageReachesTheProcessItStarts(t *testing.T) {
+	t.Parallel()
+	tgs, _ := busGateways(t, 2, script(t, `while read -r line; do echo "got $line"; done`))
+	for i, tg := range tgs { // the first client of each stream, on each instance
+		c := tg.dial(t, "/?room="+itoa(i), nil)
+		send(t, c, websocket.TextMessage, "hello")
+		if got := readMessageText(t, c); got != "got hello" {
+			t.Fatalf("first client got %q", got)
+		}
+	}
+}
+
+func TestBusInputFromEveryInstanceReachesStdinWholeInEachClientsOrder(t *testing.T) {
+	t.Parallel()
+	const perClient = 50
+	tgs, _ := busGateways(t, 3, command(t, "cat"))
+	var conns []*websocket.Conn
+	for i := range 6 {
+		conns = append(conns, tgs[i%3].dial(t, "/", nil))
+	}
+	waitLeader(t, tgs, "/?", time.Second)
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range perClient {
+				// Some messages over 64 kB, streamed to stdin without a bus.
+				size := 100 + (j%4)*30000
+				msg := itoa(i) + " " + itoa(j) + " " + strings.Repeat(string(rune('a'+i)), size)
+				if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+					t.Errorf("client %d: %v", i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	msgs := readN(t, conns[0], len(conns)*perClient)
+	next := map[string]int{}
+	for _, m := range msgs {
+		f := strings.SplitN(m, " ", 3)
+		i, j := atoi(t, f[0]), atoi(t, f[1])
+		if f[2] != strings.Repeat(string(rune('a'+i)), 100+(j%4)*30000) {
+			t.Fatalf("message %s %s is not whole: %.60q...", f[0], f[1], f[2])
+		}
+		if j != next[f[0]] {
+			t.Fatalf("client %s: message %d after %d", f[0], j, next[f[0]]-1)
+		}
+		next[f[0]]++
+	}
+}
+
+func TestBusReplayOnAnotherInstanceThenLiveHasNoGapOrDuplicate(t *testing.T) {
+	t.Parallel()
+	cfg := script(t, `i=0; while :; do i=$((i+1)); echo $i; sleep 0.002; done`)
+	cfg.Replay = 20
+	tgs, _ := busGateways(t, 3, cfg)
+	first := tgs[0].dial(t, "/", nil)
+	readN(t, first, 50)
+	for i := range 6 {
+		late := tgs[1+i%2].dial(t, "/", nil)
+		msgs := readN(t, late, 100)
+		if n := assertConsecutive(t, msgs); n < 30 {
+			t.Errorf("a late client starts at line %d, before the replay could", n)
+		}
+		late.Close()
+	}
+}
+
+func TestBusProcessStopsOnlyWhenTheLastClientOnEveryInstanceHasLeft(t *testing.T) {
+	t.Parallel()
+	cfg := script(t, `echo $$; while read -r line; do echo "$line"; done`)
+	cfg.Linger = 300 * time.Millisecond
+	tgs, _ := busGateways(t, 2, cfg)
+	a := tgs[0].dial(t, "/", nil) // starts the process, on instance 0
+	pid := readPid(t, a)
+	b := tgs[1].dial(t, "/", nil)
+	waitLeader(t, tgs, "/?", time.Second)
+	a.Close()
+	time.Sleep(cfg.Linger + time.Second) // instance 1 still has b
+	if len(groupMembers(pid)) == 0 {
+		t.Fatal("the process stopped while a client on another instance remained")
+	}
+	send(t, b, websocket.TextMessage, "still here")
+	if got := readMessageText(t, b); got != "still here" {
+		t.Fatalf("got %q", got)
+	}
+	left := time.Now()
+	b.Close()
+	waitGroupGone(t, pid, cfg.Linger+3*time.Second)
+	if d := time.Since(left); d < cfg.Linger {
+		t.Errorf("the process stopped %v after the last client left, before the linger", d)
+	}
+}
+
+func TestBusProcessExitClosesEveryClientOnEveryInstanceWithItsCode(t *testing.T) {
+	t.Parallel()
+	tgs, _ := busGateways(t, 3, script(t, `read -r code; echo bye; exit $code`))
+	var conns []*websocket.Conn
+	for i := range 6 {
+		conns = append(conns, tgs[i%3].dial(t, "/", nil))
+	}
+	waitLeader(t, tgs, "/?", time.Second)
+	send(t, conns[5], websocket.TextMessage, "3")
+	for i, c := range conns {
+		msgs, ce := readUntilClose(t, c, 5*time.Second)
+		if len(msgs) != 1 || msgs[0] != "bye" {
+			t.Errorf("client %d got %q before the close", i, msgs)
+		}
+		assertClose(t, ce, websocket.CloseInternalServerErr, "exit status 3")
+	}
+	// The next client starts a new process.
+	c := tgs[1].dial(t, "/", nil)
+	send(t, c, websocket.TextMessage, "0")
+	msgs, ce := readUntilClose(t, c, 5*time.Second)
+	if len(msgs) != 1 {
+		t.Errorf("the next client got %q", msgs)
+	}
+	assertClose(t, ce, websocket.CloseNormalClosure, "exit status 0")
+}
+
+func TestBusLeaderShuttingDownHandsTheStreamOverAndOtherClientsStay(t *testing.T) {
+	t.Parallel()
+	tgs, _ := busGateways(t, 2, script(t, `echo "pid $$"; while read -r line; do echo "$$ $line"; done`))
+	a := tgs[0].dial(t, "/", nil)
+	old := readMessageText(t, a)
+	b := tgs[1].dial(t, "/", nil)
+	if err := tgs[0].gw.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, ce := readUntilClose(t, a, 3*time.Second)
+	assertClose(t, ce, websocket.CloseGoingAway, "server shutting down")
+	waitLeader(t, tgs[1:], "/?", 2*time.Second)
+	newer := readMessageText(t, b)
+	if !strings.HasPrefix(newer, "pid ") || newer == old {
+		t.Fatalf("after the handover the client got %q, want the new process's pid (the old one's: %q)", newer, old)
+	}
+	send(t, b, websocket.TextMessage, "hi")
+	if got := readMessageText(t, b); got != strings.TrimPrefix(newer, "pid ")+" hi" {
+		t.Fatalf("got %q from the new process", got)
+	}
+}
+
+func TestBusRedisLostCloses1012AndNewClientsAreServedOnceItIsBack(t *testing.T) {
+	t.Parallel()
+	tgs, srv := busGateways(t, 2, script(t, `echo $$; while read -r line; do echo "$line"; done`))
+	a := tgs[0].dial(t, "/", nil)
+	pid := readPid(t, a)
+	b := tgs[1].dial(t, "/", nil)
+	srv.Kill()
+	for _, c := range []*websocket.Conn{a, b} {
+		_, ce := readUntilClose(t, c, 5*time.Second)
+		assertClose(t, ce, websocket.CloseServiceRestart, "service restart")
+	}
+	waitGroupGone(t, pid, 3*time.Second)
+	_, ce := readUntilClose(t, tgs[1].dial(t, "/", nil), 5*time.Second)
+	assertClose(t, ce, websocket.CloseTryAgainLater, "bus unavailable")
+
+	srv.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := tgs[1].dial(t, "/", nil)
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_, data, err := c.ReadMessage()
+		if err == nil {
+			t.Logf("served again: process %s", data)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no client served within 10 s of Redis's return: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestBusALineTooLongClosesEveryClientOnEveryInstanceWith1009(t *testing.T) {
+	t.Parallel()
+	cfg := script(t, `read -r go; echo short; head -c 3000 /dev/zero | tr '\0' x; echo; sleep 5`)
+	cfg.MaxLineSize = 1000
+	tgs, _ := busGateways(t, 2, cfg)
+	a, b := tgs[0].dial(t, "/", nil), tgs[1].dial(t, "/", nil)
+	waitLeader(t, tgs, "/?", time.Second)
+	send(t, b, websocket.TextMessage, "go")
+	for _, c := range []*websocket.Conn{a, b} {
+		msgs, ce := readUntilClose(t, c, 5*time.Second)
+		if len(msgs) != 1 || msgs[0] != "short" {
+			t.Errorf("got %q before the close", msgs)
+		}
+		assertClose(t, ce, websocket.CloseMessageTooBig, "output line too long")
+	}
+}
+
+func TestBusSlowClientOnARelayIsClosed1013AndHoldsNoOneBack(t *testing.T) {
+	t.Parallel()
+	cfg := script(t, pacedLinesScript)
+	cfg.QueueSize = 256
+	tgs, _ := busGateways(t, 2, cfg)
+	local := tgs[0].dial(t, "/", nil)
+	waitLeader(t, tgs, "/?", time.Second)
+	slow := tgs[1].dial(t, "/", nil)
+	fast := tgs[1].dial(t, "/", nil)
+	// The slow client reads nothing until its queue has overflowed; the
+	// fast ones, on its instance and on the leader's, keep reading.
+	var got, gotLocal []string
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(tgs[1].logs.String(), "client too slow") {
+		if time.Now().After(deadline) {
+			t.Fatal("the silent client was not closed as too slow")
+		}
+		got = append(got, readN(t, fast, 100)...)
+		gotLocal = append(gotLocal, readN(t, local, 100)...)
+	}
+	assertConsecutive(t, got)
+	assertConsecutive(t, gotLocal)
+	msgs, ce := readUntilClose(t, slow, 10*time.Second)
+	assertClose(t, ce, websocket.CloseTryAgainLater, "client too slow")
+	if len(msgs) > 0 {
+		assertConsecutive(t, msgs)
+	}
+	assertConsecutive(t, readN(t, fast, 1000)[:1]) // still served
+}
+
+func TestBusUnreachableRefusesWith1013(t *testing.T) {
+	t.Parallel()
+	srv := testrun.StartRedis(t)
+	url := srv.URL()
+	srv.Kill()
+	tgs := busGatewaysOn(t, url, 1, command(t, "cat"))
+	_, ce := readUntilClose(t, tgs[0].dial(t, "/", nil), 5*time.Second)
+	assertClose(t, ce, websocket.CloseTryAgainLater, "bus unavailable")
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n := 0
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			t.Fatalf("%q is not a number", s)
+		}
+		n = 10*n + int(r-'0')
+	}
+	return n
+}
