@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -468,4 +469,179 @@ func TestBus_A1013IsPerClientAndAStoppedInstanceHoldsNoOneBack(t *testing.T) {
 	}
 	t.Logf("the stopped instance's client got %d lines, then %v", len(msgs), ce)
 	checkRun(t, "the stopped instance's client, before its close", msgs)
+}
+
+// haproxyRoundRobin is a round-robin HAProxy in front of wsgate instances:
+// a TCP check every 200 ms marks a dead one down at the first failure, and a
+// connection that fails is tried again on another.
+const haproxyRoundRobin = `global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout tunnel 1h
+    option redispatch
+    retries 3
+frontend ws
+    bind %s
+    default_backend wsgate
+backend wsgate
+    balance roundrobin
+    default-server check inter 200ms fall 1 rise 2
+%s`
+
+// startRoundRobinHAProxy runs HAProxy round-robin in front of gs, and
+// returns its address. HAProxy is stopped at the end of the test.
+func startRoundRobinHAProxy(t *testing.T, gs []*gatewayProc) string {
+	t.Helper()
+	haproxy := requireTool(t, "haproxy")
+	var servers strings.Builder
+	for i, g := range gs {
+		fmt.Fprintf(&servers, "    server wsgate%d %s\n", i, g.addr)
+	}
+	addr := freeAddr(t)
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	writeFile(t, path, fmt.Sprintf(haproxyRoundRobin, addr, servers.String()))
+	return runProxy(t, addr, haproxy, "-db", "-f", path).addr
+}
+
+// dialRetry dials url until it succeeds, within timeout: a client
+// reconnecting through a load balancer.
+func dialRetry(t *testing.T, url string, timeout time.Duration) *websocket.Conn {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		d := websocket.Dialer{HandshakeTimeout: time.Second}
+		conn, resp, err := d.Dial(url, nil)
+		if err == nil {
+			resp.Body.Close()
+			t.Cleanup(func() { conn.Close() })
+			return conn
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dial %s: %v", url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestBus_BehindHAProxyRoundRobinClientsShareOneProcessAndReconnectWhenAnInstanceDies(t *testing.T) {
+	redis := testrun.StartRedis(t)
+	script := writeScript(t, `(while :; do echo "tick $$"; sleep 0.1; done) &
+while read -r line; do echo "echo $line"; done`)
+	gs := busInstances(t, 3, redis.URL(), "--loglevel=trace", script)
+	lb := "ws://" + startRoundRobinHAProxy(t, gs) + "/"
+
+	conns := make([]*websocket.Conn, 12)
+	for i := range conns {
+		conns[i] = dial(t, lb)
+	}
+	for i, g := range gs { // round robin: 4 each
+		g.waitLog(5*time.Second, "session started", func(map[string]string) bool {
+			return len(logLines(g.logs(), "session started")) >= 4
+		})
+		if n := len(logLines(g.logs(), "session started")); n != 4 {
+			t.Errorf("instance %d has %d of the 12 clients", i, n)
+		}
+	}
+	leader, pid := waitOneChild(t, gs, 2*time.Second)
+	killGroupAtEnd(t, pid)
+	send(t, conns[1], "through the balancer")
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			_, data, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("client %d: %v", i, err)
+			}
+			if string(data) == "echo through the balancer" {
+				break
+			}
+			if string(data) != fmt.Sprintf("tick %d", pid) {
+				t.Fatalf("client %d got %q from another process than %d", i, data, pid)
+			}
+		}
+	}
+
+	// The instance running the process dies: its clients reconnect through
+	// the balancer to the others, where a new process runs.
+	gs[leader].cmd.Process.Kill()
+	var lost []int
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(6 * time.Second))
+		for {
+			_, data, err := c.ReadMessage()
+			if err != nil {
+				lost = append(lost, i)
+				break
+			}
+			if strings.HasPrefix(string(data), "tick ") && string(data) != fmt.Sprintf("tick %d", pid) {
+				break // the new process's
+			}
+		}
+	}
+	if len(lost) != 4 {
+		t.Errorf("%d clients lost their connection, want the dead instance's 4", len(lost))
+	}
+	for _, i := range lost {
+		conns[i] = dialRetry(t, lb, 5*time.Second)
+	}
+	_, newPid := waitOneChild(t, gs, 5*time.Second)
+	killGroupAtEnd(t, newPid)
+	send(t, conns[lost[0]], "after the failover")
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			_, data, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("client %d after the failover: %v", i, err)
+			}
+			if string(data) == "echo after the failover" {
+				break
+			}
+		}
+	}
+}
+
+func TestBus_RedissWithAPasswordWorksAndThePasswordIsNeverShown(t *testing.T) {
+	const secret = "bus-pw-8c1d2f"
+	pki := newTestPKI(t)
+	redis := testrun.StartRedisTLS(t, pki.serverCert, pki.serverKey, pki.caFile, "--requirepass", secret)
+	url := "rediss://:" + secret + "@" + redis.Addr() + "/2"
+	env := []string{"SSL_CERT_FILE=" + pki.caFile} // trust the test's CA
+	a := startGatewayEnv(t, env, "--broadcast", "--bus="+url, "cat")
+	b := startGatewayEnv(t, append(env, "WSGATE_BUS="+url), "--broadcast", "cat")
+	ca, cb := dial(t, a.url("/")), dial(t, b.url("/"))
+	waitOneChild(t, []*gatewayProc{a, b}, 2*time.Second)
+	send(t, cb, "over TLS")
+	for _, c := range []*websocket.Conn{ca, cb} {
+		if got := receive(t, c); got != "over TLS" {
+			t.Fatalf("got %q", got)
+		}
+	}
+
+	// A wrong password: clients are refused, and the log says why without
+	// the password.
+	wrong := startGatewayEnv(t, env, "--broadcast", "--bus=rediss://:not-"+secret+"@"+redis.Addr()+"/2", "cat")
+	expectClose(t, dial(t, wrong.url("/")), websocket.CloseTryAgainLater, "bus unavailable")
+	wrong.waitLog(5*time.Second, "cannot attach the stream to the bus", nil)
+
+	help, _, _ := runCLI(t, []string{"WSGATE_BUS=" + url}, "--help")
+	_, usage, _ := runCLI(t, nil, "--broadcast", "--bus=redis://:"+secret+"@127.0.0.1:notaport/0", "cat")
+	if !strings.Contains(usage, "--bus") {
+		t.Errorf("a bad bus URL's error does not name --bus: %q", usage)
+	}
+	for what, text := range map[string]string{
+		"a's log": a.logs(), "b's log": b.logs(), "the wrong password's log": wrong.logs(),
+		"--help": help, "the bad URL's error": usage,
+	} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the password shows in %s:\n%s", what, text)
+		}
+	}
+	if !strings.Contains(a.logs(), "rediss://:xxxxx@"+redis.Addr()+"/2") {
+		t.Errorf("the serving line does not name the bus, redacted:\n%s", a.logs())
+	}
 }
