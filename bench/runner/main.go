@@ -39,7 +39,15 @@ type config struct {
 	producer  string // bench/producer, the shared child of the fan-out scenarios
 }
 
+// subcommands are benchmarks with tables of their own, and helper commands
+// the benchmarks run, by the name given as the first argument; each file
+// that has one registers it.
+var subcommands = map[string]func(args []string) int{}
+
 func main() {
+	if len(os.Args) > 1 && subcommands[os.Args[1]] != nil {
+		os.Exit(subcommands[os.Args[1]](os.Args[2:]))
+	}
 	cfg, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0) // the flag package has printed the usage

@@ -172,7 +172,7 @@ func measureFan(ctx context.Context, s *server, p fanPlan, workers int, recordLa
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	subs, err := openSubscribers(ctx, s.url, p, workers, recordLatency, cancel)
+	subs, err := openSubscribers(ctx, []string{s.url}, p, workers, recordLatency, cancel)
 	if err != nil {
 		return r, err
 	}

@@ -108,13 +108,13 @@ func (sub *subscriber) receive() error {
 	return nil
 }
 
-// openSubscribers connects plan.subs subscribers with at most workers
-// handshakes in flight; each says hello and starts reading. On error it
-// closes whatever it had opened.
-func openSubscribers(ctx context.Context, url string, plan fanPlan, workers int, recordLatency bool, fail func(error)) ([]*subscriber, error) {
+// openSubscribers connects plan.subs subscribers, subscriber i to
+// urls[i % len(urls)], with at most workers handshakes in flight; each says
+// hello and starts reading. On error it closes whatever it had opened.
+func openSubscribers(ctx context.Context, urls []string, plan fanPlan, workers int, recordLatency bool, fail func(error)) ([]*subscriber, error) {
 	subs := make([]*subscriber, plan.subs)
 	err := forEach(ctx, plan.subs, workers, func(i int) error {
-		c, err := dial(ctx, url)
+		c, err := dial(ctx, urls[i%len(urls)])
 		if err != nil {
 			return fmt.Errorf("subscriber %d: %w", i, err)
 		}
