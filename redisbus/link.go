@@ -198,7 +198,9 @@ func (l *link) fail(err error) {
 			return
 		}
 		l.log.Error("bus link failed; ending the stream here", "err", err)
-		l.bus.trouble(err)
+		if !errors.Is(err, ErrLeaseLost) && !errors.Is(err, errGap) && !errors.Is(err, errBadEntry) {
+			l.bus.trouble(err) // Redis may be out of reach
+		}
 		l.h.Fail(err)
 		l.Close()
 	})
