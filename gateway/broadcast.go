@@ -223,15 +223,28 @@ func (sc *sharedChild) pumpOutput() {
 type streamOut struct{ sc *sharedChild }
 
 func (o streamOut) frame(op byte, fin bool, payload []byte, ends bool) error {
+	o.sc.stream.Publish(o.sc.g.sharedMessage(op, fin, payload))
+	return nil
+}
+
+// sharedMessage is one message of a broadcast stream, framed once for
+// every member, and under --compress compressed once for the members that
+// negotiated permessage-deflate.
+func (g *Gateway) sharedMessage(op byte, fin bool, payload []byte) *broadcast.Message {
 	data := appendFrameHeader(make([]byte, 0, maxFrameHeader+len(payload)), op, fin, len(payload))
 	msg := &broadcast.Message{Data: append(data, payload...), Size: len(payload)}
-	if o.sc.g.cfg.Compress && op != opContinuation && fin {
+	g.compressShared(msg, op, fin, payload)
+	return msg
+}
+
+// compressShared gives msg its compressed frame under --compress, when
+// that is smaller.
+func (g *Gateway) compressShared(msg *broadcast.Message, op byte, fin bool, payload []byte) {
+	if g.cfg.Compress && op != opContinuation && fin {
 		if f := appendMessageFrame(nil, op, payload, true); f[0]&rsv1Bit != 0 {
 			msg.Compressed = f
 		}
 	}
-	o.sc.stream.Publish(msg)
-	return nil
 }
 
 func (o streamOut) flush() error  { return nil }

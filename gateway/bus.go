@@ -138,7 +138,7 @@ func (bs *busStream) attach() {
 		return
 	}
 	for _, m := range at.Replay {
-		bs.stream.Publish(m) // no member yet: the replay buffer only
+		bs.stream.Publish(bs.fromBus(m)) // no member yet: the replay buffer only
 	}
 	bs.link = link
 	if !at.Lead {
@@ -260,7 +260,7 @@ func (bs *busStream) Lead() {
 // stream.
 func (bs *busStream) Deliver(m *broadcast.Message) {
 	if !m.Last {
-		bs.stream.Publish(m)
+		bs.stream.Publish(bs.fromBus(m))
 		return
 	}
 	_, reason := closeFrameContent(m.Data)
@@ -270,6 +270,16 @@ func (bs *busStream) Deliver(m *broadcast.Message) {
 	bs.forgetLocked()
 	bs.g.shared.mu.Unlock()
 	bs.link.Close()
+}
+
+// fromBus readies a message from the bus for the local members: the bus
+// carries the frame only, so under --compress each instance compresses it
+// once for its own members.
+func (bs *busStream) fromBus(m *broadcast.Message) *broadcast.Message {
+	if bs.g.cfg.Compress && len(m.Data) > 0 && m.Size <= len(m.Data) {
+		bs.g.compressShared(m, m.Data[0]&0x0f, m.Data[0]&finBit != 0, m.Data[len(m.Data)-m.Size:])
+	}
+	return m
 }
 
 // Input writes what a client on another instance sent to the process's
@@ -420,8 +430,7 @@ type busOut struct {
 }
 
 func (o *busOut) frame(op byte, fin bool, payload []byte, ends bool) error {
-	data := appendFrameHeader(make([]byte, 0, maxFrameHeader+len(payload)), op, fin, len(payload))
-	msg := &broadcast.Message{Data: append(data, payload...), Size: len(payload)}
+	msg := o.sc.g.sharedMessage(op, fin, payload)
 	o.sc.stream.Publish(msg)
 	o.batch = append(o.batch, msg)
 	o.size += len(msg.Data)

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -353,4 +355,38 @@ func atoi(t *testing.T, s string) int {
 		n = 10*n + int(r-'0')
 	}
 	return n
+}
+
+func TestBusUnderCompressEveryInstanceCompressesForItsOwnMembers(t *testing.T) {
+	t.Parallel()
+	lines := compressibleOutput()
+	file := filepath.Join(t.TempDir(), "out")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	payload := 0
+	for _, l := range lines {
+		payload += len(l)
+	}
+	cfg := script(t, "read -r go; cat "+file+"; while read -r line; do :; done")
+	cfg.Compress = true
+	tgs, _ := busGateways(t, 2, cfg)
+	local, _, localWire := tgs[0].dialCounting(t, "/", true)
+	waitLeader(t, tgs, "/?", time.Second)
+	relayed, _, relayedWire := tgs[1].dialCounting(t, "/", true)
+	send(t, relayed, websocket.TextMessage, "go")
+	for name, c := range map[string]*websocket.Conn{"local": local, "relayed": relayed} {
+		got := readN(t, c, len(lines))
+		for i := range lines {
+			if got[i] != lines[i] {
+				t.Fatalf("%s client: message %d is %.40q..., want %.40q...", name, i, got[i], lines[i])
+			}
+		}
+	}
+	for name, n := range map[string]int64{"local": localWire.read.Load(), "relayed": relayedWire.read.Load()} {
+		t.Logf("%s client: %d payload bytes took %d on the wire", name, payload, n)
+		if n > int64(payload/3) {
+			t.Errorf("%s client: %d bytes on the wire for %d of payload: not compressed", name, n, payload)
+		}
+	}
 }
