@@ -645,3 +645,20 @@ func TestBus_RedissWithAPasswordWorksAndThePasswordIsNeverShown(t *testing.T) {
 		t.Errorf("the serving line does not name the bus, redacted:\n%s", a.logs())
 	}
 }
+
+func TestBus_FlagNeedsBroadcastAndARedisURL(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--bus=redis://127.0.0.1:6379/0", "cat"}, "--replay, --lingerms and --bus need --broadcast"},
+		{[]string{"--broadcast", "--bus=http://127.0.0.1:6379/0", "cat"}, "--bus: bus URL http://127.0.0.1:6379/0: want redis:// or rediss://"},
+		{[]string{"--broadcast", "--bus=redis://127.0.0.1:6379/zero", "cat"}, "--bus: bus URL redis://127.0.0.1:6379/zero: redis: invalid database number"},
+	} {
+		_, stderr, code := runCLI(t, nil, c.args...)
+		if code != exitBadUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("wsgate %q: exit %d, %q; want %d and %q", c.args, code, stderr, exitBadUsage, c.want)
+		}
+	}
+}

@@ -16,7 +16,10 @@ import (
 )
 
 // Broadcast mode on a bus, with several gateways in this test process, each
-// with a bus of its own on one real Redis: as many instances would be.
+// with a bus of its own on one real Redis: as many instances would be. These
+// tests do not run in parallel: each runs a Redis and several gateways, and
+// running them before the parallel tests keeps their load off the tests that
+// measure timings.
 
 // busGateways serves cfg in broadcast mode from n gateways on one bus, a
 // Redis of the test's own.
@@ -84,7 +87,6 @@ func waitLeader(t *testing.T, tgs []*testGateway, key string, within time.Durati
 }
 
 func TestBusClientsOnThreeInstancesShareOneProcessAndGetEveryLineInOrder(t *testing.T) {
-	t.Parallel()
 	const lines = 3000
 	cfg := script(t, "read -r go; echo $$; seq 1 "+itoa(lines)+"; while read -r line; do :; done")
 	cfg.QueueSize = 2 * lines // this test is about order, not slowness
@@ -113,7 +115,6 @@ func TestBusClientsOnThreeInstancesShareOneProcessAndGetEveryLineInOrder(t *test
 }
 
 func TestBusFirstClientsMessageReachesTheProcessItStarts(t *testing.T) {
-	t.Parallel()
 	tgs, _ := busGateways(t, 2, script(t, `while read -r line; do echo "got $line"; done`))
 	for i, tg := range tgs { // the first client of each stream, on each instance
 		c := tg.dial(t, "/?room="+itoa(i), nil)
@@ -125,7 +126,6 @@ func TestBusFirstClientsMessageReachesTheProcessItStarts(t *testing.T) {
 }
 
 func TestBusInputFromEveryInstanceReachesStdinWholeInEachClientsOrder(t *testing.T) {
-	t.Parallel()
 	const perClient = 50
 	tgs, _ := busGateways(t, 3, command(t, "cat"))
 	var conns []*websocket.Conn
@@ -166,7 +166,6 @@ func TestBusInputFromEveryInstanceReachesStdinWholeInEachClientsOrder(t *testing
 }
 
 func TestBusReplayOnAnotherInstanceThenLiveHasNoGapOrDuplicate(t *testing.T) {
-	t.Parallel()
 	cfg := script(t, `i=0; while :; do i=$((i+1)); echo $i; sleep 0.002; done`)
 	cfg.Replay = 20
 	tgs, _ := busGateways(t, 3, cfg)
@@ -183,7 +182,6 @@ func TestBusReplayOnAnotherInstanceThenLiveHasNoGapOrDuplicate(t *testing.T) {
 }
 
 func TestBusProcessStopsOnlyWhenTheLastClientOnEveryInstanceHasLeft(t *testing.T) {
-	t.Parallel()
 	cfg := script(t, `echo $$; while read -r line; do echo "$line"; done`)
 	cfg.Linger = 300 * time.Millisecond
 	tgs, _ := busGateways(t, 2, cfg)
@@ -209,7 +207,6 @@ func TestBusProcessStopsOnlyWhenTheLastClientOnEveryInstanceHasLeft(t *testing.T
 }
 
 func TestBusProcessExitClosesEveryClientOnEveryInstanceWithItsCode(t *testing.T) {
-	t.Parallel()
 	tgs, _ := busGateways(t, 3, script(t, `read -r code; echo bye; exit $code`))
 	var conns []*websocket.Conn
 	for i := range 6 {
@@ -235,7 +232,6 @@ func TestBusProcessExitClosesEveryClientOnEveryInstanceWithItsCode(t *testing.T)
 }
 
 func TestBusLeaderShuttingDownHandsTheStreamOverAndOtherClientsStay(t *testing.T) {
-	t.Parallel()
 	tgs, _ := busGateways(t, 2, script(t, `echo "pid $$"; while read -r line; do echo "$$ $line"; done`))
 	a := tgs[0].dial(t, "/", nil)
 	old := readMessageText(t, a)
@@ -257,7 +253,6 @@ func TestBusLeaderShuttingDownHandsTheStreamOverAndOtherClientsStay(t *testing.T
 }
 
 func TestBusRedisLostCloses1012AndNewClientsAreServedOnceItIsBack(t *testing.T) {
-	t.Parallel()
 	tgs, srv := busGateways(t, 2, script(t, `echo $$; while read -r line; do echo "$line"; done`))
 	a := tgs[0].dial(t, "/", nil)
 	pid := readPid(t, a)
@@ -289,7 +284,6 @@ func TestBusRedisLostCloses1012AndNewClientsAreServedOnceItIsBack(t *testing.T) 
 }
 
 func TestBusALineTooLongClosesEveryClientOnEveryInstanceWith1009(t *testing.T) {
-	t.Parallel()
 	cfg := script(t, `read -r go; echo short; head -c 3000 /dev/zero | tr '\0' x; echo; sleep 5`)
 	cfg.MaxLineSize = 1000
 	tgs, _ := busGateways(t, 2, cfg)
@@ -306,7 +300,6 @@ func TestBusALineTooLongClosesEveryClientOnEveryInstanceWith1009(t *testing.T) {
 }
 
 func TestBusSlowClientOnARelayIsClosed1013AndHoldsNoOneBack(t *testing.T) {
-	t.Parallel()
 	cfg := script(t, pacedLinesScript)
 	cfg.QueueSize = 256
 	tgs, _ := busGateways(t, 2, cfg)
@@ -336,7 +329,6 @@ func TestBusSlowClientOnARelayIsClosed1013AndHoldsNoOneBack(t *testing.T) {
 }
 
 func TestBusUnreachableRefusesWith1013(t *testing.T) {
-	t.Parallel()
 	srv := testrun.StartRedis(t)
 	url := srv.URL()
 	srv.Kill()
@@ -358,7 +350,6 @@ func atoi(t *testing.T, s string) int {
 }
 
 func TestBusUnderCompressEveryInstanceCompressesForItsOwnMembers(t *testing.T) {
-	t.Parallel()
 	lines := compressibleOutput()
 	file := filepath.Join(t.TempDir(), "out")
 	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
