@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,32 +176,3 @@ func (r *Redis) Kill() {
 		r.t.Errorf("redis-server pid %d did not die of SIGKILL", r.cmd.Process.Pid)
 	}
 }
-
-// CPU returns the CPU time the running server has used so far.
-func (r *Redis) CPU() time.Duration {
-	r.t.Helper()
-	d, err := ProcessCPU(r.Pid())
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return d
-}
-
-// ProcessCPU returns the user and system CPU time process pid has used, from
-// /proc/PID/stat.
-func ProcessCPU(pid int) (time.Duration, error) {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0, err
-	}
-	s := string(stat)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	// After the command name, utime and stime are the 12th and 13th fields.
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / clockTicks, nil
-}
-
-// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every Linux
-// architecture Go supports.
-const clockTicks = 100
