@@ -126,7 +126,7 @@ func TestBusFirstClientsMessageReachesTheProcessItStarts(t *testing.T) {
 }
 
 func TestBusInputFromEveryInstanceReachesStdinWholeInEachClientsOrder(t *testing.T) {
-	const perClient = 50
+	const perClient = 30
 	tgs, _ := busGateways(t, 3, command(t, "cat"))
 	var conns []*websocket.Conn
 	for i := range 6 {
@@ -140,7 +140,7 @@ func TestBusInputFromEveryInstanceReachesStdinWholeInEachClientsOrder(t *testing
 			defer wg.Done()
 			for j := range perClient {
 				// Some messages over 64 kB, streamed to stdin without a bus.
-				size := 100 + (j%4)*30000
+				size := 100 + (j%3)*40000
 				msg := itoa(i) + " " + itoa(j) + " " + strings.Repeat(string(rune('a'+i)), size)
 				if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
 					t.Errorf("client %d: %v", i, err)
@@ -155,7 +155,7 @@ func TestBusInputFromEveryInstanceReachesStdinWholeInEachClientsOrder(t *testing
 	for _, m := range msgs {
 		f := strings.SplitN(m, " ", 3)
 		i, j := atoi(t, f[0]), atoi(t, f[1])
-		if f[2] != strings.Repeat(string(rune('a'+i)), 100+(j%4)*30000) {
+		if f[2] != strings.Repeat(string(rune('a'+i)), 100+(j%3)*40000) {
 			t.Fatalf("message %s %s is not whole: %.60q...", f[0], f[1], f[2])
 		}
 		if j != next[f[0]] {
