@@ -144,11 +144,7 @@ func TestTheLastMessageEndsTheStreamEverywhereAndFreesTheLease(t *testing.T) {
 	url := testrun.StartRedis(t).URL()
 	a, _ := attach(t, url, "/count", 10)
 	b, _ := attach(t, url, "/count", 10)
-	leader := leaderOf(t, a, b)
-	relay := a
-	if leader == a {
-		relay = b
-	}
+	leader, relay := leaderAndOther(t, a, b)
 	end := &broadcast.Message{Data: []byte("bye"), Last: true}
 	if err := leader.link.Publish(append(numbered(1, 3), end)); err != nil {
 		t.Fatal(err)
@@ -183,11 +179,7 @@ func TestALeaderThatStopsRenewingIsReplacedWithinTheLeaseTime(t *testing.T) {
 	url := testrun.StartRedis(t).URL()
 	a, _ := attach(t, url, "/feed", 5)
 	b, _ := attach(t, url, "/feed", 5)
-	leader := leaderOf(t, a, b)
-	other := a
-	if leader == a {
-		other = b
-	}
+	leader, other := leaderAndOther(t, a, b)
 	if err := leader.link.Publish(numbered(1, 10)); err != nil {
 		t.Fatal(err)
 	}
@@ -224,11 +216,7 @@ func TestALeaderThatLeavesHandsTheLeadOverAtOnce(t *testing.T) {
 	url := testrun.StartRedis(t).URL()
 	a, _ := attach(t, url, "/feed", 0)
 	b, _ := attach(t, url, "/feed", 0)
-	leader := leaderOf(t, a, b)
-	other := a
-	if leader == a {
-		other = b
-	}
+	leader, other := leaderAndOther(t, a, b)
 	left := time.Now()
 	leader.link.Close()
 	waitFor(t, 3*tickInterval, "the other instance leads", other.rec.leading)
@@ -277,11 +265,7 @@ func TestALeaderWhoseLeaseWasTakenCannotPublish(t *testing.T) {
 	url := testrun.StartRedis(t).URL()
 	a, _ := attach(t, url, "/feed", 0)
 	b, _ := attach(t, url, "/feed", 0)
-	leader := leaderOf(t, a, b)
-	other := a
-	if leader == a {
-		other = b
-	}
+	leader, other := leaderAndOther(t, a, b)
 	rdb := rawClient(t, url)
 	rdb.Set(context.Background(), keysFor("/feed").lease, "someone else", leaseTTL)
 	// The publish finds the lease gone, or the tick found it first.

@@ -181,6 +181,16 @@ func leaderOf(t *testing.T, parties ...*party) *party {
 	return leader
 }
 
+// leaderAndOther waits until one of a and b leads, and returns it and the
+// other.
+func leaderAndOther(t *testing.T, a, b *party) (*party, *party) {
+	t.Helper()
+	if leader := leaderOf(t, a, b); leader == b {
+		return b, a
+	}
+	return a, b
+}
+
 // numbered returns messages "from" to "to", as a leader would publish them.
 func numbered(from, to int) []*broadcast.Message {
 	var msgs []*broadcast.Message
