@@ -3,6 +3,8 @@ package testrun
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -28,6 +30,8 @@ type Redis struct {
 	port int
 	log  *Buffer
 	tls  bool // the port speaks TLS only
+
+	started bool // once: a restart keeps the port
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -104,9 +108,26 @@ func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
 func (r *Redis) Pid() int { return r.cmd.Process.Pid }
 
 // Start starts the server (again, after Kill) on its port, and waits until
-// it answers a PING.
+// it answers a PING on a socket of its own. At the first start, a port that
+// another process took meanwhile is given up for another, twice at most; a
+// restart keeps the port, as a restarted Redis would.
 func (r *Redis) Start() {
 	r.t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := r.start()
+		if err == nil {
+			r.started = true
+			return
+		}
+		if r.started || attempt == 3 || !strings.Contains(r.log.String(), "Address already in use") {
+			r.t.Fatalf("redis-server on port %d: %v:\n%s", r.port, err, r.log.String())
+		}
+		r.port = freePort(r.t)
+	}
+}
+
+// start runs the server once and waits until it answers on its own socket.
+func (r *Redis) start() error {
 	ports := []string{"--port", strconv.Itoa(r.port)}
 	if r.tls {
 		ports = []string{"--port", "0", "--tls-port", strconv.Itoa(r.port)}
@@ -117,7 +138,7 @@ func (r *Redis) Start() {
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
+		return err
 	}
 	exited := make(chan struct{})
 	r.exited = exited
@@ -127,16 +148,17 @@ func (r *Redis) Start() {
 		close(exited)
 	}()
 	deadline := time.Now().Add(redisStartTimeout)
-	for !r.answers() {
+	for !r.answers() || !ListensOn(cmd.Process.Pid, r.port) {
 		select {
 		case <-exited:
-			r.t.Fatalf("redis-server exited at start:\n%s", r.log.String())
+			return errors.New("exited at start")
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server did not answer within %v:\n%s", redisStartTimeout, r.log.String())
+			return fmt.Errorf("no answer within %v", redisStartTimeout)
 		}
 	}
+	return nil
 }
 
 // answers reports whether the server replies to a PING, with PONG or with
