@@ -136,7 +136,7 @@ func readUntilClose(t *testing.T, conn *websocket.Conn, within time.Duration) ([
 
 func readMessageText(t *testing.T, conn *websocket.Conn) string {
 	t.Helper()
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
 	_, data, err := conn.ReadMessage()
 	if err != nil {
 		t.Fatalf("read: %v", err)
