@@ -1,22 +1,32 @@
 // Package broadcast fans one stream of messages out to many subscribers, in
 // the same order for all. It knows nothing of WebSocket or of processes: a
 // message is opaque bytes, encoded once by whoever publishes it and shared by
-// every subscriber's queue.
+// every subscriber.
 //
-// Each subscriber has a bounded queue that grows on demand. Publishing never
-// blocks: a subscriber whose queue is full is cut off from the stream (its
+// The stream keeps what it published in one ring, shared by all; each
+// subscriber has only a cursor into it. A subscriber's queue is what lies
+// between its cursor and the head, bounded: publishing never blocks, and a
+// subscriber that falls further behind is cut off from the stream (its
 // Overflow is called) and gets nothing more, so what it was given is a
 // gap-free run of the stream, and it never holds back the publisher or the
-// other subscribers. A replay buffer gives a subscriber that joins the last
-// messages first, with no gap and no duplicate at the seam.
+// other subscribers. The ring grows on demand and lets go of what every
+// subscriber has taken, so a stream whose subscribers keep up holds little
+// more than its replay: the last messages, which a subscriber that joins gets
+// first, with no gap and no duplicate at the seam.
+//
+// A few delivery workers, started by the stream while there is something to
+// deliver, visit the subscribers after each publication and wake those that
+// have messages waiting; a subscriber's sink takes them with Take.
 package broadcast
 
 import (
+	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
-// Message is one message of a stream, shared by every queue it is in. It
-// must not be changed once published.
+// Message is one message of a stream, shared by every subscriber. It must
+// not be changed once published.
 type Message struct {
 	// Data is what subscribers send, as the publisher encoded it.
 	Data []byte
@@ -29,28 +39,55 @@ type Message struct {
 	Last bool
 }
 
-// Sink is a subscriber's end of the stream: the owner that drains its queue.
-// Its methods are called with the stream's lock held: they must not block
-// and must not call back into the stream.
+// Sink is a subscriber's end of the stream: the owner that takes its
+// messages and sends them on.
 type Sink interface {
-	// Wake says the queue went from empty to not empty: Take has work.
+	// Wake says messages wait for the subscriber: Take has work. A delivery
+	// worker calls it, with no lock held, and the other subscribers of the
+	// worker wait meanwhile: it may send what it takes at once, but must
+	// not wait for a slow client; what cannot go at once it sends from a
+	// goroutine of its own.
 	Wake()
-	// Overflow says the queue was full: the subscriber has been cut off
-	// from the stream and will be given nothing more.
+	// Overflow says the subscriber fell more than its queue behind: it has
+	// been cut off from the stream and will be given nothing more. It is
+	// called with no lock held.
 	Overflow()
 }
+
+// minRing is the ring's first size: it grows on demand, doubling.
+const minRing = 16
 
 // Stream is one stream of messages and its subscribers. Its methods are safe
 // for concurrent use.
 type Stream struct {
-	queueLimit int
+	queueLimit int64
+	replay     int64
+	ringMax    int // the ring's largest size, a power of two
 
-	mu        sync.Mutex
-	subs      []*Subscriber
-	replay    []*Message // the last messages, oldest first, at most cap(replay)
-	published int64
-	joined    int64
-	ended     bool
+	// head and dataHead are written under mu and read without it by the
+	// delivery workers: the sequence number of the next message, and of the
+	// one after the last data message (all but the end).
+	head, dataHead atomic.Int64
+
+	mu         sync.Mutex
+	ring       []*Message // messages tail to head-1, at seq & (len-1); a power of two long
+	tail       int64
+	subs       []*Subscriber
+	snapshot   []*Subscriber // subs as the delivery workers see them, rebuilt when dirty
+	dirty      bool
+	workers    []worker
+	delivering int // workers running
+	idle       *sync.Cond
+	published  int64
+	joined     int64
+	ended      bool
+}
+
+// worker is the state of one delivery worker, guarded by the stream's mu.
+// Worker k visits the subscribers at k, k+len(workers) and so on.
+type worker struct {
+	running bool
+	again   bool // published since the pass began: pass again
 }
 
 // NewStream returns a stream whose subscribers queue at most queueLimit
@@ -58,57 +95,72 @@ type Stream struct {
 // joins with replay. The replay comes on top of the queue: a newcomer does
 // not start with a full queue.
 func NewStream(queueLimit, replay int) *Stream {
-	s := &Stream{queueLimit: queueLimit}
-	if replay > 0 {
-		s.replay = make([]*Message, 0, replay)
+	s := &Stream{
+		queueLimit: int64(queueLimit),
+		replay:     int64(max(replay, 0)),
+		ringMax:    ceilPow2(queueLimit + max(replay, 0) + 1), // +1: the end
+		workers:    make([]worker, runtime.GOMAXPROCS(0)),
 	}
+	s.idle = sync.NewCond(&s.mu)
 	return s
 }
 
-// Subscriber is one subscriber's queue.
-type Subscriber struct {
-	sink   Sink
-	index  int // in the stream's subs; -1 once cut off or gone
-	extra  int // the replay it was given, allowed on top of the queue
-	mu     sync.Mutex
-	queue  []*Message
-	closed bool
+// ceilPow2 returns the least power of two not below n, and at least minRing.
+func ceilPow2(n int) int {
+	p := minRing
+	for p < n {
+		p *= 2
+	}
+	return p
 }
 
-// Join adds a subscriber draining through sink, and reports false if the
-// stream has ended. With replay, the subscriber's queue starts with the
-// replay buffer; every message published after Join returns reaches it.
+// Subscriber is one subscriber's place in the stream.
+type Subscriber struct {
+	stream *Stream
+	sink   Sink
+	limit  int64 // how far behind it may fall: the queue, and the replay it was given
+	index  int   // in the stream's subs, under its mu; -1 once cut off or gone
+	cursor atomic.Int64
+	gone   atomic.Bool
+}
+
+// Join adds a subscriber taking its messages through sink, and reports
+// false if the stream has ended. With replay, the subscriber starts with the
+// replay; every message published after Join returns reaches it.
 func (s *Stream) Join(sink Sink, replay bool) (*Subscriber, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
 		return nil, false
 	}
-	sub := &Subscriber{sink: sink, index: len(s.subs)}
-	if replay && len(s.replay) > 0 {
-		sub.queue = append(make([]*Message, 0, len(s.replay)), s.replay...)
-		sub.extra = len(s.replay)
-		sink.Wake()
+	head := s.head.Load()
+	given := int64(0)
+	if replay {
+		given = min(s.replay, head-s.tail)
 	}
+	sub := &Subscriber{stream: s, sink: sink, limit: s.queueLimit + given, index: len(s.subs)}
+	sub.cursor.Store(head - given)
 	s.subs = append(s.subs, sub)
+	s.dirty = true
 	s.joined++
+	if given > 0 {
+		s.kick()
+	}
 	return sub, true
 }
 
-// Leave removes a subscriber and returns how many remain. Its queue is
-// dropped. Leaving twice, or after being cut off, is harmless.
+// Leave removes a subscriber and returns how many remain. Leaving twice, or
+// after being cut off, is harmless.
 func (s *Stream) Leave(sub *Subscriber) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.remove(sub)
-	sub.mu.Lock()
-	sub.queue, sub.closed = nil, true
-	sub.mu.Unlock()
 	return len(s.subs)
 }
 
 // remove takes sub out of subs, with s.mu held.
 func (s *Stream) remove(sub *Subscriber) {
+	sub.gone.Store(true)
 	i := sub.index
 	if i < 0 {
 		return
@@ -119,6 +171,7 @@ func (s *Stream) remove(sub *Subscriber) {
 	s.subs[last] = nil
 	s.subs = s.subs[:last]
 	sub.index = -1
+	s.dirty = true
 }
 
 // Publish gives m to every subscriber, and keeps it for replay. It never
@@ -130,22 +183,13 @@ func (s *Stream) Publish(m *Message) {
 		return
 	}
 	s.published++
-	if cap(s.replay) > 0 {
-		if len(s.replay) == cap(s.replay) {
-			copy(s.replay, s.replay[1:])
-			s.replay = s.replay[:len(s.replay)-1]
-		}
-		s.replay = append(s.replay, m)
+	s.push(m)
+	s.dataHead.Store(s.head.Load())
+	if len(s.subs) == 0 {
+		s.trim() // no worker passes to let go of what nobody will take
+		return
 	}
-	for i := 0; i < len(s.subs); {
-		sub := s.subs[i]
-		if sub.offer(m, s.queueLimit) {
-			i++
-			continue
-		}
-		s.remove(sub) // moves the last subscriber to i
-		sub.sink.Overflow()
-	}
+	s.kick()
 }
 
 // End gives last to every subscriber after what it has queued, however full
@@ -157,9 +201,8 @@ func (s *Stream) End(last *Message) {
 		return
 	}
 	s.ended = true
-	for _, sub := range s.subs {
-		sub.offer(last, -1)
-	}
+	s.push(last)
+	s.kick()
 }
 
 // Stats returns how many messages were published and how many subscribers
@@ -170,45 +213,182 @@ func (s *Stream) Stats() (published, joined int64, subscribed int) {
 	return s.published, s.joined, len(s.subs)
 }
 
-// offer queues m unless the queue holds limit messages already (a negative
-// limit: none), and wakes the sink when the queue was empty.
-func (sub *Subscriber) offer(m *Message, limit int) bool {
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
-	if sub.closed {
-		return true // leaving: Leave removes it
+// Wait returns once no delivery worker runs: after End, once every
+// subscriber has been woken for the last message.
+func (s *Stream) Wait() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.delivering > 0 {
+		s.idle.Wait()
 	}
-	if limit >= 0 && len(sub.queue) >= limit+sub.extra {
-		sub.queue, sub.closed = nil, true
-		return false
-	}
-	sub.queue = append(sub.queue, m)
-	if len(sub.queue) == 1 {
-		sub.sink.Wake()
-	}
-	return true
 }
 
-// Take moves the oldest queued messages into buf and returns it: as many as
-// carry maxSize bytes of Data or more (all of them when maxSize is 0), and
-// none when nothing is queued. Taking a little at a time, a drainer that is
-// stuck on a slow client keeps little of the stream alive. The next message
-// queued after a Take that found the queue empty wakes the sink again.
+// push appends m to the ring, growing it, or when it is as big as it gets
+// dropping the oldest message, which every subscriber still subscribed has
+// then taken (else it is further behind than its limit), with s.mu held.
+func (s *Stream) push(m *Message) {
+	head := s.head.Load()
+	if head-s.tail == int64(len(s.ring)) {
+		if len(s.ring) < s.ringMax {
+			s.grow()
+		} else {
+			s.ring[s.tail&int64(len(s.ring)-1)] = nil
+			s.tail++
+		}
+	}
+	s.ring[head&int64(len(s.ring)-1)] = m
+	s.head.Store(head + 1)
+}
+
+// grow doubles the ring, with s.mu held.
+func (s *Stream) grow() { s.resize(max(minRing, 2*len(s.ring))) }
+
+// resize moves what the ring holds to one of size places, a power of two
+// big enough, with s.mu held.
+func (s *Stream) resize(size int) {
+	ring := make([]*Message, size)
+	for seq := s.tail; seq < s.head.Load(); seq++ {
+		ring[seq&int64(len(ring)-1)] = s.ring[seq&int64(len(s.ring)-1)]
+	}
+	s.ring = ring
+}
+
+// trim lets go of the messages every subscriber has taken, but the replay,
+// with s.mu held. It looks at every cursor: a cost of a few ns a subscriber
+// once a pass, which spares the passes any bookkeeping of joins. When none is subscribed, the ring is back to nothing but
+// the replay.
+func (s *Stream) trim() {
+	low := s.dataHead.Load() - s.replay
+	for _, sub := range s.subs {
+		low = min(low, sub.cursor.Load())
+	}
+	for s.tail < low {
+		s.ring[s.tail&int64(len(s.ring)-1)] = nil
+		s.tail++
+	}
+	if held := s.head.Load() - s.tail; held == 0 && !s.ended {
+		s.ring = nil // nothing held: the next message starts a small ring
+	} else if len(s.ring) > minRing && held*4 <= int64(len(s.ring)) {
+		s.resize(len(s.ring) / 2) // grown for a burst, or a subscriber that was behind
+	}
+}
+
+// kick has every delivery worker pass over the subscribers, starting those
+// that are not running, with s.mu held.
+func (s *Stream) kick() {
+	for k := range s.workers {
+		w := &s.workers[k]
+		if w.running {
+			w.again = true
+			continue
+		}
+		w.running = true
+		s.delivering++
+		go s.deliver(k)
+	}
+}
+
+// deliver is delivery worker k: it passes over its share of the
+// subscribers, waking each that has messages waiting and cutting off each
+// that fell too far behind, until a pass begins with nothing new published.
+func (s *Stream) deliver(k int) {
+	for {
+		s.mu.Lock()
+		w := &s.workers[k]
+		w.again = false
+		if s.dirty {
+			s.snapshot = append([]*Subscriber(nil), s.subs...)
+			s.dirty = false
+		}
+		subs := s.snapshot
+		s.mu.Unlock()
+
+		s.pass(subs, k)
+
+		s.mu.Lock()
+		s.trim()
+		if !w.again {
+			w.running = false
+			s.delivering--
+			if s.delivering == 0 {
+				s.idle.Broadcast()
+			}
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+// pass visits worker k's share of subs.
+func (s *Stream) pass(subs []*Subscriber, k int) {
+	for i := k; i < len(subs); i += len(s.workers) {
+		sub := subs[i]
+		if sub.gone.Load() {
+			continue
+		}
+		head := s.head.Load()
+		if c := sub.cursor.Load(); c < head {
+			if s.tooFar(sub, c) {
+				s.cutOff(sub)
+				continue
+			}
+			sub.sink.Wake()
+		}
+	}
+}
+
+// tooFar reports whether a subscriber at cursor has more data messages
+// waiting than its limit. The end does not count: it reaches every
+// subscriber that kept within its limit.
+func (s *Stream) tooFar(sub *Subscriber, cursor int64) bool {
+	return s.dataHead.Load()-cursor > sub.limit
+}
+
+// cutOff takes a subscriber that fell too far behind out of the stream and
+// tells its sink.
+func (s *Stream) cutOff(sub *Subscriber) {
+	s.mu.Lock()
+	if sub.gone.Load() {
+		s.mu.Unlock()
+		return
+	}
+	s.remove(sub)
+	s.mu.Unlock()
+	sub.sink.Overflow()
+}
+
+// Take appends the oldest messages waiting for the subscriber to buf and
+// returns it: as many as carry maxSize bytes of Data or more (all of them
+// when maxSize is 0), and none when nothing waits or the subscriber is cut
+// off. A subscriber found further behind than its limit is cut off here
+// (its sink's Overflow is called before Take returns).
 func (sub *Subscriber) Take(buf []*Message, maxSize int) []*Message {
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
-	if len(sub.queue) == 0 {
-		sub.queue = nil // a subscriber that is keeping up holds no queue
-		return buf[:0]
+	s := sub.stream
+	buf = buf[:0]
+	s.mu.Lock()
+	if sub.gone.Load() {
+		s.mu.Unlock()
+		return buf
 	}
-	n, size := 0, 0
-	for n < len(sub.queue) && (maxSize <= 0 || size < maxSize) {
-		size += len(sub.queue[n].Data)
-		n++
+	cursor, head := sub.cursor.Load(), s.head.Load()
+	if s.tooFar(sub, cursor) || cursor < s.tail {
+		s.mu.Unlock()
+		s.cutOff(sub)
+		return buf
 	}
-	buf = append(buf[:0], sub.queue[:n]...)
-	rest := copy(sub.queue, sub.queue[n:])
-	clear(sub.queue[rest:])
-	sub.queue = sub.queue[:rest]
+	size := 0
+	for ; cursor < head && (maxSize <= 0 || size < maxSize); cursor++ {
+		m := s.ring[cursor&int64(len(s.ring)-1)]
+		buf = append(buf, m)
+		size += len(m.Data)
+	}
+	sub.cursor.Store(cursor)
+	s.mu.Unlock()
 	return buf
+}
+
+// Waiting reports whether messages wait for the subscriber.
+func (sub *Subscriber) Waiting() bool {
+	return !sub.gone.Load() && sub.cursor.Load() < sub.stream.head.Load()
 }

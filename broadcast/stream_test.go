@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -29,6 +30,39 @@ func (s *sink) Overflow() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.overflowed = true
+}
+
+func (s *sink) woken() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wakes
+}
+
+func (s *sink) cutOff() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.overflowed
+}
+
+// takingSink takes its messages when woken, as the gateway's members do.
+type takingSink struct {
+	mu  sync.Mutex
+	sub *Subscriber
+	got []*Message
+}
+
+func (s *takingSink) Wake() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got = append(s.got, s.sub.Take(nil, 0)...)
+}
+
+func (s *takingSink) Overflow() {}
+
+func (s *takingSink) messages() []*Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got
 }
 
 func msg(i int) *Message {
@@ -80,23 +114,109 @@ func TestEverySubscriberGetsTheSameMessagesInOrderSharedNotCopied(t *testing.T) 
 	}
 }
 
-func TestSinkIsWokenOnlyWhenItsQueueStopsBeingEmpty(t *testing.T) {
+func TestWorkersWakeEachSubscriberWithMessagesWaitingAndNoOther(t *testing.T) {
 	t.Parallel()
 	s := NewStream(100, 0)
+	sinks := make([]*sink, 5)
+	subs := make([]*Subscriber, len(sinks))
+	for i := range sinks {
+		sinks[i] = &sink{}
+		subs[i], _ = s.Join(sinks[i], false)
+	}
+	s.Publish(msg(1))
+	s.Wait()
+	for i, k := range sinks {
+		if k.woken() == 0 {
+			t.Fatalf("subscriber %d was not woken for a message", i)
+		}
+		subs[i].Take(nil, 0)
+	}
+	s.Leave(subs[0])
+	before := sinks[0].woken()
+	s.Publish(msg(2))
+	subs[1].Take(nil, 0) // taken before the workers come by, maybe
+	s.Wait()
+	if sinks[0].woken() != before {
+		t.Error("a subscriber that left was woken")
+	}
+	for i := 2; i < len(sinks); i++ {
+		if sinks[i].woken() < 2 {
+			t.Errorf("subscriber %d woken %d times for two messages apart", i, sinks[i].woken())
+		}
+	}
+}
+
+func TestDeliveryThroughWakeGivesEverySubscriberEverythingInOrder(t *testing.T) {
+	t.Parallel()
+	const n = 3000
+	s := NewStream(n, 0)
+	sinks := make([]*takingSink, 50)
+	for i := range sinks {
+		sinks[i] = &takingSink{}
+		sinks[i].mu.Lock() // Join may wake it before sub is set
+		sinks[i].sub, _ = s.Join(sinks[i], false)
+		sinks[i].mu.Unlock()
+	}
+	for i := 1; i <= n; i++ {
+		s.Publish(msg(i))
+	}
+	s.End(&Message{Last: true})
+	s.Wait()
+	for i, k := range sinks {
+		got := k.messages()
+		if len(got) != n+1 || !got[n].Last {
+			t.Fatalf("subscriber %d got %d messages, want %d and the end", i, len(got), n+1)
+		}
+		assertRun(t, numbers(t, got[:n]), 1, n)
+	}
+}
+
+func TestTheRingLetsGoOfWhatEverySubscriberTookButTheReplay(t *testing.T) {
+	t.Parallel()
+	s := NewStream(1000, 3)
+	a, b := &takingSink{}, &takingSink{}
+	for _, k := range []*takingSink{a, b} {
+		k.mu.Lock()
+		k.sub, _ = s.Join(k, false)
+		k.mu.Unlock()
+	}
+	for i := 1; i <= 500; i++ {
+		s.Publish(msg(i))
+	}
+	s.Wait()
+	s.mu.Lock()
+	held := s.head.Load() - s.tail
+	s.mu.Unlock()
+	if held != 3 {
+		t.Errorf("the ring holds %d messages once all were taken, want the replay of 3", held)
+	}
+	s.Leave(a.sub)
+	s.Leave(b.sub)
+	for i := 501; i <= 600; i++ {
+		s.Publish(msg(i))
+	}
+	s.mu.Lock()
+	held, size := s.head.Load()-s.tail, len(s.ring)
+	s.mu.Unlock()
+	if held != 3 || size > minRing {
+		t.Errorf("with no subscriber the ring holds %d messages in %d places, want the replay of 3", held, size)
+	}
+}
+
+func TestAFarBehindSubscriberIsCutOffByItsOwnTake(t *testing.T) {
+	t.Parallel()
+	s := NewStream(4, 0)
 	k := &sink{}
 	sub, _ := s.Join(k, false)
-	s.Publish(msg(1))
-	s.Publish(msg(2))
-	if k.wakes != 1 {
-		t.Fatalf("woken %d times for two messages into an empty queue, want 1", k.wakes)
+	s.Wait()
+	s.mu.Lock() // no worker passes meanwhile: Take alone must tell
+	for i := 1; i <= 100; i++ {
+		s.push(msg(i))
+		s.dataHead.Store(s.head.Load())
 	}
-	sub.Take(nil, 0)
-	if got := sub.Take(nil, 0); len(got) != 0 {
-		t.Fatalf("second Take = %d messages", len(got))
-	}
-	s.Publish(msg(3))
-	if k.wakes != 2 {
-		t.Fatalf("woken %d times, want again once the queue was emptied", k.wakes)
+	s.mu.Unlock()
+	if got := sub.Take(nil, 0); len(got) != 0 || !k.cutOff() {
+		t.Errorf("Take gave %d messages (cut off: %v) to a subscriber 100 behind with a queue of 4", len(got), k.cutOff())
 	}
 }
 
@@ -111,8 +231,9 @@ func TestFullQueueCutsTheSubscriberOffAfterAGapFreeRun(t *testing.T) {
 		s.Publish(msg(i))
 		got = append(got, numbers(t, fastSub.Take(nil, 0))...)
 	}
+	s.Wait()
 	assertRun(t, got, 1, 20) // the fast one is never held back
-	if !slow.overflowed || fast.overflowed {
+	if !slow.cutOff() || fast.cutOff() {
 		t.Fatalf("overflowed: slow %v, fast %v", slow.overflowed, fast.overflowed)
 	}
 	if rest := slowSub.Take(nil, 0); len(rest) != 0 {
@@ -131,7 +252,8 @@ func TestReplayGivesTheLastMessagesThenTheLiveOnesWithoutGapOrDuplicate(t *testi
 	}
 	k := &sink{}
 	sub, _ := s.Join(k, true)
-	if k.wakes != 1 {
+	s.Wait()
+	if k.woken() == 0 {
 		t.Errorf("a replay must wake the sink")
 	}
 	for i := 13; i <= 15; i++ {
@@ -155,7 +277,8 @@ func TestReplayComesOnTopOfTheQueue(t *testing.T) {
 	for i := 13; i <= 15; i++ {
 		s.Publish(msg(i))
 	}
-	if k.overflowed {
+	s.Wait()
+	if k.cutOff() {
 		t.Fatal("a newcomer overflowed on its replay and a queue's worth")
 	}
 	assertRun(t, numbers(t, sub.Take(nil, 0)), 3, 15)
@@ -164,7 +287,8 @@ func TestReplayComesOnTopOfTheQueue(t *testing.T) {
 	for i := 16; i <= 19; i++ {
 		s.Publish(msg(i))
 	}
-	if !k2.overflowed {
+	s.Wait()
+	if !k2.cutOff() {
 		t.Error("a newcomer that took nothing did not overflow past its replay and queue")
 	}
 }
@@ -251,5 +375,47 @@ func TestTakeTakesAsMuchAsAskedOldestFirst(t *testing.T) {
 	assertRun(t, numbers(t, sub.Take(nil, 0)), 14, 19)
 	if got := sub.Take(nil, 0); len(got) != 0 {
 		t.Errorf("an empty queue gave %d messages", len(got))
+	}
+}
+
+func TestSubscribersJoiningWhileWorkersPassLoseNothing(t *testing.T) {
+	t.Parallel()
+	const n = 20000
+	s := NewStream(n, 0)
+	sinks := make([]*takingSink, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i <= n; i++ {
+			s.Publish(msg(i))
+		}
+		s.End(&Message{Last: true})
+	}()
+	for i := range sinks {
+		k := &takingSink{}
+		k.mu.Lock()
+		k.sub, _ = s.Join(k, false)
+		k.mu.Unlock()
+		sinks[i] = k
+		if i%10 == 0 {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+	<-done
+	s.Wait()
+	for i, k := range sinks {
+		if k.sub == nil {
+			continue // joined after the end
+		}
+		got := k.messages()
+		if len(got) == 0 {
+			continue // joined just before the end: nothing but it could come
+		}
+		if !got[len(got)-1].Last {
+			t.Fatalf("subscriber %d did not get the end (cut off?) after %d messages", i, len(got))
+		}
+		if nums := numbers(t, got[:len(got)-1]); len(nums) > 0 {
+			assertRun(t, nums, nums[0], n)
+		}
 	}
 }

@@ -262,10 +262,11 @@ func (o streamOut) failed(err error) error {
 }
 
 // member is a session's place in a broadcast stream: the sink the stream
-// wakes, and the pump that drains the session's queue to its wire. The pump
-// is a goroutine only while there is something to write, so that an idle
-// member holds none; at most one runs at a time, and it is the wire's only
-// writer.
+// wakes. Woken by a delivery worker, it sends what waits at once, as far as
+// the client's socket takes it without waiting; what does not go at once,
+// and the control frames, a pump sends: a goroutine only while there is
+// something to write, so that an idle member holds none. One of the two
+// writes at a time (running), and it is the wire's only writer.
 type member struct {
 	sc  *sharedChild // without a bus
 	bs  *busStream   // on a bus
@@ -273,14 +274,14 @@ type member struct {
 
 	mu         sync.Mutex
 	s          *session // set once the handshake response is sent
-	running    bool     // a pump is running
-	again      bool     // the pump must look again before it stops
+	running    bool     // a worker or the pump is writing
+	again      bool     // woken meanwhile: look again before stopping
 	pending    bool     // woken before the session was ready
 	overflowed bool     // cut off before the session was ready
-	stopped    bool     // the session has ended: no more pumps
-	pumps      sync.WaitGroup
+	stopped    bool     // the session has ended: nothing more is written
+	writers    sync.WaitGroup
 
-	taken []*broadcast.Message // the pump's own
+	taken []*broadcast.Message // taken and not yet encoded: the writer's own
 }
 
 // exitStatus returns how the stream's process ended, or nil while it runs.
@@ -291,24 +292,34 @@ func (m *member) exitStatus() *string {
 	return m.sc.exit.Load()
 }
 
-// Wake starts the pump, or has the running one look again.
+// Wake sends what waits, or has the writer at work look again.
 func (m *member) Wake() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	switch {
 	case m.stopped:
+		m.mu.Unlock()
+		return
 	case m.s == nil:
 		m.pending = true
+		m.mu.Unlock()
+		return
 	case m.running:
 		m.again = true
-	default:
-		m.running = true
-		m.pumps.Add(1)
-		go m.pump()
+		m.mu.Unlock()
+		return
 	}
+	m.running = true
+	m.writers.Add(1)
+	m.mu.Unlock()
+	for m.sendNow() {
+		if m.done() {
+			return
+		}
+	}
+	go m.pump()
 }
 
-// Overflow closes the client with 1013: its queue is full.
+// Overflow closes the client with 1013: it fell too far behind.
 func (m *member) Overflow() {
 	m.mu.Lock()
 	s := m.s
@@ -336,61 +347,107 @@ func (m *member) ready(s *session) {
 	}
 }
 
-// stop waits for the pump and starts no other.
+// stop waits for the writer at work and lets no other start.
 func (m *member) stop() {
 	m.mu.Lock()
 	m.stopped = true
 	m.mu.Unlock()
-	m.pumps.Wait()
+	m.writers.Wait()
 }
 
-// pump drains the queue and the control frames to the wire until both are
-// empty.
-func (m *member) pump() {
-	defer m.pumps.Done()
-	for {
-		m.drain()
-		m.mu.Lock()
-		if !m.again {
-			m.running = false
-			m.mu.Unlock()
-			return
-		}
+// done ends the writer's turn, and reports false when it was woken
+// meanwhile and must look again.
+func (m *member) done() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.again {
 		m.again = false
-		m.mu.Unlock()
+		return false
+	}
+	m.running = false
+	m.writers.Done()
+	return true
+}
+
+// sendNow sends the messages waiting, as far as the client's socket takes
+// them at once, and reports whether all went: if not, the pump is to send
+// the rest (what the batch holds, then m.taken, then the stream's). Control
+// frames waiting, the stream's end and a TLS connection are the pump's too.
+func (m *member) sendNow() bool {
+	s, w := m.s, m.s.wire
+	var scratch [64]*broadcast.Message // on the stack: no allocation per line
+	for {
+		// A chunk at most: writeNow writes a batch of one.
+		taken := m.sub.Take(scratch[:0], writeChunk)
+		if len(taken) == 0 {
+			return !w.controlsWaiting()
+		}
+		if n := m.encode(taken); n < len(taken) {
+			m.taken = append(m.taken[:0], taken[n:]...)
+			s.out.shrink()
+			return false
+		}
+		if !w.writeNow(&s.out) {
+			s.out.shrink() // the pump may be a while coming
+			return false
+		}
 	}
 }
 
-// drain writes the control frames asked for and what the queue holds: the
-// messages, each encoded once for every member (and compressed once for the
-// members that negotiated permessage-deflate), and after the last one the
-// stream's close frame.
+// encode adds the messages to the session's batch, each as encoded once
+// for every member (compressed once for the members that negotiated
+// permessage-deflate), and returns how many it added: it stops before the
+// stream's end, and before a message the batch has no room for.
+func (m *member) encode(msgs []*broadcast.Message) int {
+	s := m.s
+	for i, msg := range msgs {
+		data := msg.Data
+		if s.deflate && msg.Compressed != nil {
+			data = msg.Compressed
+		}
+		if msg.Last || s.out.full(len(data)) {
+			return i
+		}
+		s.out.encoded(data, msg.Size)
+	}
+	return len(msgs)
+}
+
+// pump sends what sendNow left, the control frames asked for, and what the
+// stream holds for the member, until nothing waits.
+func (m *member) pump() {
+	for {
+		m.drain()
+		if m.done() {
+			return
+		}
+	}
+}
+
+// drain writes what the batch holds, the control frames asked for and
+// every message waiting, and after the last one the stream's close frame.
 func (m *member) drain() {
 	s, w := m.s, m.s.wire
-	if w.writeControls() != nil {
+	if w.write(&s.out) != nil { // what sendNow could not finish, if anything
 		return
 	}
 	for {
-		m.taken = m.sub.Take(m.taken, batchLimit)
+		if len(m.taken) == 0 {
+			m.taken = m.sub.Take(m.taken, batchLimit)
+		}
 		if len(m.taken) == 0 {
 			break
 		}
-		for _, msg := range m.taken {
-			if msg.Last {
-				_ = w.write(&s.out)
-				s.streamEnded(msg.Data)
-				return
-			}
-			data := msg.Data
-			if s.deflate && msg.Compressed != nil {
-				data = msg.Compressed
-			}
-			if s.out.full(len(data)) && w.write(&s.out) != nil {
-				return
-			}
-			s.out.encoded(data, msg.Size)
+		n := m.encode(m.taken)
+		if n < len(m.taken) && m.taken[n].Last {
+			_ = w.write(&s.out)
+			s.streamEnded(m.taken[n].Data)
+			m.taken = nil
+			return
 		}
-		clear(m.taken)
+		rest := copy(m.taken, m.taken[n:])
+		clear(m.taken[rest:])
+		m.taken = m.taken[:rest]
 		if w.write(&s.out) != nil {
 			return
 		}
@@ -398,10 +455,13 @@ func (m *member) drain() {
 	m.taken = nil // an idle member holds no buffer
 }
 
-// runMember serves a member until the client's side ends. The session reads
-// the client and writes to the shared stdin; the member's pump writes to the
-// client; the shared child is not the session's to stop.
-func (s *session) runMember(ctx context.Context, m *member) {
+// enter makes the session a member of its stream, once the handshake
+// response is sent: what waited for it is written, and the watchdog and the
+// shutdown hook start. It runs on the handshake's goroutine, not on the
+// session's own, so that the session's goroutine, which waits for the
+// client most of its life, never needs more than the smallest stack (see
+// readMember).
+func (s *session) enter(ctx context.Context, m *member) {
 	s.member = m
 	s.req = nil
 	key := ""
@@ -417,11 +477,23 @@ func (s *session) runMember(ctx context.Context, m *member) {
 	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri, "stream", key)
 	m.ready(s)
 	s.watch.start()
-	stopShutdownWatch := context.AfterFunc(ctx, func() {
+	s.unwatchShutdown = context.AfterFunc(ctx, func() {
 		s.closeWith(websocket.CloseGoingAway, "server shutting down")
 	})
-	s.clientEnded(s.copyInput())
-	stopShutdownWatch()
+}
+
+// runMember serves a member that entered its stream until the client's
+// side ends. The session reads the client and writes to the shared stdin;
+// the member's writers write to the client; the shared child is not the
+// session's to stop.
+func (s *session) runMember() {
+	m := s.member
+	if sr := s.plainReader(); sr != nil {
+		s.clientEnded(s.readMember(sr))
+	} else {
+		s.clientEnded(s.copyInput())
+	}
+	s.unwatchShutdown()
 
 	s.gw.leave(m)
 	s.wire.abandon(time.Now().Add(closeReplyWait))
@@ -429,8 +501,17 @@ func (s *session) runMember(ctx context.Context, m *member) {
 	m.stop()
 	s.watch.stop()
 	s.settle()
-	s.conn.Close()
+	s.client.Close()
 	s.logAccess()
+}
+
+// plainReader returns a reader of the member's socket, unless the
+// connection is under TLS: then gorilla reads it.
+func (s *session) plainReader() *socketReader {
+	if s.wire.rawWrite == nil {
+		return nil
+	}
+	return newSocketReader(s.raw)
 }
 
 // tooSlow closes a member whose queue is full with 1013.

@@ -415,3 +415,28 @@ func TestBroadcastInBinaryModeWithPassStderrAndDir(t *testing.T) {
 		}
 	})
 }
+
+// Every line must reach every client without waiting for the next one: a
+// wake-up lost between the stream's delivery workers and a member's writer
+// would leave a line until more output came, and here none comes until
+// every client has the line.
+func TestBroadcastEachLineArrivesWithoutWaitingForTheNext(t *testing.T) {
+	t.Parallel()
+	const clients, rounds = 3, 300
+	tg := newTestGateway(t, broadcastScript(t, "exec cat"))
+	conns := make([]*websocket.Conn, clients)
+	for i := range conns {
+		conns[i] = tg.dial(t, "/", nil)
+	}
+	for n := range rounds {
+		want := strconv.Itoa(n)
+		send(t, conns[n%clients], websocket.TextMessage, want)
+		for i, c := range conns {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, data, err := c.ReadMessage()
+			if err != nil || string(data) != want {
+				t.Fatalf("round %d: client %d got %q, %v; want %q", n, i, data, err, want)
+			}
+		}
+	}
+}

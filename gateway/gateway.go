@@ -482,6 +482,9 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpo
 	}
 	s := newSession(g, conn, hw, r, e, c, id)
 	g.observe.ConnectionOpened(e.scriptName)
+	if m != nil {
+		s.enter(g.ctx, m)
+	}
 	go g.serveSession(s, m, refusal)
 }
 
@@ -508,7 +511,7 @@ func (g *Gateway) serveSession(s *session, m *member, refusal string) {
 	defer g.conns.release()
 	switch {
 	case m != nil:
-		s.runMember(g.ctx, m)
+		s.runMember()
 	case !g.forks.acquire():
 		g.observe.HandshakeRefused(RefusedLimit)
 		s.refuse(websocket.CloseTryAgainLater, errTooManyForks.Error())

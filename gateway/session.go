@@ -48,11 +48,13 @@ type session struct {
 	proc   *process.Process
 	wire   *wire
 	watch  *watchdog
-	out    frameBatch    // frames waiting for the wire: pumpOutput's own
-	stdin  *childStdin   // the child's, or the shared child's
-	member *member       // the session's place in a broadcast stream; nil in per-connection mode
-	pumped chan struct{} // closed when pumpOutput has returned
-	ended  chan struct{} // closed once the session is logged (serveSession)
+	out    frameBatch  // frames waiting for the wire: pumpOutput's own
+	stdin  *childStdin // the child's, or the shared child's
+	member *member     // the session's place in a broadcast stream; nil in per-connection mode
+	// unwatchShutdown stops a member's shutdown hook.
+	unwatchShutdown func() bool
+	pumped          chan struct{} // closed when pumpOutput has returned
+	ended           chan struct{} // closed once the session is logged (serveSession)
 	// deflate says that messages to the client are compressed
 	// (permessage-deflate was negotiated).
 	deflate bool
@@ -291,7 +293,7 @@ func (s *session) drop(reason string) {
 	}
 	s.dropReason.CompareAndSwap(nil, &reason)
 	s.log.Debug("dropping client", "reason", reason)
-	s.conn.Close() // the reader returns, and the session ends
+	s.client.Close() // the reader returns, and the session ends
 }
 
 // readUntilClosed reads and discards until the client answers the close

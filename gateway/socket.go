@@ -11,12 +11,8 @@ import (
 // peerHungUp reports whether the peer of conn has closed or reset the
 // connection, even while unread data is queued before its FIN.
 func peerHungUp(conn net.Conn) bool {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
+	raw := rawConnOf(conn)
+	if raw == nil {
 		return false
 	}
 	hungUp := false
@@ -83,4 +79,70 @@ func unsentBytes(conn net.Conn) (int, bool) {
 		return 0, false
 	}
 	return int(n), true
+}
+
+// socketWriter writes to a socket without waiting for it: what the socket
+// does not take at once is left to the caller. Its function is bound once,
+// so that a write allocates nothing; one goroutine at a time uses it.
+type socketWriter struct {
+	rc  syscall.RawConn
+	do  func(fd uintptr) bool
+	p   []byte
+	n   int
+	err error
+}
+
+// newSocketWriter returns a writer to conn's socket, or nil when conn has
+// none.
+func newSocketWriter(conn net.Conn) *socketWriter {
+	rc := rawConnOf(conn)
+	if rc == nil {
+		return nil
+	}
+	sw := &socketWriter{rc: rc}
+	sw.do = sw.writeFD
+	return sw
+}
+
+// write writes what of p the socket takes at once. The raw connection holds
+// the descriptor open meanwhile, so a close from another goroutine cannot
+// hand its number to another socket under the write.
+func (sw *socketWriter) write(p []byte) (int, error) {
+	sw.p = p
+	err := sw.rc.Write(sw.do)
+	n, werr := sw.n, sw.err
+	sw.p, sw.n, sw.err = nil, 0, nil
+	if err != nil {
+		return 0, err
+	}
+	return n, werr
+}
+
+func (sw *socketWriter) writeFD(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), sw.p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			sw.n, sw.err = 0, nil
+		default:
+			sw.n, sw.err = max(n, 0), err
+		}
+		return true
+	}
+}
+
+// rawConnOf returns the raw connection of conn's socket, or nil when conn
+// has none of its own (TLS, say).
+func rawConnOf(conn net.Conn) syscall.RawConn {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }

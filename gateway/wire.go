@@ -43,6 +43,9 @@ type wire struct {
 	unanswered   atomic.Int64 // client pings answered only by a later pong
 	moved        time.Time    // when a write last moved bytes: the writer's own
 
+	// rawWrite writes to the socket without waiting; nil under TLS.
+	rawWrite *socketWriter
+
 	sent   atomic.Int64 // bytes written to conn, by the writer alone
 	failed error        // the writer's own
 	ledger ledger
@@ -56,6 +59,9 @@ type wire struct {
 
 func newWire(conn, raw net.Conn, timeout time.Duration) *wire {
 	w := &wire{conn: conn, raw: raw, timeout: timeout, wake: func() {}, moved: time.Now()}
+	if conn == raw {
+		w.rawWrite = newSocketWriter(raw)
+	}
 	w.progressed(w.moved)
 	return w
 }
@@ -242,6 +248,52 @@ func (w *wire) writeControls() error {
 	}
 }
 
+// controlsWaiting reports whether control frames wait for the writer.
+func (w *wire) controlsWaiting() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.controls) > 0
+}
+
+// writeNow writes a batch of one chunk as far as the socket takes it
+// without waiting, and reports whether all of it went; the rest stays in b
+// for write. It writes nothing under TLS, while control frames wait (write
+// sends them first), once a close frame was asked for, or once the writer
+// is bounded by abandon: write deals with those.
+func (w *wire) writeNow(b *frameBatch) bool {
+	chunks := b.chunks()
+	if w.rawWrite == nil || w.failed != nil || len(chunks) != 1 {
+		return false
+	}
+	w.mu.Lock()
+	held := len(w.controls) > 0 || w.closing || !w.ending.IsZero()
+	w.mu.Unlock()
+	if held {
+		return false
+	}
+	cut := chunks[0]
+	w.ledger.record(w.sent.Load()+int64(cut.at), cut.msgs, cut.payload)
+	w.busy.Store(true)
+	n, err := w.rawWrite.write(b.buf)
+	w.busy.Store(false)
+	if n > 0 {
+		w.sent.Add(int64(n))
+		w.moved = time.Now()
+		w.progressed(w.moved)
+	}
+	if err != nil {
+		w.failed = err
+		return false
+	}
+	if n < len(b.buf) {
+		b.consumed(n)
+		return false
+	}
+	w.tell(cut)
+	b.reset()
+	return true
+}
+
 // closeAfterData asks for a close frame that follows all the data written,
 // unless one was asked for already, and writes what is waiting.
 func (w *wire) closeAfterData(code int, reason string) error {
@@ -371,8 +423,21 @@ func (b *frameBatch) encoded(frame []byte, size int) {
 func (b *frameBatch) hold() {
 	if b.pooled == nil {
 		b.pooled = getFrameBuffer()
-		b.buf = *b.pooled
+		b.buf = append(*b.pooled, b.buf...) // what shrink kept, if anything
 	}
+}
+
+// shrink moves what the batch holds out of its pooled buffer into one of
+// its own size, and gives the pooled one back: for a batch that waits for
+// a writer to come, so that many waiting hold no more than they must.
+func (b *frameBatch) shrink() {
+	if b.pooled == nil {
+		return
+	}
+	kept := append([]byte(nil), b.buf...)
+	*b.pooled = b.buf[:0]
+	putFrameBuffer(b.pooled)
+	b.pooled, b.buf = nil, kept
 }
 
 // added counts a frame just appended, and marks a chunk's end after every
@@ -391,6 +456,14 @@ func (b *frameBatch) cut() {
 	b.cuts[b.ncuts] = chunkEnd{at: len(b.buf), msgs: b.msgTotal + b.msgs, payload: b.payTotal + b.payload}
 	b.ncuts++
 	b.lastCut = len(b.buf)
+}
+
+// consumed drops the first n bytes of a batch of one chunk, written
+// already.
+func (b *frameBatch) consumed(n int) {
+	b.buf = b.buf[:copy(b.buf, b.buf[n:])]
+	b.cuts[0].at -= n
+	b.lastCut -= n
 }
 
 // size returns how many bytes the batch holds.
@@ -416,8 +489,9 @@ func (b *frameBatch) reset() {
 	if b.pooled != nil {
 		*b.pooled = b.buf[:0] // grown past its capacity, putFrameBuffer lets it go
 		putFrameBuffer(b.pooled)
-		b.pooled, b.buf = nil, nil
+		b.pooled = nil
 	}
+	b.buf = nil
 }
 
 // ledger tells how many messages and payload bytes a client has
