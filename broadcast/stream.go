@@ -387,8 +387,3 @@ func (sub *Subscriber) Take(buf []*Message, maxSize int) []*Message {
 	s.mu.Unlock()
 	return buf
 }
-
-// Waiting reports whether messages wait for the subscriber.
-func (sub *Subscriber) Waiting() bool {
-	return !sub.gone.Load() && sub.cursor.Load() < sub.stream.head.Load()
-}

@@ -208,6 +208,7 @@ func (sc *sharedChild) pumpOutput() {
 		g.shared.mu.Unlock()
 		sc.stream.End(&broadcast.Message{Data: closeFrame(closeCodeFor(status), exit), Last: true})
 	}
+	sc.stream.Wait() // its delivery workers have woken every member for the end
 	published, joined, _ := sc.stream.Stats()
 	sc.log.Log(context.Background(), logs.LevelAccess, "shared process ended",
 		"duration", time.Since(sc.start).Round(time.Millisecond),
