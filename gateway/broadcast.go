@@ -458,10 +458,8 @@ func (m *member) drain() {
 
 // enter makes the session a member of its stream, once the handshake
 // response is sent: what waited for it is written, and the watchdog and the
-// shutdown hook start. It runs on the handshake's goroutine, not on the
-// session's own, so that the session's goroutine, which waits for the
-// client most of its life, never needs more than the smallest stack (see
-// readMember).
+// shutdown hook start. It runs on the handshake's goroutine: a member
+// read through the readiness set has no goroutine of its own.
 func (s *session) enter(ctx context.Context, m *member) {
 	s.member = m
 	s.req = nil
@@ -483,19 +481,21 @@ func (s *session) enter(ctx context.Context, m *member) {
 	})
 }
 
-// runMember serves a member that entered its stream until the client's
-// side ends. The session reads the client and writes to the shared stdin;
-// the member's writers write to the client; the shared child is not the
-// session's to stop.
+// runMember serves a member under TLS, or one the readiness set cannot
+// take, until the client's side ends: gorilla reads the client, on the
+// session's goroutine, and the session writes to the shared stdin; the
+// member's writers write to the client.
 func (s *session) runMember() {
-	m := s.member
-	if sr := s.plainReader(); sr != nil {
-		s.clientEnded(s.readMember(sr))
-	} else {
-		s.clientEnded(s.copyInput())
-	}
-	s.unwatchShutdown()
+	s.clientEnded(s.copyInput())
+	s.endMember()
+}
 
+// endMember ends a member whose client's side is over: it leaves the
+// stream, its writers finish within the close handshake's bound, and its
+// access line is logged. The shared child is not the session's to stop.
+func (s *session) endMember() {
+	m := s.member
+	s.unwatchShutdown()
 	s.gw.leave(m)
 	s.wire.abandon(time.Now().Add(closeReplyWait))
 	m.Wake() // a close reply, if one is asked for

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/readiness"
 	"github.com/wsgate/wsgate/process"
 )
 
@@ -194,6 +195,7 @@ type Gateway struct {
 	live     map[*process.Process]struct{} // running children
 	open     map[*session]struct{}         // sessions being served
 	sessions sync.WaitGroup
+	members  *readiness.Set // where broadcast members wait for their clients; made for the first
 }
 
 // New returns a gateway for cfg, or an error naming a directory or origin
@@ -372,6 +374,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		g.sessions.Wait()
+		g.closeMemberSockets()
 		close(done)
 	}()
 	select {
@@ -484,6 +487,9 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpo
 	g.observe.ConnectionOpened(e.scriptName)
 	if m != nil {
 		s.enter(g.ctx, m)
+		if sr := s.plainReader(); sr != nil && s.watchMember(sr) {
+			return // the readiness set has it now
+		}
 	}
 	go g.serveSession(s, m, refusal)
 }
@@ -491,10 +497,8 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpo
 // serveSession runs a session to its end: a refusal, a member of a broadcast
 // stream, or a client with its own child.
 func (g *Gateway) serveSession(s *session, m *member, refusal string) {
-	defer g.sessions.Done()
-	defer close(s.ended) // after the access line and setOpen
 	g.setOpen(s, true)
-	defer g.setOpen(s, false)
+	defer g.sessionEnded(s)
 	switch {
 	case refusal == errTooManyForks.Error():
 		g.observe.HandshakeRefused(RefusedLimit)
@@ -518,6 +522,41 @@ func (g *Gateway) serveSession(s *session, m *member, refusal string) {
 	default:
 		defer g.forks.release()
 		s.run(g.ctx)
+	}
+}
+
+// sessionEnded tells the gateway a session has ended and logged, which
+// Shutdown and Abort wait for.
+func (g *Gateway) sessionEnded(s *session) {
+	g.setOpen(s, false)
+	close(s.ended)
+	g.sessions.Done()
+}
+
+// memberSockets returns the readiness set broadcast members' sockets wait
+// in, made for the first. Shutdown closes it once every session has ended.
+func (g *Gateway) memberSockets() (*readiness.Set, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.members == nil {
+		set, err := readiness.NewSet()
+		if err != nil {
+			return nil, err
+		}
+		g.members = set
+	}
+	return g.members, nil
+}
+
+// closeMemberSockets stops the readiness set, if there is one; call it
+// once no session is left.
+func (g *Gateway) closeMemberSockets() {
+	g.mu.Lock()
+	set := g.members
+	g.members = nil
+	g.mu.Unlock()
+	if set != nil {
+		set.Close()
 	}
 }
 

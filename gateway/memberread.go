@@ -6,73 +6,91 @@ import (
 	"io"
 	"net"
 	"syscall"
-	"unsafe"
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/internal/clientframes"
+	"github.com/wsgate/wsgate/internal/readiness"
 )
 
 // A broadcast member over plain TCP or a Unix socket is read without
-// gorilla: an idle viewer of a dashboard should cost next to nothing, and
-// gorilla's reader holds a buffer for the connection's life while its
-// goroutine waits in it. readMember waits for data holding no buffer, reads
-// what is there into a pooled one, and decodes it with a
-// clientframes.Decoder, which holds nothing between messages. A member
-// under TLS is read through gorilla (copyInput): TLS keeps buffers of its
-// own anyway.
+// gorilla, and without a goroutine while it waits: an idle viewer of a
+// dashboard should cost next to nothing, and a goroutine waiting in a read
+// holds at least its 2 KiB stack, gorilla's reader a buffer besides. Its
+// socket waits in the gateway's readiness set (memberSockets) instead, and
+// each time the client has sent something, a goroutine started for that
+// (readTurn) reads what is there into a pooled buffer, decodes it with a
+// clientframes.Decoder, which holds nothing between messages, writes the
+// messages to the shared stdin, and arms the watch again or ends the
+// session. A member under TLS is read through gorilla (copyInput) on a
+// goroutine of its own: TLS keeps buffers of its own anyway.
 
-// readMember is a member's reader, as copyInput is a session's. It waits
-// for the client on the session's goroutine, with no buffer and in a few
-// shallow frames: a goroutine starts with the smallest stack (2 KiB) and
-// keeps it unless its calls go deeper, and the runtime gives back what a
-// goroutine grew only while it uses less than a quarter of it, which a
-// parked reader never does. What arrives is read on a goroutine started
-// for it (readSome). It writes
-// each client message to the shared stdin, whole, until the client closes,
-// drops or is dropped, and returns why. The messages of one read go in one
-// write.
-func (s *session) readMember(sr *socketReader) error {
-	in := memberInput{
+// watchMember starts reading a member's client as it sends, through sr,
+// and reports false when the gateway's readiness set cannot be had: then
+// the member is to be read by gorilla. Once it reports true, the session
+// is the readiness set's: it ends, logs and leaves the gateway from the
+// goroutine of its last read (memberInput.end).
+func (s *session) watchMember(sr *socketReader) bool {
+	set, err := s.gw.memberSockets()
+	if err != nil {
+		s.log.Warn("broadcast member read by a goroutine of its own", "err", err)
+		return false
+	}
+	in := &memberInput{
 		s:       s,
+		sr:      sr,
 		batch:   stdinBatch{s: s, open: true, whole: true},
 		decoder: clientframes.NewDecoder(clientframes.Config{MaxMessage: s.gw.cfg.MaxMessageSize, Deflate: s.deflate}),
 	}
-	defer in.batch.release()
 	// gorilla refuses a client that sends before the handshake response,
 	// so its reader holds nothing yet: let go of it and its buffer.
 	s.conn, s.clientReader = nil, nil
-	done := make(chan error, 1)
-	for {
-		err := sr.waitReadable()
-		if err == nil {
-			go in.readSome(sr, done)
-			err = <-done
-		}
-		switch {
-		case err == io.EOF:
-			in.batch.deliverRest(err)
-			return &websocket.CloseError{Code: closeAbnormal, Text: io.ErrUnexpectedEOF.Error()}
-		case err != nil:
-			in.batch.deliverRest(err)
-			return err
-		}
+	in.watch = set.Watch(sr.rc, in.readable)
+	s.reader.Store(in) // before Arm: a drop from now on fires the watch
+	s.gw.setOpen(s, true)
+	if err := in.watch.Arm(); err != nil {
+		in.end(err)
 	}
+	return true
 }
 
-// readSome reads what the client has sent and writes it to the stdin, on
-// a goroutine of its own: the deep calls that takes (the decoder, the
-// logger, the stdin's turn) grow that goroutine's stack, not the one that
-// waits for the client. It tells done how it ended.
-func (in *memberInput) readSome(sr *socketReader, done chan<- error) {
-	err := sr.read(in.decode)
-	// The read buffer is back in its pool: a member waiting for its turn at
-	// the stdin holds only the messages it is to write.
-	done <- in.deliver(err)
+// readable is the watch's callback: the client has sent something, hung
+// up or failed. It must not block the readiness set.
+func (in *memberInput) readable() { go in.readTurn() }
+
+// readTurn reads what the client has sent and writes its messages to the
+// stdin, on a goroutine of its own, then waits for more with no goroutine,
+// or ends the session.
+func (in *memberInput) readTurn() {
+	err := in.deliver(in.sr.read(in.decode))
+	if err == nil {
+		if err = in.watch.Arm(); err == nil {
+			return
+		}
+	}
+	in.end(err)
+}
+
+// end ends a member whose client's side is over: err says how. What the
+// client sent before that still reaches the stdin, if it can.
+func (in *memberInput) end(err error) {
+	s := in.s
+	in.watch.Remove()
+	in.batch.deliverRest(err)
+	in.batch.release()
+	if err == io.EOF {
+		err = &websocket.CloseError{Code: closeAbnormal, Text: io.ErrUnexpectedEOF.Error()}
+	}
+	s.clientEnded(err)
+	s.endMember()
+	s.gw.conns.release()
+	s.gw.sessionEnded(s)
 }
 
 // memberInput takes what a member's client sends, as its decoder's handler.
 type memberInput struct {
 	s       *session
+	sr      *socketReader
+	watch   *readiness.Watch
 	batch   stdinBatch
 	decoder *clientframes.Decoder
 	payload bytes.Reader
@@ -146,27 +164,10 @@ func (s *session) protocolError(code int, reason string) {
 	}
 }
 
-// socketReader reads a socket only once data is there, so that a reader
-// waiting for it holds no buffer.
+// socketReader reads a socket's data as far as it is there, without
+// waiting, so that a reader holds a buffer only while it reads.
 type socketReader struct {
-	rc   syscall.RawConn
-	peek func(fd uintptr) bool // readable, bound once: waiting allocates nothing
-}
-
-// waitReadable waits until the socket has data to read, or its end, or an
-// error, and reads nothing.
-func (r *socketReader) waitReadable() error { return r.rc.Read(r.peek) }
-
-// readable reports whether a read of fd would not wait.
-func readable(fd uintptr) bool {
-	var b [1]byte
-	for {
-		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		if errno != syscall.EINTR {
-			return errno != syscall.EAGAIN
-		}
-	}
+	rc syscall.RawConn
 }
 
 // newSocketReader returns a reader of conn's socket, or nil when conn has
@@ -176,40 +177,33 @@ func newSocketReader(conn net.Conn) *socketReader {
 	if rc == nil {
 		return nil
 	}
-	return &socketReader{rc: rc, peek: readable}
+	return &socketReader{rc: rc}
 }
 
-// read waits until the socket has data, reads what is there into a pooled
-// buffer and passes it to use, which may change it but not keep it. It
-// returns use's error, io.EOF at the end of the stream, or the read's.
+// read reads what the socket holds into a pooled buffer and passes it to
+// use, which may change it but not keep it. It returns use's error, io.EOF
+// at the end of the stream, or the read's; nil, having called nothing,
+// when there was nothing to read.
 func (r *socketReader) read(use func(p []byte) error) error {
+	buf := getBuffer()
+	defer putBuffer(buf)
 	var (
-		buf  *[]byte
 		n    int
 		rerr error
 	)
 	err := r.rc.Read(func(fd uintptr) bool {
-		buf = getBuffer()
 		for {
 			n, rerr = syscall.Read(int(fd), (*buf)[:cap(*buf)])
 			if rerr != syscall.EINTR {
-				break
+				return true // never wait: the readiness set does
 			}
 		}
-		if rerr == syscall.EAGAIN {
-			putBuffer(buf) // wait with nothing held
-			buf = nil
-			return false
-		}
-		return true
 	})
-	if buf == nil {
-		return err
-	}
-	defer putBuffer(buf)
 	switch {
 	case err != nil:
 		return err
+	case rerr == syscall.EAGAIN:
+		return nil
 	case rerr != nil:
 		return rerr
 	case n == 0:

@@ -30,7 +30,9 @@ const closeAbnormal = websocket.CloseAbnormalClosure
 // the client's side ends, it asks the child to stop, waits for pumpOutput to
 // finish, and logs the session. Control frames (pings, pongs, close frames)
 // are asked of the wire from any goroutine; the watchdog, on a timer, pings
-// the client and drops it when it is gone.
+// the client and drops it when it is gone. A broadcast member over a plain
+// socket has no such goroutine: the gateway's readiness set holds it while
+// it waits, and its reads end it (memberread.go).
 type session struct {
 	gw           *Gateway
 	conn         *websocket.Conn
@@ -51,9 +53,12 @@ type session struct {
 	out    frameBatch  // frames waiting for the wire: pumpOutput's own
 	stdin  *childStdin // the child's, or the shared child's
 	member *member     // the session's place in a broadcast stream; nil in per-connection mode
+	// reader reads a member's client through the readiness set; nil for
+	// a session read by gorilla.
+	reader atomic.Pointer[memberInput]
 	// unwatchShutdown stops a member's shutdown hook.
 	unwatchShutdown func() bool
-	pumped          chan struct{} // closed when pumpOutput has returned
+	pumped          chan struct{} // closed when pumpOutput has returned; made by run
 	ended           chan struct{} // closed once the session is logged (serveSession)
 	// deflate says that messages to the client are compressed
 	// (permessage-deflate was negotiated).
@@ -85,7 +90,6 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 		id:           id,
 		log:          g.log.With("id", id),
 		start:        time.Now(),
-		pumped:       make(chan struct{}),
 		ended:        make(chan struct{}),
 		deflate:      hw.conn.deflate,
 	}
@@ -150,6 +154,7 @@ func (s *session) run(ctx context.Context) {
 	defer s.gw.setLive(proc, false)
 	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri)
 
+	s.pumped = make(chan struct{})
 	go s.pumpOutput()
 	s.watch.start()
 	stopShutdownWatch := context.AfterFunc(ctx, s.goingAway)
@@ -294,6 +299,9 @@ func (s *session) drop(reason string) {
 	s.dropReason.CompareAndSwap(nil, &reason)
 	s.log.Debug("dropping client", "reason", reason)
 	s.client.Close() // the reader returns, and the session ends
+	if in := s.reader.Load(); in != nil {
+		in.watch.Fire() // a closed socket leaves the set without a word
+	}
 }
 
 // readUntilClosed reads and discards until the client answers the close

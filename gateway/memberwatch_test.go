@@ -1,0 +1,60 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A broadcast member over plain TCP has no goroutine while it waits for its
+// client: its socket waits in the gateway's readiness set, which a closed
+// socket leaves without a word. These tests drop idle members, the ways
+// the gateway does, and check that each still ends, logs and leaves.
+
+func TestBroadcastSilentMemberIsDroppedAndTheLastToLeaveStopsTheProcess(t *testing.T) {
+	t.Parallel()
+	cfg := broadcastScript(t, "echo $$; exec cat")
+	cfg.PingInterval = 50 * time.Millisecond
+	tg := newTestGateway(t, cfg)
+	conn := tg.dial(t, "/", nil)
+	pgid := readPid(t, conn)
+	// Never read again, so pings go unanswered: the watchdog drops the
+	// client after 100 ms, by closing its socket; the bounds leave room
+	// for a loaded machine.
+	tg.waitForLog(t, `close_reason="ping timeout"`, 5*time.Second)
+	waitGroupGone(t, pgid, 5*time.Second)
+	tg.gw.mu.Lock()
+	open := len(tg.gw.open)
+	tg.gw.mu.Unlock()
+	if open != 0 {
+		t.Errorf("%d sessions still open after the only one was dropped", open)
+	}
+}
+
+func TestBroadcastAbortEndsAndLogsEveryIdleMember(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, broadcastScript(t, "exec cat"))
+	const members = 3
+	for range members {
+		tg.dial(t, "/", nil) // and never read: the 1001 is not answered
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	_ = tg.gw.Shutdown(ctx)
+	start := time.Now()
+	tg.gw.Abort()
+	// Abort waits a second at most for the sessions it drops; each must
+	// have logged by then.
+	logs := tg.logs.String()
+	got := 0
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `msg="session ended"`) && strings.Contains(line, `close_reason="shutdown cut short`) {
+			got++
+		}
+	}
+	if got != members {
+		t.Errorf("%d access lines say the shutdown was cut short after Abort (%v), want %d:\n%s",
+			got, time.Since(start), members, logs)
+	}
+}
