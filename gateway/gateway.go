@@ -196,6 +196,9 @@ type Gateway struct {
 	open     map[*session]struct{}         // sessions being served
 	sessions sync.WaitGroup
 	members  *readiness.Set // where broadcast members wait for their clients; made for the first
+	// newMemberSet makes members; readiness.NewSet but in tests of what
+	// happens when it fails.
+	newMemberSet func() (*readiness.Set, error)
 }
 
 // New returns a gateway for cfg, or an error naming a directory or origin
@@ -212,6 +215,8 @@ func New(cfg Config) (*Gateway, error) {
 		observe: &counting{Observer: cfg.Observer},
 		live:    make(map[*process.Process]struct{}),
 		open:    make(map[*session]struct{}),
+
+		newMemberSet: readiness.NewSet,
 	}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: handshakeTimeout,
@@ -539,7 +544,7 @@ func (g *Gateway) memberSockets() (*readiness.Set, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.members == nil {
-		set, err := readiness.NewSet()
+		set, err := g.newMemberSet()
 		if err != nil {
 			return nil, err
 		}

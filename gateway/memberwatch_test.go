@@ -2,9 +2,13 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/readiness"
 )
 
 // A broadcast member over plain TCP has no goroutine while it waits for its
@@ -57,4 +61,22 @@ func TestBroadcastAbortEndsAndLogsEveryIdleMember(t *testing.T) {
 		t.Errorf("%d access lines say the shutdown was cut short after Abort (%v), want %d:\n%s",
 			got, time.Since(start), members, logs)
 	}
+}
+
+// Without a readiness set (epoll_create1 can fail, at the open-file limit
+// say), a member is read by gorilla on a goroutine of its own, and works.
+func TestBroadcastMemberIsReadByGorillaWhenTheReadinessSetCannotBeMade(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, broadcastScript(t, "exec cat"))
+	tg.gw.mu.Lock()
+	tg.gw.newMemberSet = func() (*readiness.Set, error) { return nil, errors.New("no epoll set in this test") }
+	tg.gw.mu.Unlock()
+	conn := tg.dial(t, "/", nil)
+	send(t, conn, websocket.TextMessage, "hello")
+	if got := readMessageText(t, conn); got != "hello" {
+		t.Fatalf("got %q back, want %q", got, "hello")
+	}
+	tg.waitForLog(t, "broadcast member read by a goroutine of its own", 5*time.Second)
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	tg.waitForLog(t, "close_code=1000", 5*time.Second)
 }
