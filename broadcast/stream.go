@@ -358,14 +358,21 @@ func (s *Stream) cutOff(sub *Subscriber) {
 	sub.sink.Overflow()
 }
 
-// Take appends the oldest messages waiting for the subscriber to buf and
-// returns it: as many as carry maxSize bytes of Data or more (all of them
-// when maxSize is 0), and none when nothing waits or the subscriber is cut
-// off. A subscriber found further behind than its limit is cut off here
-// (its sink's Overflow is called before Take returns).
+// Take puts the oldest messages waiting for the subscriber in buf, from its
+// start, and returns it: as many as carry maxSize bytes of Data or more (all
+// of them when maxSize is 0), and none when nothing waits or the subscriber
+// is cut off. A buf with capacity gets no more than it holds, so that a
+// sink taking into a buffer of its own allocates nothing per message; one
+// with none grows to take them all. A subscriber found further behind than
+// its limit is cut off here (its sink's Overflow is called before Take
+// returns).
 func (sub *Subscriber) Take(buf []*Message, maxSize int) []*Message {
 	s := sub.stream
 	buf = buf[:0]
+	room := cap(buf)
+	if room == 0 {
+		room = -1 // no bound: buf grows
+	}
 	s.mu.Lock()
 	if sub.gone.Load() {
 		s.mu.Unlock()
@@ -378,7 +385,7 @@ func (sub *Subscriber) Take(buf []*Message, maxSize int) []*Message {
 		return buf
 	}
 	size := 0
-	for ; cursor < head && (maxSize <= 0 || size < maxSize); cursor++ {
+	for ; cursor < head && (maxSize <= 0 || size < maxSize) && len(buf) != room; cursor++ {
 		m := s.ring[cursor&int64(len(s.ring)-1)]
 		buf = append(buf, m)
 		size += len(m.Data)

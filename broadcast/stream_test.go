@@ -419,3 +419,39 @@ func TestSubscribersJoiningWhileWorkersPassLoseNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestTakeIntoABufferWithRoomTakesWhatFitsAllocatesNothingAndLosesNothing(t *testing.T) {
+	// Not parallel: AllocsPerRun counts every goroutine's allocations.
+	s := NewStream(1000, 0)
+	sub, _ := s.Join(&sink{}, false)
+	for i := 1; i <= 100; i++ {
+		s.Publish(msg(i))
+	}
+	s.Wait()
+	var scratch [8]*Message
+	var got []int
+	for range 13 { // 12 takes of 8 and the last 4
+		taken := sub.Take(scratch[:0], 0)
+		if len(taken) > len(scratch) || (len(taken) > 0 && &taken[0] != &scratch[0]) {
+			t.Fatalf("Take returned %d messages outside the buffer given, of %d", len(taken), len(scratch))
+		}
+		got = append(got, numbers(t, taken)...)
+	}
+	assertRun(t, got, 1, 100)
+	if rest := sub.Take(nil, 0); len(rest) != 0 {
+		t.Fatalf("%d messages left after taking all", len(rest))
+	}
+
+	for i := 1; i <= 900; i++ { // AllocsPerRun takes 101 times
+		s.Publish(msg(i))
+	}
+	s.Wait()
+	allocs := testing.AllocsPerRun(100, func() {
+		if taken := sub.Take(scratch[:0], 0); len(taken) != len(scratch) {
+			t.Fatalf("took %d of %d", len(taken), len(scratch))
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Take into a buffer with room allocated %.1f times a call", allocs)
+	}
+}

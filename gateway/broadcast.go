@@ -370,13 +370,17 @@ func (m *member) done() bool {
 	return true
 }
 
+// takeBatch is how many messages a member's writer takes from the stream at
+// a time, into an array on its stack: a chunk's worth of short lines.
+const takeBatch = 256
+
 // sendNow sends the messages waiting, as far as the client's socket takes
 // them at once, and reports whether all went: if not, the pump is to send
 // the rest (what the batch holds, then m.taken, then the stream's). Control
 // frames waiting, the stream's end and a TLS connection are the pump's too.
 func (m *member) sendNow() bool {
 	s, w := m.s, m.s.wire
-	var scratch [64]*broadcast.Message // on the stack: no allocation per line
+	var scratch [takeBatch]*broadcast.Message // on the stack: no allocation per line
 	for {
 		// A chunk at most: writeNow writes a batch of one.
 		taken := m.sub.Take(scratch[:0], writeChunk)
@@ -427,33 +431,32 @@ func (m *member) pump() {
 
 // drain writes what the batch holds, the control frames asked for and
 // every message waiting, and after the last one the stream's close frame.
+// It stops at a write that fails: the wire then takes nothing more.
 func (m *member) drain() {
 	s, w := m.s, m.s.wire
 	if w.write(&s.out) != nil { // what sendNow could not finish, if anything
 		return
 	}
+	var scratch [takeBatch]*broadcast.Message // on the stack: no allocation per line
+	taken := m.taken                          // what sendNow took and left, if anything
+	m.taken = nil                             // an idle member holds no buffer
 	for {
-		if len(m.taken) == 0 {
-			m.taken = m.sub.Take(m.taken, batchLimit)
+		if len(taken) == 0 {
+			if taken = m.sub.Take(scratch[:0], batchLimit); len(taken) == 0 {
+				return
+			}
 		}
-		if len(m.taken) == 0 {
-			break
-		}
-		n := m.encode(m.taken)
-		if n < len(m.taken) && m.taken[n].Last {
+		n := m.encode(taken)
+		if n < len(taken) && taken[n].Last {
 			_ = w.write(&s.out)
-			s.streamEnded(m.taken[n].Data)
-			m.taken = nil
+			s.streamEnded(taken[n].Data)
 			return
 		}
-		rest := copy(m.taken, m.taken[n:])
-		clear(m.taken[rest:])
-		m.taken = m.taken[:rest]
+		taken = taken[n:]
 		if w.write(&s.out) != nil {
 			return
 		}
 	}
-	m.taken = nil // an idle member holds no buffer
 }
 
 // enter makes the session a member of its stream, once the handshake
