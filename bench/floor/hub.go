@@ -19,29 +19,39 @@ import (
 // what the client sends to the child's stdin, a whole line at a time.
 type hub struct {
 	clients    map[*client]bool // run's own
-	broadcast  chan *websocket.PreparedMessage
+	broadcast  chan outLine
 	register   chan *client
 	unregister chan *client
 	stdin      *lineWriter
 	queue      int   // the size of each client's channel
 	maxFrame   int64 // the read limit on clients; 0 for none
+	direct     bool  // the bound: run writes every line to every socket itself (bound.go)
+}
+
+// outLine is one line of the child's output as run hands it on: a
+// PreparedMessage for the clients' write pumps, or, for the bound, the
+// frame's bytes.
+type outLine struct {
+	msg   *websocket.PreparedMessage
+	frame []byte
 }
 
 // startHub starts the shared child, the goroutine reading its output and
 // the hub's run loop.
-func startHub(argv []string, maxFrame int64, queue int) (*hub, error) {
+func startHub(argv []string, maxFrame int64, queue int, direct bool) (*hub, error) {
 	cmd, stdin, stdout, err := start(argv)
 	if err != nil {
 		return nil, err
 	}
 	h := &hub{
 		clients:    map[*client]bool{},
-		broadcast:  make(chan *websocket.PreparedMessage),
+		broadcast:  make(chan outLine),
 		register:   make(chan *client),
 		unregister: make(chan *client),
 		stdin:      &lineWriter{w: stdin},
 		queue:      queue,
 		maxFrame:   maxFrame,
+		direct:     direct,
 	}
 	go h.run()
 	go h.readOutput(stdout, cmd)
@@ -63,7 +73,7 @@ func (h *hub) run() {
 			h.clients[c] = true
 		case c := <-h.unregister:
 			h.drop(c)
-		case msg, ok := <-lines:
+		case line, ok := <-lines:
 			if !ok {
 				lines = nil // the stream has ended: a nil channel never delivers
 				for c := range h.clients {
@@ -71,9 +81,13 @@ func (h *hub) run() {
 				}
 				continue
 			}
+			if h.direct {
+				h.writeDirect(line.frame)
+				continue
+			}
 			for c := range h.clients {
 				select {
-				case c.send <- msg:
+				case c.send <- line.msg:
 				default: // full: the client is too slow
 					h.drop(c)
 				}
@@ -100,12 +114,11 @@ func (h *hub) readOutput(stdout io.Reader, cmd *exec.Cmd) {
 		var err error
 		line, err = readLine(r, line[:0])
 		if len(line) > 0 || err == nil {
-			// NewPreparedMessage copies the line into its frame.
-			msg, perr := websocket.NewPreparedMessage(websocket.TextMessage, trimEOL(line))
-			if perr != nil {
+			out, ok := h.frame(trimEOL(line))
+			if !ok {
 				break
 			}
-			h.broadcast <- msg
+			h.broadcast <- out
 		}
 		if err != nil {
 			break
@@ -113,6 +126,16 @@ func (h *hub) readOutput(stdout io.Reader, cmd *exec.Cmd) {
 	}
 	close(h.broadcast)
 	cmd.Wait()
+}
+
+// frame frames a line once for every client: as a PreparedMessage, which
+// copies it, or for the bound as the bytes of a text frame.
+func (h *hub) frame(line []byte) (outLine, bool) {
+	if h.direct {
+		return outLine{frame: textFrame(line)}, true
+	}
+	msg, err := websocket.NewPreparedMessage(websocket.TextMessage, line)
+	return outLine{msg: msg}, err == nil
 }
 
 // lineWriter is the shared child's stdin: each message goes in whole, with

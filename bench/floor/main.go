@@ -4,11 +4,13 @@
 // (every origin is allowed), no metrics, no logging.
 //
 //	floor [--port=N] [--address=A] [--maxframesize=BYTES] COMMAND [ARGS...]
-//	floor --broadcast [--queue=N] [...] COMMAND [ARGS...]
+//	floor --broadcast [--queue=N] [--direct] [...] COMMAND [ARGS...]
 //
 // With --broadcast it is instead the floor of broadcast mode: a hub in the
 // style of gorilla's examples/chat (hub.go, client.go), with one child
-// shared by every client.
+// shared by every client. With --direct as well it is the bound of
+// broadcast mode (bound.go): the hub writes every line to every socket
+// itself, one write(2) each.
 //
 // Each text message from the client is written to the child's stdin followed
 // by "\n"; each stdout line becomes one text message without its "\n" or
@@ -49,14 +51,15 @@ func main() {
 	flag.String("loglevel", "", "accepted for compatibility, ignored")
 	broadcast := flag.Bool("broadcast", false, "one child shared by every client (hub.go)")
 	queue := flag.Int("queue", 1024, "with --broadcast: messages buffered per client; a client whose buffer is full is closed")
+	direct := flag.Bool("direct", false, "with --broadcast: the bound, not the floor: every line written to every socket by the hub itself (bound.go)")
 	flag.Parse()
 	if flag.NArg() == 0 || *queue < 1 {
-		fmt.Fprintln(os.Stderr, "floor: usage: floor [--port=N] [--address=A] [--broadcast [--queue=N]] COMMAND [ARGS...]")
+		fmt.Fprintln(os.Stderr, "floor: usage: floor [--port=N] [--address=A] [--broadcast [--queue=N] [--direct]] COMMAND [ARGS...]")
 		os.Exit(2)
 	}
 	var h http.Handler = &handler{argv: flag.Args(), maxFrame: *maxFrame}
 	if *broadcast {
-		hub, err := startHub(flag.Args(), *maxFrame, *queue)
+		hub, err := startHub(flag.Args(), *maxFrame, *queue, *direct)
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -96,7 +96,8 @@ func parseFlags(args []string) (config, error) {
 	if cfg.scenarios, err = pickScenarios(*only); err != nil {
 		return config{}, err
 	}
-	paths := map[string]string{"wsgate": *wsgate, "websocketd": *websocketd, "floor": *floor}
+	// The bound is the floor's binary in another mode (bench/floor/bound.go).
+	paths := map[string]string{"wsgate": *wsgate, "websocketd": *websocketd, "floor": *floor, "bound": *floor}
 	if cfg.servers, err = pickServers(*servers, paths); err != nil {
 		return config{}, err
 	}
@@ -163,6 +164,8 @@ func pickServers(list string, paths map[string]string) ([]serverKind, error) {
 			path:          paths[name],
 			frameFlag:     name != "websocketd",
 			broadcastFlag: name != "websocketd",
+			broadcastOnly: name == "bound",
+			direct:        name == "bound",
 		}
 		if err := checkExecutable(kind); err != nil {
 			return nil, err
@@ -195,7 +198,7 @@ func run(ctx context.Context, cfg config) int {
 					fmt.Fprintln(os.Stderr, "runner: interrupted")
 					return 130
 				}
-				if sc.broadcast && !kind.broadcastFlag {
+				if sc.broadcast && !kind.broadcastFlag || !sc.broadcast && kind.broadcastOnly {
 					continue // no cell: the table shows "-"
 				}
 				runCell(ctx, res.get(sc.name, kind.name), sc, kind, cfg, rep)

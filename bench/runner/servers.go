@@ -42,6 +42,12 @@ type serverKind struct {
 	// broadcastFlag says whether the server has a broadcast mode, with
 	// --broadcast (websocketd has none).
 	broadcastFlag bool
+	// broadcastOnly says the server runs the fan-out scenarios alone: the
+	// bound has nothing but a broadcast mode.
+	broadcastOnly bool
+	// direct asks the floor's binary for the bound (--direct): every line
+	// written to every socket by its hub, one write(2) each.
+	direct bool
 }
 
 // args builds a websocketd-style command line for the kind. Logging is kept
@@ -60,6 +66,9 @@ func (k serverKind) args(port int, broadcast bool, command []string) []string {
 	}
 	if broadcast {
 		a = append(a, "--broadcast")
+	}
+	if k.direct {
+		a = append(a, "--direct")
 	}
 	return append(a, command...)
 }

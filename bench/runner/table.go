@@ -8,7 +8,7 @@ import (
 )
 
 // serverOrder fixes the table's columns whatever --servers selected.
-var serverOrder = []string{"wsgate", "websocketd", "floor"}
+var serverOrder = []string{"wsgate", "websocketd", "floor", "bound"}
 
 // cell collects what one scenario produced on one server over the repetitions.
 type cell struct {
@@ -84,8 +84,8 @@ func (c *cell) text(i int, m metric) string {
 // writeTable prints the markdown table of medians and ratios, then the notes
 // that explain any FAIL.
 func (r *results) writeTable(w io.Writer, selected []scenario) {
-	fmt.Fprintln(w, "| scenario | metric | wsgate | websocketd | floor | wsgate/websocketd | wsgate/floor |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| scenario | metric | wsgate | websocketd | floor | bound | wsgate/websocketd | wsgate/floor | wsgate/bound | bound/floor |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, sc := range selected {
 		row := r.cells[sc.name]
 		for i, m := range sc.metrics {
@@ -93,12 +93,14 @@ func (r *results) writeTable(w io.Writer, selected []scenario) {
 			for _, name := range serverOrder {
 				cols = append(cols, row[name].text(i, m))
 			}
-			cols = append(cols, ratio(row["wsgate"], row["websocketd"], i), ratio(row["wsgate"], row["floor"], i))
+			cols = append(cols,
+				ratio(row["wsgate"], row["websocketd"], i), ratio(row["wsgate"], row["floor"], i),
+				ratio(row["wsgate"], row["bound"], i), ratio(row["bound"], row["floor"], i))
 			fmt.Fprintln(w, "| "+strings.Join(cols, " | ")+" |")
 		}
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "↑ higher is better, ↓ lower is better. Ratios divide the wsgate median by the other server's.")
+	fmt.Fprintln(w, "↑ higher is better, ↓ lower is better. Ratios divide the first server's median by the second's.")
 	r.writeNotes(w, selected)
 }
 
