@@ -73,6 +73,9 @@ type hijackWriter struct {
 	conn   *clientConn
 	raw    net.Conn // the TCP or Unix connection, under any TLS
 	reader *bufio.Reader
+	// member says the connection is a broadcast member's, whose socket the
+	// session reads itself unless it is under TLS (memberread.go).
+	member bool
 }
 
 // Hijack implements http.Hijacker.
@@ -86,9 +89,12 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		h.raw = tlsConn.NetConn()
 	}
 	h.conn = &clientConn{Conn: conn}
-	if brw.Reader.Buffered() == 0 {
+	readsItself := h.member && h.raw == conn
+	if brw.Reader.Buffered() == 0 && !readsItself {
 		// A smaller reader than net/http's 4 KiB: it is held for the whole
-		// life of an idle session. gorilla reads big payloads past it.
+		// life of an idle session. gorilla reads big payloads past it. A
+		// member that reads its socket itself lets go of gorilla's reader
+		// after the handshake: it keeps net/http's meanwhile.
 		brw.Reader = bufio.NewReaderSize(h.conn, clientReadBufferSize)
 	}
 	h.reader = brw.Reader
@@ -101,11 +107,12 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // line), so it is small; a bigger message grows it.
 const smallBufferSize = 1 << 10
 
-// bufferPool and smallBufferPool hold the buffers that sessions use only
-// while data moves, so that an idle session holds none.
+// bufferPool, smallBufferPool and readBufferPool hold the buffers that
+// sessions use only while data moves, so that an idle session holds none.
 var (
 	bufferPool      = sync.Pool{New: func() any { return newBuffer(batchLimit) }}
 	smallBufferPool = sync.Pool{New: func() any { return newBuffer(smallBufferSize) }}
+	readBufferPool  = sync.Pool{New: func() any { return newBuffer(clientReadBufferSize) }}
 )
 
 func newBuffer(size int) *[]byte {
@@ -118,6 +125,9 @@ func getBuffer() *[]byte { return take(&bufferPool) }
 
 // getSmallBuffer returns an empty buffer of smallBufferSize bytes.
 func getSmallBuffer() *[]byte { return take(&smallBufferPool) }
+
+// getReadBuffer returns an empty buffer of clientReadBufferSize bytes.
+func getReadBuffer() *[]byte { return take(&readBufferPool) }
 
 func take(pool *sync.Pool) *[]byte {
 	b := pool.Get().(*[]byte)
@@ -132,6 +142,8 @@ func putBuffer(b *[]byte) {
 		bufferPool.Put(b)
 	case smallBufferSize:
 		smallBufferPool.Put(b)
+	case clientReadBufferSize:
+		readBufferPool.Put(b)
 	}
 }
 

@@ -475,7 +475,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpo
 			refusal, m = err.Error(), nil
 		}
 	}
-	hw := &hijackWriter{ResponseWriter: w}
+	hw := &hijackWriter{ResponseWriter: w, member: m != nil}
 	conn, err := g.upgrader.Upgrade(hw, r, g.handshakeHeader(protocol))
 	if err != nil {
 		g.log.Debug("handshake failed", "remote", c.addr, "path", r.URL.Path, "err", err)
