@@ -467,9 +467,10 @@ func (m *member) drain() {
 }
 
 // enter makes the session a member of its stream, once the handshake
-// response is sent: what waited for it is written, and the watchdog and the
-// shutdown hook start. It runs on the handshake's goroutine: a member
-// read through the readiness set has no goroutine of its own.
+// response is sent: the watchdog starts, the session counts as open, and
+// what waited for it is written. It runs on the handshake's goroutine: a
+// member read through the readiness set has no goroutine of its own, and
+// Shutdown finds it among the open sessions (setOpen).
 func (s *session) enter(ctx context.Context, m *member) {
 	s.member = m
 	s.req = nil
@@ -484,11 +485,23 @@ func (s *session) enter(ctx context.Context, m *member) {
 	}
 	s.wire.wake = m.Wake
 	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri, "stream", key)
-	m.ready(s)
 	s.watch.start()
-	s.unwatchShutdown = context.AfterFunc(ctx, func() {
-		s.closeWith(websocket.CloseGoingAway, "server shutting down")
-	})
+	s.gw.mu.Lock()
+	opening := s.gw.memberOpening
+	s.gw.mu.Unlock()
+	if opening != nil {
+		opening()
+	}
+	// Open before ready: a shutdown begun meanwhile closes it with 1001,
+	// ahead of the stream's end.
+	s.gw.setOpen(s, true)
+	m.ready(s)
+}
+
+// goingAwayMember closes a member because the gateway is shutting down. Its
+// shared child is the gateway's to stop.
+func (s *session) goingAwayMember() {
+	s.closeWith(websocket.CloseGoingAway, "server shutting down")
 }
 
 // runMember serves a member under TLS, or one the readiness set cannot
@@ -505,7 +518,6 @@ func (s *session) runMember() {
 // access line is logged. The shared child is not the session's to stop.
 func (s *session) endMember() {
 	m := s.member
-	s.unwatchShutdown()
 	s.gw.leave(m)
 	s.wire.abandon(time.Now().Add(closeReplyWait))
 	m.Wake() // a close reply, if one is asked for

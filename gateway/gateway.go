@@ -199,6 +199,10 @@ type Gateway struct {
 	// newMemberSet makes members; readiness.NewSet but in tests of what
 	// happens when it fails.
 	newMemberSet func() (*readiness.Set, error)
+	// memberOpening, in tests only, runs as a broadcast member is about to
+	// be counted open (enter): a shutdown begun just then must still reach
+	// it.
+	memberOpening func()
 }
 
 // New returns a gateway for cfg, or an error naming a directory or origin
@@ -373,8 +377,17 @@ func (g *Gateway) Draining() bool {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
 	g.closed = true
+	var members []*session
+	for s := range g.open {
+		if s.member != nil {
+			members = append(members, s)
+		}
+	}
 	g.mu.Unlock()
-	g.cancel()
+	g.cancel() // sessions with a child of their own go away by themselves
+	for _, s := range members {
+		s.goingAwayMember()
+	}
 
 	done := make(chan struct{})
 	go func() {
@@ -435,14 +448,21 @@ func (g *Gateway) Abort() {
 	}
 }
 
-// setOpen adds or removes a session being served.
+// setOpen adds or removes a session being served. Shutdown tells the
+// broadcast members it finds open to go away, since they have no goroutine
+// to notice; one added after that is told here.
 func (g *Gateway) setOpen(s *session, open bool) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if open {
-		g.open[s] = struct{}{}
-	} else {
+	if !open {
 		delete(g.open, s)
+		g.mu.Unlock()
+		return
+	}
+	g.open[s] = struct{}{}
+	late := g.closed && s.member != nil
+	g.mu.Unlock()
+	if late {
+		s.goingAwayMember()
 	}
 }
 

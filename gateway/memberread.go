@@ -46,7 +46,6 @@ func (s *session) watchMember(sr *socketReader) bool {
 	s.conn, s.clientReader = nil, nil
 	in.watch = set.Watch(sr.rc, in.readable)
 	s.reader.Store(in) // before Arm: a drop from now on fires the watch
-	s.gw.setOpen(s, true)
 	if err := in.watch.Arm(); err != nil {
 		in.end(err)
 	}

@@ -80,3 +80,29 @@ func TestBroadcastMemberIsReadByGorillaWhenTheReadinessSetCannotBeMade(t *testin
 	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	tg.waitForLog(t, "close_code=1000", 5*time.Second)
 }
+
+func TestBroadcastMemberOpenedAsShutdownBeginsIsToldToGoAway(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, broadcastScript(t, "exec cat"))
+	shutdown := make(chan error, 1)
+	tg.gw.mu.Lock()
+	tg.gw.memberOpening = func() {
+		// Shutdown looks for open members before this one is counted.
+		go func() { shutdown <- tg.gw.Shutdown(t.Context()) }()
+		for !tg.gw.Draining() {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	tg.gw.mu.Unlock()
+	conn := tg.dial(t, "/", nil)
+	_, ce := readUntilClose(t, conn, 5*time.Second)
+	assertClose(t, ce, websocket.CloseGoingAway, "server shutting down")
+	select {
+	case err := <-shutdown:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return after the member was closed")
+	}
+}

@@ -56,8 +56,6 @@ type session struct {
 	// reader reads a member's client through the readiness set; nil for
 	// a session read by gorilla.
 	reader atomic.Pointer[memberInput]
-	// unwatchShutdown stops a member's shutdown hook.
-	unwatchShutdown func() bool
 	pumped          chan struct{} // closed when pumpOutput has returned; made by run
 	ended           chan struct{} // closed once the session is logged (serveSession)
 	// deflate says that messages to the client are compressed
