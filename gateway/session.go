@@ -56,8 +56,8 @@ type session struct {
 	// reader reads a member's client through the readiness set; nil for
 	// a session read by gorilla.
 	reader atomic.Pointer[memberInput]
-	pumped          chan struct{} // closed when pumpOutput has returned; made by run
-	ended           chan struct{} // closed once the session is logged (serveSession)
+	pumped chan struct{} // closed when pumpOutput has returned; made by run
+	ended  chan struct{} // closed once the session is logged (serveSession)
 	// deflate says that messages to the client are compressed
 	// (permessage-deflate was negotiated).
 	deflate bool
