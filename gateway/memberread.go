@@ -185,7 +185,7 @@ func newSocketReader(conn net.Conn) *socketReader {
 const maxReadTurn = batchLimit
 
 // read reads what the socket holds, up to maxReadTurn bytes, and passes it
-// to use a pooled buffer of clientReadBufferSize bytes at a time; use may
+// to use, a pooled buffer of clientReadBufferSize bytes at a time; use may
 // change what it is given but not keep it. The buffer is small because
 // every member may be reading at once: a thousand subscribers answering
 // the same line start a thousand reads, and with 64 KiB each they once

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"net"
 	"sync"
 	"syscall"
 )
@@ -44,21 +45,30 @@ func writeEach(clients []*client, frame []byte) {
 	}
 }
 
-// writeNow writes what the client's socket takes of p without waiting.
-// SyscallConn's Write holds the descriptor open meanwhile, so a client
-// closing at the same time cannot hand its number to another socket.
-func (c *client) writeNow(p []byte) (int, error) {
-	sc, ok := c.conn.NetConn().(syscall.Conn)
+// rawConnOf returns conn's socket for writes without waiting, or nil when
+// it has none: then every write is the blocking one.
+func rawConnOf(conn net.Conn) syscall.RawConn {
+	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return 0, nil // no descriptor: all by the blocking write
+		return nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return 0, err
+		return nil
+	}
+	return rc
+}
+
+// writeNow writes what the client's socket takes of p without waiting.
+// RawConn's Write holds the descriptor open meanwhile, so a client closing
+// at the same time cannot hand its number to another socket.
+func (c *client) writeNow(p []byte) (int, error) {
+	if c.raw == nil {
+		return 0, nil // no descriptor: all by the blocking write
 	}
 	var n int
 	var werr error
-	err = rc.Write(func(fd uintptr) bool {
+	err := c.raw.Write(func(fd uintptr) bool {
 		n, werr = syscall.Write(int(fd), p)
 		return true // never wait here
 	})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -24,6 +25,7 @@ type client struct {
 	hub  *hub
 	conn *websocket.Conn
 	send chan *websocket.PreparedMessage
+	raw  syscall.RawConn // the bound's way to the socket (bound.go); nil for the floor
 }
 
 // ServeHTTP upgrades the request and registers the client with the hub;
@@ -39,6 +41,9 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.SetReadLimit(h.maxFrame)
 	}
 	c := &client{hub: h, conn: conn, send: make(chan *websocket.PreparedMessage, h.queue)}
+	if h.direct {
+		c.raw = rawConnOf(conn.NetConn())
+	}
 	h.register <- c
 	go c.writePump()
 	go c.readPump()
