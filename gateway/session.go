@@ -94,7 +94,8 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 	limitUnsent(hw.raw)
 	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
 	hw.conn.closing = s.gorillaClose
-	s.wire.written = func(msgs, payload int64) { g.observe.Messages(e.scriptName, Out, msgs, payload) }
+	name := e.scriptName // not all of e: every session holds this closure
+	s.wire.written = func(msgs, payload int64) { g.observe.Messages(name, Out, msgs, payload) }
 	hw.conn.wire.Store(s.wire)
 	s.heard()
 	s.watch = &watchdog{
