@@ -34,6 +34,7 @@ type watchdog struct {
 	mu       sync.Mutex
 	timer    *time.Timer
 	stopped  bool
+	poked    bool      // poked before start: the first look comes soon
 	unsent   int       // what the socket held at the last check
 	drained  time.Time // when the socket was first seen empty after our close frame
 	nextPing time.Time
@@ -50,17 +51,27 @@ func (d *watchdog) start() {
 	defer d.mu.Unlock()
 	d.nextPing = time.Now().Add(d.interval)
 	first := d.interval
-	if first <= 0 {
+	switch {
+	case d.poked:
+		first = closePoll
+	case first <= 0:
 		first = math.MaxInt64 // only a poke wakes it
 	}
 	d.timer = time.AfterFunc(first, d.tick)
 }
 
 // poke makes the watchdog look soon: a close frame was asked for or sent.
+// A poke before start is kept for it: a child that exits at once can have
+// its close frame written before the session's goroutine starts the
+// watchdog, and without its poke the close would wait for the first ping.
 func (d *watchdog) poke() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.stopped && d.timer != nil {
+	switch {
+	case d.stopped:
+	case d.timer == nil:
+		d.poked = true
+	default:
 		d.timer.Reset(closePoll)
 	}
 }
