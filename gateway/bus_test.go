@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -195,7 +196,13 @@ func TestBusProcessStopsOnlyWhenTheLastClientOnEveryInstanceHasLeft(t *testing.T
 		t.Fatal("the process stopped while a client on another instance remained")
 	}
 	send(t, b, websocket.TextMessage, "still here")
-	if got := readMessageText(t, b); got != "still here" {
+	got := readMessageText(t, b)
+	if got == strconv.Itoa(pid) {
+		// Printed as b joined: through Redis it can reach instance 1
+		// after b did, and then b is owed it too.
+		got = readMessageText(t, b)
+	}
+	if got != "still here" {
 		t.Fatalf("got %q", got)
 	}
 	left := time.Now()
