@@ -67,25 +67,18 @@ func (g *Gateway) join(m *member, r *http.Request, c client, e endpoint, id stri
 		return g.joinBus(m, r, c, e, id)
 	}
 	key := e.scriptName + "?" + r.URL.RawQuery
+	spec := processSpec(g.cfg, r, c, e, id) // outside the lock: it may look up a name
 	reg := &g.shared
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	sc := reg.children[key]
 	if sc == nil {
-		// The environment is made for a stream with no child only, since
-		// the others' is not used, and outside the lock, since it may look
-		// up a name; a child may have started meanwhile.
-		reg.mu.Unlock()
-		spec := processSpec(g.cfg, r, c, e, id)
-		reg.mu.Lock()
-		if sc = reg.children[key]; sc == nil {
-			var err error
-			stream := broadcast.NewStream(g.cfg.QueueSize, g.cfg.Replay)
-			if sc, err = g.startShared(e.scriptName, key, spec, c.addr, stream, nil); err != nil {
-				return err
-			}
-			reg.children[key] = sc
+		var err error
+		stream := broadcast.NewStream(g.cfg.QueueSize, g.cfg.Replay)
+		if sc, err = g.startShared(e.scriptName, key, spec, c.addr, stream, nil); err != nil {
+			return err
 		}
+		reg.children[key] = sc
 	}
 	sub, ok := sc.stream.Join(m, g.cfg.Replay > 0)
 	if !ok { // cannot happen: a stream ends only after it leaves the registry

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,6 +103,43 @@ func TestBroadcastClientsOfAStreamShareOneProcessStartedWithTheFirstsEnvironment
 	_ = a.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	if _, data, err := a.ReadMessage(); err == nil {
 		t.Errorf("a client of ?x=1 got %q from the ?x=2 stream", data)
+	}
+}
+
+func TestBroadcastClientsJoiningAtOnceShareOneProcess(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, broadcastScript(t, "exec cat"))
+	// Many headers make each joiner's CGI environment slow to build, and
+	// joiners build it outside the registry's lock: they arrive at the
+	// registry close together.
+	header := http.Header{}
+	for i := range 300 {
+		header.Set("X-Filler-"+strconv.Itoa(i), strings.Repeat("x", 64))
+	}
+	const clients = 30
+	start := make(chan struct{})
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			<-start
+			conn, resp, err := websocket.DefaultDialer.Dial(tg.url("/?same"), header)
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+			t.Cleanup(func() { conn.Close() })
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("dial: %v", err)
+	}
+	if n := strings.Count(tg.logs.String(), `msg="shared process started"`); n != 1 {
+		t.Errorf("%d shared processes started for %d clients joining one stream at once, want 1", n, clients)
 	}
 }
 
