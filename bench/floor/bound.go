@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/binary"
-	"net"
 	"sync"
 	"syscall"
 )
@@ -43,20 +42,6 @@ func writeEach(clients []*client, frame []byte) {
 			_, _ = c.conn.NetConn().Write(frame[n:])
 		}
 	}
-}
-
-// rawConnOf returns conn's socket for writes without waiting, or nil when
-// it has none: then every write is the blocking one.
-func rawConnOf(conn net.Conn) syscall.RawConn {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return rc
 }
 
 // writeNow writes what the client's socket takes of p without waiting.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"net/http"
 	"syscall"
 	"time"
@@ -41,8 +42,8 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.SetReadLimit(h.maxFrame)
 	}
 	c := &client{hub: h, conn: conn, send: make(chan *websocket.PreparedMessage, h.queue)}
-	if h.direct {
-		c.raw = rawConnOf(conn.NetConn())
+	if tcp, ok := conn.NetConn().(*net.TCPConn); ok && h.direct {
+		c.raw, _ = tcp.SyscallConn() // nil on an error: every write is then the blocking one
 	}
 	h.register <- c
 	go c.writePump()
