@@ -19,6 +19,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/httppolicy"
 	"github.com/wsgate/wsgate/internal/logs"
 )
 
@@ -372,7 +373,7 @@ func loopbackOnly(ls gateway.Listeners) bool {
 		return false
 	}
 	for _, addr := range addrs {
-		if !gateway.LoopbackAddr(addr) {
+		if !httppolicy.LoopbackAddr(addr) {
 			return false
 		}
 	}

@@ -85,15 +85,18 @@ func TestSecurity_HostAllowedByOriginFlagIsServed(t *testing.T) {
 }
 
 // A trusted reverse proxy on loopback passes on the public name it was
-// asked for: nginx in front of a gateway on 127.0.0.1.
+// asked for: nginx in front of a gateway on 127.0.0.1, which says whom it
+// forwards. A request from its address without forwarding headers is a
+// local client like any other (see e2e_admission_test.go).
 func TestSecurity_HostFromATrustedProxyIsServed(t *testing.T) {
 	t.Parallel()
+	forwarded := "X-Forwarded-For: 203.0.113.7"
 	g := startGateway(t, "--trustedproxy=127.0.0.1", "cat")
-	if _, _, status := rawUpgrade(t, g.addr, upgradeRequest("/", "dash.example.com")); status != http.StatusSwitchingProtocols {
+	if _, _, status := rawUpgrade(t, g.addr, upgradeRequest("/", "dash.example.com", forwarded)); status != http.StatusSwitchingProtocols {
 		t.Errorf("Host dash.example.com from a trusted proxy: status %d, want 101", status)
 	}
 	other := startGateway(t, "--trustedproxy=10.0.0.1", "cat")
-	if _, _, status := rawUpgrade(t, other.addr, upgradeRequest("/", "dash.example.com")); status != http.StatusForbidden {
+	if _, _, status := rawUpgrade(t, other.addr, upgradeRequest("/", "dash.example.com", forwarded)); status != http.StatusForbidden {
 		t.Errorf("Host dash.example.com from an untrusted peer: status %d, want 403", status)
 	}
 }

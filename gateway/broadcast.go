@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,12 +61,13 @@ type registry struct {
 // starting its shared child if there is none. It is called before the
 // handshake response is sent, so that every line printed after that reaches
 // the client.
-func (g *Gateway) join(m *member, r *http.Request, c client, e endpoint, id string) error {
+func (g *Gateway) join(m *member, q *request) error {
 	if g.cfg.Bus != nil {
-		return g.joinBus(m, r, c, e, id)
+		return g.joinBus(m, q)
 	}
-	key := e.scriptName + "?" + r.URL.RawQuery
-	spec := processSpec(g.cfg, r, c, e, id) // outside the lock: it may look up a name
+	e, c := q.endpoint, q.client
+	key := e.Name + "?" + q.r.URL.RawQuery
+	spec := processSpec(g.cfg, q) // outside the lock: it may look up a name
 	reg := &g.shared
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
@@ -75,7 +75,7 @@ func (g *Gateway) join(m *member, r *http.Request, c client, e endpoint, id stri
 	if sc == nil {
 		var err error
 		stream := broadcast.NewStream(g.cfg.QueueSize, g.cfg.Replay)
-		if sc, err = g.startShared(e.scriptName, key, spec, c.addr, stream, nil); err != nil {
+		if sc, err = g.startShared(e.Name, key, spec, c.Addr, stream, nil); err != nil {
 			return err
 		}
 		reg.children[key] = sc
@@ -90,7 +90,7 @@ func (g *Gateway) join(m *member, r *http.Request, c client, e endpoint, id stri
 		sc.linger = nil
 	}
 	m.sc, m.sub = sc, sub
-	g.observe.BroadcastSubscribers(e.scriptName, 1)
+	g.observe.BroadcastSubscribers(e.Name, 1)
 	return nil
 }
 
@@ -480,7 +480,7 @@ func (s *session) enter(ctx context.Context, m *member) {
 	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri, "stream", key)
 	s.watch.start()
 	s.gw.mu.Lock()
-	opening := s.gw.memberOpening
+	opening := s.gw.hooks.memberOpening
 	s.gw.mu.Unlock()
 	if opening != nil {
 		opening()
@@ -533,7 +533,7 @@ func (s *session) plainReader() *socketReader {
 // tooSlow closes a member whose queue is full with 1013.
 func (s *session) tooSlow() {
 	if s.ends.send(websocket.CloseTryAgainLater, "client too slow") {
-		s.gw.observe.SlowClient(s.ep.scriptName)
+		s.gw.observe.SlowClient(s.ep.Name)
 		s.log.Info("client too slow; closing", "queue", s.gw.cfg.QueueSize)
 		s.wire.closeBehind(closeFrame(websocket.CloseTryAgainLater, "client too slow"))
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -67,11 +66,12 @@ type busStream struct {
 // joinBus is join for a gateway on a bus: it makes m a member of the
 // local stream of r's endpoint and query string, attaching it to the bus
 // first if this instance has no member of it yet.
-func (g *Gateway) joinBus(m *member, r *http.Request, c client, e endpoint, id string) error {
-	key := e.scriptName + "?" + r.URL.RawQuery
-	spec := processSpec(g.cfg, r, c, e, id) // outside the lock: it may look up a name
+func (g *Gateway) joinBus(m *member, q *request) error {
+	e, c := q.endpoint, q.client
+	key := e.Name + "?" + q.r.URL.RawQuery
+	spec := processSpec(g.cfg, q) // outside the lock: it may look up a name
 	for range busJoinAttempts {
-		bs, creator := g.busStreamFor(e.scriptName, key, spec, c.addr)
+		bs, creator := g.busStreamFor(e.Name, key, spec, c.Addr)
 		if creator {
 			bs.attach()
 		}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/httppolicy"
 )
 
 // cgiEnv is the environment of one connection's child: the CGI variables of
@@ -27,8 +29,8 @@ type cgiEnv struct {
 
 func (e cgiEnv) list() []string {
 	r := e.req
-	remoteAddr, remotePort := splitHostPort(e.remote)
-	serverName, serverPort := splitHostPort(r.Host)
+	remoteAddr, remotePort := httppolicy.SplitHostPort(e.remote)
+	serverName, serverPort := httppolicy.SplitHostPort(r.Host)
 	if serverPort == "" {
 		serverPort = localPort(r)
 	}
@@ -99,7 +101,7 @@ const reverseLookupTimeout = 2 * time.Second
 
 // lookupHost returns the client's DNS name, or "" when it has none.
 func lookupHost(remoteAddr string) string {
-	host, _ := splitHostPort(remoteAddr)
+	host, _ := httppolicy.SplitHostPort(remoteAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), reverseLookupTimeout)
 	defer cancel()
 	names, err := net.DefaultResolver.LookupAddr(ctx, host)
@@ -109,21 +111,12 @@ func lookupHost(remoteAddr string) string {
 	return strings.TrimSuffix(names[0], ".")
 }
 
-// splitHostPort splits "host:port", "[v6]:port" or a bare host.
-func splitHostPort(hostport string) (host, port string) {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return strings.Trim(hostport, "[]"), ""
-	}
-	return host, port
-}
-
 // localPort is the port the request came in on, for a Host header without one.
 func localPort(r *http.Request) string {
 	addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if !ok {
 		return ""
 	}
-	_, port := splitHostPort(addr.String())
+	_, port := httppolicy.SplitHostPort(addr.String())
 	return port
 }

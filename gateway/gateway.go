@@ -12,12 +12,12 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/httppolicy"
 	"github.com/wsgate/wsgate/internal/readiness"
 	"github.com/wsgate/wsgate/process"
 )
@@ -179,13 +179,16 @@ type Gateway struct {
 	forks     *limit // children, shared ones included
 	conns     *limit // WebSocket connections
 	shared    registry
-	endpoints router
-	origins   originPolicy
-	protocols subprotocols
-	proxies   trustedProxies
+	endpoints httppolicy.Router
+	origins   httppolicy.Origins
+	protocols httppolicy.Subprotocols
+	proxies   httppolicy.Proxies
 	observe   *counting
 	plain     http.Handler
 	wsHeaders http.Header // --header and --header-ws, for gorilla to write
+
+	// plainSteps and upgradeSteps are admission's checks (admission.go).
+	plainSteps, upgradeSteps []step
 
 	ctx    context.Context // cancelled when shutdown begins
 	cancel context.CancelFunc
@@ -196,12 +199,17 @@ type Gateway struct {
 	open     map[*session]struct{}         // sessions being served
 	sessions sync.WaitGroup
 	members  *readiness.Set // where broadcast members wait for their clients; made for the first
-	// newMemberSet makes members; readiness.NewSet but in tests of what
-	// happens when it fails.
+	hooks    testHooks
+}
+
+// testHooks are what tests change of a gateway's behaviour, all in one
+// place; the zero value is the real behaviour.
+type testHooks struct {
+	// newMemberSet makes the readiness set of broadcast members;
+	// readiness.NewSet when nil, and in tests of what happens when it fails.
 	newMemberSet func() (*readiness.Set, error)
-	// memberOpening, in tests only, runs as a broadcast member is about to
-	// be counted open (enter): a shutdown begun just then must still reach
-	// it.
+	// memberOpening runs as a broadcast member is about to be counted open
+	// (enter): a shutdown begun just then must still reach it.
 	memberOpening func()
 }
 
@@ -215,12 +223,10 @@ func New(cfg Config) (*Gateway, error) {
 		forks:   newLimit(cfg.MaxForks),
 		shared:  registry{children: make(map[string]*sharedChild), buses: make(map[string]*busStream)},
 		conns:   newLimit(cfg.MaxConns),
-		proxies: trustedProxies(cfg.TrustedProxies),
+		proxies: httppolicy.Proxies(cfg.TrustedProxies),
 		observe: &counting{Observer: cfg.Observer},
 		live:    make(map[*process.Process]struct{}),
 		open:    make(map[*session]struct{}),
-
-		newMemberSet: readiness.NewSet,
 	}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: handshakeTimeout,
@@ -236,12 +242,13 @@ func New(cfg Config) (*Gateway, error) {
 	if g.endpoints, err = newRouter(cfg); err != nil {
 		return nil, err
 	}
-	if g.origins, err = newOriginPolicy(cfg.Origins); err != nil {
+	if g.origins, err = httppolicy.NewOrigins(cfg.Origins); err != nil {
 		return nil, err
 	}
-	if g.protocols, err = newSubprotocols(cfg.Subprotocols); err != nil {
+	if g.protocols, err = httppolicy.NewSubprotocols(cfg.Subprotocols); err != nil {
 		return nil, &ConfigError{Field: "Subprotocols", Err: err}
 	}
+	g.plainSteps, g.upgradeSteps = g.admissionSteps(false), g.admissionSteps(true)
 	if g.plain, err = g.newPlainHandler(); err != nil {
 		return nil, err
 	}
@@ -255,12 +262,12 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-func newRouter(cfg Config) (router, error) {
+func newRouter(cfg Config) (httppolicy.Router, error) {
 	switch {
 	case cfg.Dir != "" && len(cfg.Command) > 0:
 		return nil, errors.New("give either Command or Dir, not both")
 	case cfg.Dir != "":
-		r, err := newDirRouter(cfg.Dir)
+		r, err := httppolicy.NewDirRouter(cfg.Dir)
 		if err != nil {
 			return nil, &ConfigError{Field: "Dir", Err: err}
 		}
@@ -268,13 +275,13 @@ func newRouter(cfg Config) (router, error) {
 	case len(cfg.Command) == 0:
 		return nil, errors.New("no command given")
 	}
-	return commandRouter{command: cfg.Command}, nil
+	return httppolicy.CommandRouter{Command: cfg.Command}, nil
 }
 
 func (g *Gateway) newPlainHandler() (http.Handler, error) {
 	h := &plainHandler{console: g.cfg.DevConsole, endpoints: g.endpoints, forks: g.forks}
 	if g.cfg.CGIDir != "" {
-		r, err := newDirRouter(g.cfg.CGIDir)
+		r, err := httppolicy.NewDirRouter(g.cfg.CGIDir)
 		if err != nil {
 			return nil, &ConfigError{Field: "CGIDir", Err: err}
 		}
@@ -292,57 +299,29 @@ func (g *Gateway) newPlainHandler() (http.Handler, error) {
 }
 
 // ServeHTTP upgrades WebSocket handshakes and runs a session for each; other
-// requests go to the developer console, CGI scripts or static files.
+// requests go to the developer console, CGI scripts or static files. Every
+// request goes through admission first (admission.go).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	addHeaders(w, g.cfg.Headers)
-	upgrade := websocket.IsWebSocketUpgrade(r)
-	if hasControlChar(r.URL.Path) {
-		// It would reach PATH_INFO and the other path variables, a NUL
-		// making the command fail to start, a newline splitting them.
-		g.log.Info("request refused: control character in path", "remote", r.RemoteAddr, "path", r.URL.EscapedPath())
-		http.Error(w, "control character in path", http.StatusBadRequest)
+	q, ref := g.admit(r)
+	if ref != nil {
+		// Refusals are plain HTTP responses and carry --header; a
+		// completed handshake carries --header and --header-ws.
+		g.refuseHTTP(w, q, ref)
 		return
 	}
-	if !g.hostAllowed(r) {
-		g.refuseHost(w, r, upgrade)
-		return
-	}
-	if !upgrade {
+	if !q.upgrade {
 		addHeaders(w, g.cfg.HeadersHTTP)
 		g.plain.ServeHTTP(w, r)
 		return
 	}
-	// Refusals below are plain HTTP responses and carry --header; a
-	// completed handshake carries --header and --header-ws.
-	e, err := g.endpoints.route(r.URL.Path)
-	if err != nil {
-		g.observe.HandshakeRefused(RefusedNotFound)
-		http.NotFound(w, r)
-		return
-	}
-	c := g.proxies.client(r)
-	if !g.origins.allows(r, c.host) {
-		origin := r.Header.Get("Origin")
-		g.log.Info("handshake refused: origin not allowed", "remote", c.addr, "path", r.URL.Path,
-			"origin", origin, "host", c.host, "hint", refusalHint(origin))
-		g.observe.HandshakeRefused(RefusedOrigin)
-		http.Error(w, "origin not allowed", http.StatusForbidden)
-		return
-	}
-	protocol, ok := g.protocols.choose(r)
-	if !ok {
-		g.log.Info("handshake refused: no subprotocol in common", "remote", c.addr, "path", r.URL.Path,
-			"offered", strings.Join(offeredSubprotocols(r), ","), "served", strings.Join(g.protocols, ","))
-		g.observe.HandshakeRefused(RefusedBadRequest)
-		http.Error(w, "no subprotocol in common: this endpoint serves "+strings.Join(g.protocols, ", "), http.StatusBadRequest)
-		return
-	}
 	if !g.track() {
-		g.observe.HandshakeRefused(RefusedShutdown)
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		g.refuseHTTP(w, q, &refusal{status: http.StatusServiceUnavailable, reason: "server shutting down",
+			metric: RefusedShutdown, level: slog.LevelDebug})
 		return
 	}
-	g.serveWebSocket(w, r, e, c, protocol)
+	q.id = newSessionID()
+	g.serveWebSocket(w, q)
 }
 
 func addHeaders(w http.ResponseWriter, headers http.Header) {
@@ -384,10 +363,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 	}
 	g.mu.Unlock()
-	g.cancel() // sessions with a child of their own go away by themselves
+	// Members first: cancelling stops the shared children, and a child
+	// that exits at once would end its stream (1000) ahead of the 1001.
 	for _, s := range members {
 		s.goingAwayMember()
 	}
+	g.cancel() // sessions with a child of their own go away by themselves
 
 	done := make(chan struct{})
 	go func() {
@@ -477,75 +458,68 @@ func (g *Gateway) setLive(p *process.Process, live bool) {
 	}
 }
 
-// serveWebSocket upgrades the connection and hands it to a session
-// goroutine, owned by the gateway: returning from the handler lets net/http
-// free what it kept for the request, which an idle session would otherwise
-// hold for its whole life. Shutdown waits for the session. c is who the
-// client is; protocol is the subprotocol chosen, or "".
-func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpoint, c client, protocol string) {
-	id := newSessionID()
-	refusal := ""
-	if !g.conns.acquire() {
-		refusal = errTooManyForks.Error()
-	}
+// serveWebSocket takes the capacity the connection needs, joins its
+// broadcast stream if it has one, upgrades the connection and hands it to a
+// session goroutine, owned by the gateway: returning from the handler lets
+// net/http free what it kept for the request, which an idle session would
+// otherwise hold for its whole life. A connection over a limit, or whose
+// stream cannot be joined, is upgraded holding nothing and closed at once
+// (browsers cannot read an HTTP status). Shutdown waits for the session.
+func (g *Gateway) serveWebSocket(w http.ResponseWriter, q *request) {
+	held, ref := g.reserve()
 	var m *member
-	if g.cfg.Broadcast && refusal == "" {
+	if ref == nil && g.cfg.Broadcast {
 		m = &member{}
-		if err := g.join(m, r, c, e, id); err != nil { // before the response: see join
-			refusal, m = err.Error(), nil
+		if err := g.join(m, q); err != nil { // before the response: see join
+			held.release()
+			held, ref, m = nil, joinRefusal(err), nil
 		}
 	}
 	hw := &hijackWriter{ResponseWriter: w, member: m != nil}
-	conn, err := g.upgrader.Upgrade(hw, r, g.handshakeHeader(protocol))
+	conn, err := g.upgrader.Upgrade(hw, q.r, g.handshakeHeader(q.protocol))
 	if err != nil {
-		g.log.Debug("handshake failed", "remote", c.addr, "path", r.URL.Path, "err", err)
+		g.log.Debug("handshake failed", "remote", q.client.Addr, "path", q.r.URL.Path, "err", err)
 		if m != nil {
 			g.leave(m)
 		}
-		if refusal == "" {
-			g.conns.release()
-		}
+		held.release()
 		g.sessions.Done()
 		return
 	}
-	s := newSession(g, conn, hw, r, e, c, id)
-	g.observe.ConnectionOpened(e.scriptName)
+	s := newSession(g, conn, hw, q)
+	s.held = held
+	g.observe.ConnectionOpened(q.endpoint.Name)
 	if m != nil {
 		s.enter(g.ctx, m)
 		if sr := s.plainReader(); sr != nil && s.watchMember(sr) {
 			return // the readiness set has it now
 		}
 	}
-	go g.serveSession(s, m, refusal)
+	go g.serveSession(s, m, ref)
+}
+
+// joinRefusal is the refusal of a client that could not join its stream.
+func joinRefusal(err error) *refusal {
+	switch {
+	case errors.Is(err, errTooManyForks):
+		return &refusedTooMany
+	case errors.Is(err, errBusUnavailable):
+		return &refusedBus
+	}
+	return &refusal{code: websocket.CloseInternalServerErr, reason: err.Error(), level: slog.LevelInfo}
 }
 
 // serveSession runs a session to its end: a refusal, a member of a broadcast
 // stream, or a client with its own child.
-func (g *Gateway) serveSession(s *session, m *member, refusal string) {
+func (g *Gateway) serveSession(s *session, m *member, ref *refusal) {
 	g.setOpen(s, true)
 	defer g.sessionEnded(s)
 	switch {
-	case refusal == errTooManyForks.Error():
-		g.observe.HandshakeRefused(RefusedLimit)
-		s.refuse(websocket.CloseTryAgainLater, refusal)
-		return
-	case refusal == errBusUnavailable.Error():
-		g.observe.HandshakeRefused(RefusedBus)
-		s.refuse(websocket.CloseTryAgainLater, refusal)
-		return
-	case refusal != "":
-		s.refuse(websocket.CloseInternalServerErr, refusal)
-		return
-	}
-	defer g.conns.release()
-	switch {
+	case ref != nil:
+		s.refuse(ref)
 	case m != nil:
 		s.runMember()
-	case !g.forks.acquire():
-		g.observe.HandshakeRefused(RefusedLimit)
-		s.refuse(websocket.CloseTryAgainLater, errTooManyForks.Error())
 	default:
-		defer g.forks.release()
 		s.run(g.ctx)
 	}
 }
@@ -553,6 +527,7 @@ func (g *Gateway) serveSession(s *session, m *member, refusal string) {
 // sessionEnded tells the gateway a session has ended and logged, which
 // Shutdown and Abort wait for.
 func (g *Gateway) sessionEnded(s *session) {
+	s.held.release()
 	g.setOpen(s, false)
 	close(s.ended)
 	g.sessions.Done()
@@ -564,7 +539,11 @@ func (g *Gateway) memberSockets() (*readiness.Set, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.members == nil {
-		set, err := g.newMemberSet()
+		newSet := g.hooks.newMemberSet
+		if newSet == nil {
+			newSet = readiness.NewSet
+		}
+		set, err := newSet()
 		if err != nil {
 			return nil, err
 		}
@@ -585,8 +564,24 @@ func (g *Gateway) closeMemberSockets() {
 	}
 }
 
-// writeHandshakeError answers a bad handshake with its status and a one-line
-// reason.
+// handshakeHeader returns the headers of the handshake response, naming
+// protocol when one was chosen. gorilla answers with the
+// Sec-WebSocket-Protocol it finds there.
+func (g *Gateway) handshakeHeader(protocol string) http.Header {
+	if g.protocols == nil {
+		return g.wsHeaders
+	}
+	h := g.wsHeaders.Clone()
+	h.Del("Sec-WebSocket-Protocol") // --header-ws must not name one the client did not offer
+	if protocol != "" {
+		h.Set("Sec-WebSocket-Protocol", protocol)
+	}
+	return h
+}
+
+// writeHandshakeError answers a handshake gorilla refuses, with its status
+// and a one-line reason. Admission has checked what gorilla checks, so
+// this is a connection that failed under the upgrade.
 func (g *Gateway) writeHandshakeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 	g.observe.HandshakeRefused(RefusedBadRequest)
 	w.Header().Set("Sec-Websocket-Version", "13")

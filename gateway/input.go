@@ -44,7 +44,7 @@ func (s *session) copyInput() error {
 		}
 		s.heard()
 		err = in.add(r, msgType == websocket.TextMessage)
-		if code, reason := refusal(err); code != 0 {
+		if code, reason := messageRefusal(err); code != 0 {
 			if err := in.flush(); err != nil { // the messages before it were whole
 				return err
 			}
@@ -56,9 +56,9 @@ func (s *session) copyInput() error {
 	}
 }
 
-// refusal returns the close code and reason for a client message that add
+// messageRefusal returns the close code and reason for a client message that add
 // refused, or 0.
-func refusal(err error) (int, string) {
+func messageRefusal(err error) (int, string) {
 	switch {
 	case errors.Is(err, errInvalidText):
 		return websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message"
@@ -124,7 +124,7 @@ func (b *stdinBatch) add(r io.Reader, text bool) (err error) {
 	}
 	b.s.msgsIn.Add(1)
 	b.s.bytesIn.Add(int64(size))
-	b.s.gw.observe.Messages(b.s.ep.scriptName, In, 1, int64(size))
+	b.s.gw.observe.Messages(b.s.ep.Name, In, 1, int64(size))
 	if b.s.gw.cfg.Binary {
 		return nil
 	}

@@ -81,7 +81,6 @@ func (in *memberInput) end(err error) {
 	}
 	s.clientEnded(err)
 	s.endMember()
-	s.gw.conns.release()
 	s.gw.sessionEnded(s)
 }
 
@@ -127,7 +126,7 @@ func (in *memberInput) Message(text bool, payload []byte) error {
 	s.heard()
 	in.payload.Reset(payload)
 	err := in.batch.add(&in.payload, text)
-	if code, reason := refusal(err); code != 0 {
+	if code, reason := messageRefusal(err); code != 0 {
 		if err := in.batch.flush(); err != nil {
 			return err
 		}

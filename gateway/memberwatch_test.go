@@ -69,7 +69,7 @@ func TestBroadcastMemberIsReadByGorillaWhenTheReadinessSetCannotBeMade(t *testin
 	t.Parallel()
 	tg := newTestGateway(t, broadcastScript(t, "exec cat"))
 	tg.gw.mu.Lock()
-	tg.gw.newMemberSet = func() (*readiness.Set, error) { return nil, errors.New("no epoll set in this test") }
+	tg.gw.hooks.newMemberSet = func() (*readiness.Set, error) { return nil, errors.New("no epoll set in this test") }
 	tg.gw.mu.Unlock()
 	conn := tg.dial(t, "/", nil)
 	send(t, conn, websocket.TextMessage, "hello")
@@ -86,7 +86,7 @@ func TestBroadcastMemberOpenedAsShutdownBeginsIsToldToGoAway(t *testing.T) {
 	tg := newTestGateway(t, broadcastScript(t, "exec cat"))
 	shutdown := make(chan error, 1)
 	tg.gw.mu.Lock()
-	tg.gw.memberOpening = func() {
+	tg.gw.hooks.memberOpening = func() {
 		// Shutdown looks for open members before this one is counted.
 		go func() { shutdown <- tg.gw.Shutdown(t.Context()) }()
 		for !tg.gw.Draining() {

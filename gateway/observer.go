@@ -19,7 +19,8 @@ type Observer interface {
 	// ConnectionOpened: a WebSocket connection to endpoint is open.
 	ConnectionOpened(endpoint string)
 	// ConnectionClosed: it has ended, with close code (1006 when no close
-	// frame was exchanged), after duration.
+	// frame was exchanged), after duration. The code may be one the client
+	// chose: CloseCodeLabel bounds it for a label.
 	ConnectionClosed(endpoint string, code int, duration time.Duration)
 	// ChildStarted: a child process of endpoint started.
 	ChildStarted(endpoint string)
@@ -36,6 +37,24 @@ type Observer interface {
 	// BroadcastSubscribers: the clients sharing endpoint's process changed
 	// by delta (broadcast mode).
 	BroadcastSubscribers(endpoint string, delta int)
+}
+
+// closeCodesTold are the close codes a connection's end is reported with
+// as they are: those wsgate sends, 1005 (the client's close frame had no
+// code) and 1006 (no close frame at all).
+var closeCodesTold = map[int]string{
+	1000: "1000", 1001: "1001", 1002: "1002", 1005: "1005", 1006: "1006", 1007: "1007",
+	1008: "1008", 1009: "1009", 1011: "1011", 1012: "1012", 1013: "1013",
+}
+
+// CloseCodeLabel is how a close code is told in metrics: as it is when it
+// is one wsgate sends (or 1005, 1006), "other" when a client chose it, so
+// that no client can make a series of its own.
+func CloseCodeLabel(code int) string {
+	if label, ok := closeCodesTold[code]; ok {
+		return label
+	}
+	return "other"
 }
 
 // Direction is which way messages went.

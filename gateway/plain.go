@@ -9,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/wsgate/wsgate/internal/httppolicy"
 )
 
 //go:embed console.html
@@ -20,8 +22,8 @@ var consolePage []byte
 // paths that name no file there.
 type plainHandler struct {
 	console   bool
-	endpoints router
-	cgi       *dirRouter
+	endpoints httppolicy.Router
+	cgi       *httppolicy.DirRouter
 	cgiEnv    []string
 	static    *staticFiles
 	forks     *limit
@@ -29,13 +31,13 @@ type plainHandler struct {
 
 func (h *plainHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.console && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !h.static.has(r.URL.Path) {
-		if _, err := h.endpoints.route(r.URL.Path); err == nil {
+		if _, err := h.endpoints.Route(r.URL.Path); err == nil {
 			serveConsole(w)
 			return
 		}
 	}
 	if h.cgi != nil {
-		if e, err := h.cgi.route(r.URL.Path); err == nil {
+		if e, err := h.cgi.Route(r.URL.Path); err == nil {
 			h.serveCGI(w, r, e)
 			return
 		}
@@ -57,16 +59,16 @@ func serveConsole(w http.ResponseWriter) {
 	_, _ = w.Write(consolePage)
 }
 
-func (h *plainHandler) serveCGI(w http.ResponseWriter, r *http.Request, e endpoint) {
+func (h *plainHandler) serveCGI(w http.ResponseWriter, r *http.Request, e httppolicy.Endpoint) {
 	if !h.forks.acquire() {
 		http.Error(w, "too many connections", http.StatusTooManyRequests)
 		return
 	}
 	defer h.forks.release()
 	handler := &cgi.Handler{
-		Path: e.path,
-		Root: e.scriptName,
-		Dir:  filepath.Dir(e.path),
+		Path: e.Path,
+		Root: e.ScriptName,
+		Dir:  filepath.Dir(e.Path),
 		Env:  h.cgiEnv,
 	}
 	handler.ServeHTTP(w, r)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/httppolicy"
 	"github.com/wsgate/wsgate/internal/logs"
 )
 
@@ -151,7 +152,7 @@ func redirectHandler(port int, tls bool) http.Handler {
 		scheme = "https"
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _ := splitHostPort(r.Host)
+		host, _ := httppolicy.SplitHostPort(r.Host)
 		target := scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port)) + r.URL.RequestURI()
 		http.Redirect(w, r, target, http.StatusMovedPermanently)
 	})

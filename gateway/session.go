@@ -6,12 +6,12 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/httppolicy"
 	"github.com/wsgate/wsgate/internal/logs"
 	"github.com/wsgate/wsgate/process"
 )
@@ -39,11 +39,12 @@ type session struct {
 	client       *clientConn
 	raw          net.Conn      // the connection under any TLS
 	clientReader *bufio.Reader // what conn reads from
-	req          *http.Request // the handshake, until the child starts
-	peer         client        // who it comes from
-	remote, uri  string        // of the handshake, for the logs
-	ep           endpoint
+	req          *request      // the handshake as admitted, until the child starts
+	peer         httppolicy.Client
+	remote, uri  string // of the handshake, for the logs
+	ep           httppolicy.Endpoint
 	id           string
+	held         *capacity // the limits' slots it holds; released when it ends
 	log          *slog.Logger
 	start        time.Time
 
@@ -73,20 +74,20 @@ type session struct {
 	gorillaClosed atomic.Bool
 }
 
-func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Request, e endpoint, c client, id string) *session {
+func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, q *request) *session {
 	s := &session{
 		gw:           g,
 		conn:         conn,
 		client:       hw.conn,
 		raw:          hw.raw,
 		clientReader: hw.reader,
-		req:          r,
-		peer:         c,
-		remote:       c.addr,
-		uri:          r.URL.RequestURI(),
-		ep:           e,
-		id:           id,
-		log:          g.log.With("id", id),
+		req:          q,
+		peer:         q.client,
+		remote:       q.client.Addr,
+		uri:          q.r.URL.RequestURI(),
+		ep:           q.endpoint,
+		id:           q.id,
+		log:          g.log.With("id", q.id),
 		start:        time.Now(),
 		ended:        make(chan struct{}),
 		deflate:      hw.conn.deflate,
@@ -94,7 +95,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 	limitUnsent(hw.raw)
 	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
 	hw.conn.closing = s.gorillaClose
-	name := e.scriptName // not all of e: every session holds this closure
+	name := q.endpoint.Name // not all of q: every session holds this closure
 	s.wire.written = func(msgs, payload int64) { g.observe.Messages(name, Out, msgs, payload) }
 	hw.conn.wire.Store(s.wire)
 	s.heard()
@@ -120,9 +121,13 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, r *http.Requ
 	return s
 }
 
-// refuse ends a session before any child starts, with a close frame.
-func (s *session) refuse(code int, reason string) {
-	s.log.Info("connection refused", "remote", s.remote, "path", s.uri, "reason", reason)
+// refuse ends a session before any child starts, with the refusal's close
+// frame, counted and logged once.
+func (s *session) refuse(ref *refusal) {
+	code, reason := ref.code, ref.reason
+	if s.req != nil {
+		s.gw.noteRefusal(s.req, ref)
+	}
 	s.ends.send(code, reason)
 	s.wire.abandon(time.Now().Add(controlWriteWait))
 	s.wire.control(closeFrame(code, reason))
@@ -136,14 +141,14 @@ func (s *session) refuse(code int, reason string) {
 
 // run starts the child and serves the connection until both sides are done.
 func (s *session) run(ctx context.Context) {
-	proc, err := process.Start(processSpec(s.gw.cfg, s.req, s.peer, s.ep, s.id))
+	proc, err := process.Start(processSpec(s.gw.cfg, s.req))
 	if err != nil {
-		s.gw.observe.ChildStartFailed(s.ep.scriptName)
+		s.gw.observe.ChildStartFailed(s.ep.Name)
 		s.log.Error("command failed to start", "err", err)
-		s.refuse(websocket.CloseInternalServerErr, "cannot start command: "+rootCause(err).Error())
+		s.refuse(&refusal{code: websocket.CloseInternalServerErr, reason: "cannot start command: " + rootCause(err).Error(), level: slog.LevelInfo})
 		return
 	}
-	s.gw.observe.ChildStarted(s.ep.scriptName)
+	s.gw.observe.ChildStarted(s.ep.Name)
 	s.proc = proc
 	s.stdin = newChildStdin(proc.Stdin())
 	s.req = nil // all that is needed of it is in the child's environment
@@ -180,7 +185,7 @@ func (s *session) pumpOutput() {
 		log:      s.log,
 		replaced: &s.replacedUTF8,
 	}))
-	s.gw.observe.ChildEnded(s.ep.scriptName)
+	s.gw.observe.ChildEnded(s.ep.Name)
 	code, reason := closeCodeFor(status), status.String()
 	if !s.ends.send(code, reason) {
 		_ = s.wire.writeControls() // the close frame already asked for, if not written yet
@@ -191,30 +196,28 @@ func (s *session) pumpOutput() {
 	s.watch.poke()
 }
 
-// processSpec is what to run for the request r from client c to endpoint e,
-// with the request's CGI environment; id is its UNIQUE_ID.
-func processSpec(cfg Config, r *http.Request, c client, e endpoint, id string) process.Spec {
+// processSpec is what to run for the admitted request q, with its CGI
+// environment.
+func processSpec(cfg Config, q *request) process.Spec {
 	env := cgiEnv{
-		req:        r,
-		remote:     c.addr,
-		https:      c.https,
-		id:         id,
-		scriptName: e.scriptName,
-		pathInfo:   e.pathInfo,
+		req:        q.r,
+		remote:     q.client.Addr,
+		https:      q.client.HTTPS,
+		id:         q.id,
+		scriptName: q.endpoint.ScriptName,
+		pathInfo:   q.endpoint.PathInfo,
 		software:   cfg.ServerSoftware,
 		passEnv:    cfg.PassEnv,
 	}
 	if len(cfg.Subprotocols) > 0 {
-		// The gateway's choice, made again: it depends on the list and r alone.
-		protocol, _ := subprotocols(cfg.Subprotocols).choose(r)
-		env.subprotocol = &protocol
+		env.subprotocol = &q.protocol
 	}
 	if cfg.ReverseLookup {
-		env.remoteHost = lookupHost(c.addr)
+		env.remoteHost = lookupHost(q.client.Addr)
 	}
 	return process.Spec{
-		Path:           e.path,
-		Args:           e.args,
+		Path:           q.endpoint.Path,
+		Args:           q.endpoint.Args,
 		Env:            env.list(),
 		Grace:          cfg.CloseGrace,
 		TerminalStdout: cfg.LineBuffer,
@@ -358,11 +361,11 @@ func (s *session) settle() {
 func (s *session) logAccess() {
 	code, reason := s.ends.outcome()
 	duration := time.Since(s.start)
-	s.gw.observe.ConnectionClosed(s.ep.scriptName, code, duration)
+	s.gw.observe.ConnectionClosed(s.ep.Name, code, duration)
 	msgsOut, bytesOut := s.wire.delivered()
 	attrs := []any{"remote", s.remote}
-	if s.peer.proxy != "" {
-		attrs = append(attrs, "proxy", s.peer.proxy)
+	if s.peer.Proxy != "" {
+		attrs = append(attrs, "proxy", s.peer.Proxy)
 	}
 	attrs = append(attrs,
 		"path", s.uri,

@@ -10,38 +10,18 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/httppolicy"
 )
-
-func TestOfferedSubprotocolsTable(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name   string
-		values []string
-		want   []string
-	}{
-		{"none", nil, nil},
-		{"one", []string{"chat"}, []string{"chat"}},
-		{"list-in-order", []string{"b, a,c"}, []string{"b", "a", "c"}},
-		{"several-headers", []string{"b", "a, c"}, []string{"b", "a", "c"}},
-		{"empty-elements", []string{" , a,, "}, []string{"a"}},
-	}
-	for _, c := range cases {
-		r := &http.Request{Header: http.Header{"Sec-Websocket-Protocol": c.values}}
-		if got := offeredSubprotocols(r); !reflect.DeepEqual(got, c.want) {
-			t.Errorf("%s: offeredSubprotocols = %q, want %q", c.name, got, c.want)
-		}
-	}
-}
 
 func TestNewSubprotocolsRefusesWhatIsNoToken(t *testing.T) {
 	t.Parallel()
 	for _, bad := range []string{"", "two words", "a,b", "quo\"te", "naïve"} {
-		if _, err := newSubprotocols([]string{"ok", bad}); err == nil {
-			t.Errorf("newSubprotocols accepted %q", bad)
+		if _, err := httppolicy.NewSubprotocols([]string{"ok", bad}); err == nil {
+			t.Errorf("NewSubprotocols accepted %q", bad)
 		}
 	}
-	if _, err := newSubprotocols([]string{"chat.v2", "mqtt", "graphql-transport-ws", "x~!#$%&'*+-.^_`|"}); err != nil {
-		t.Errorf("newSubprotocols refused tokens: %v", err)
+	if _, err := httppolicy.NewSubprotocols([]string{"chat.v2", "mqtt", "graphql-transport-ws", "x~!#$%&'*+-.^_`|"}); err != nil {
+		t.Errorf("NewSubprotocols refused tokens: %v", err)
 	}
 	_, err := New(Config{Command: []string{"cat"}, Subprotocols: []string{"two words"}, Logger: slogDiscard()})
 	var ce *ConfigError

@@ -6,7 +6,6 @@ package metrics
 import (
 	"net/http"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
@@ -62,7 +61,7 @@ func New(version string) *Metrics {
 			Name: "wsgate_connections", Help: "Open WebSocket connections.",
 		}, endpoint),
 		connectionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_connections_total", Help: "Ended WebSocket connections, by close code (1006: no close frame).",
+			Name: "wsgate_connections_total", Help: "Ended WebSocket connections, by close code (1006: no close frame; other: a code a client chose).",
 		}, []string{"endpoint", "code"}),
 		children: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wsgate_children", Help: "Running child processes.",
@@ -121,7 +120,7 @@ func (m *Metrics) ConnectionOpened(endpoint string) {
 // ConnectionClosed counts an ended connection and its duration.
 func (m *Metrics) ConnectionClosed(endpoint string, code int, duration time.Duration) {
 	m.connections.WithLabelValues(endpoint).Dec()
-	m.connectionsTotal.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+	m.connectionsTotal.WithLabelValues(endpoint, gateway.CloseCodeLabel(code)).Inc()
 	m.sessionDuration.WithLabelValues(endpoint).Observe(duration.Seconds())
 }
 

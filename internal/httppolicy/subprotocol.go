@@ -1,4 +1,4 @@
-package gateway
+package httppolicy
 
 import (
 	"fmt"
@@ -7,13 +7,13 @@ import (
 	"strings"
 )
 
-// subprotocols are the subprotocols a gateway serves (Config.Subprotocols);
-// nil serves none and ignores what clients offer.
-type subprotocols []string
+// Subprotocols are the subprotocols a gateway serves; nil serves none and
+// ignores what clients offer.
+type Subprotocols []string
 
-// newSubprotocols checks that every entry is a token, as the
+// NewSubprotocols checks that every entry is a token, as the
 // Sec-WebSocket-Protocol header needs.
-func newSubprotocols(list []string) (subprotocols, error) {
+func NewSubprotocols(list []string) (Subprotocols, error) {
 	if len(list) == 0 {
 		return nil, nil
 	}
@@ -25,14 +25,14 @@ func newSubprotocols(list []string) (subprotocols, error) {
 	return list, nil
 }
 
-// choose returns the subprotocol to answer r with: the first the client
+// Choose returns the subprotocol to answer r with: the first the client
 // offers that is served. It reports false for a client that offers
 // subprotocols none of which is served; one that offers none gets "".
-func (s subprotocols) choose(r *http.Request) (string, bool) {
+func (s Subprotocols) Choose(r *http.Request) (string, bool) {
 	if s == nil {
 		return "", true
 	}
-	offered := offeredSubprotocols(r)
+	offered := Offered(r)
 	for _, p := range offered {
 		if slices.Contains(s, p) {
 			return p, true
@@ -41,9 +41,9 @@ func (s subprotocols) choose(r *http.Request) (string, bool) {
 	return "", len(offered) == 0
 }
 
-// offeredSubprotocols returns the subprotocols r offers, in its order of
+// Offered returns the subprotocols r offers, in its order of
 // preference, from every Sec-WebSocket-Protocol header.
-func offeredSubprotocols(r *http.Request) []string {
+func Offered(r *http.Request) []string {
 	var offered []string
 	for _, value := range r.Header.Values("Sec-WebSocket-Protocol") {
 		for _, p := range strings.Split(value, ",") {
@@ -53,21 +53,6 @@ func offeredSubprotocols(r *http.Request) []string {
 		}
 	}
 	return offered
-}
-
-// handshakeHeader returns the headers of the handshake response, naming
-// protocol when one was chosen. gorilla answers with the
-// Sec-WebSocket-Protocol it finds there.
-func (g *Gateway) handshakeHeader(protocol string) http.Header {
-	if g.protocols == nil {
-		return g.wsHeaders
-	}
-	h := g.wsHeaders.Clone()
-	h.Del("Sec-WebSocket-Protocol") // --header-ws must not name one the client did not offer
-	if protocol != "" {
-		h.Set("Sec-WebSocket-Protocol", protocol)
-	}
-	return h
 }
 
 // isToken reports whether s is an HTTP token (RFC 9110 section 5.6.2).

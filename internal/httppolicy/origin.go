@@ -1,4 +1,4 @@
-package gateway
+package httppolicy
 
 import (
 	"fmt"
@@ -8,10 +8,10 @@ import (
 	"strings"
 )
 
-// originPolicy decides which browser origins may open a WebSocket.
-// Same-origin handshakes and those without an Origin header (non-browser
-// clients) are always allowed; allowed lists the others.
-type originPolicy struct {
+// Origins decides which browser origins may open a WebSocket. Same-origin
+// handshakes and those without an Origin header (non-browser clients) are
+// always allowed; allowed lists the others. The zero value allows only those.
+type Origins struct {
 	any     bool
 	allowed []originPattern
 }
@@ -22,9 +22,10 @@ type originPattern struct {
 	scheme, host, port string
 }
 
-// newOriginPolicy parses the --origin list; "*" allows any origin.
-func newOriginPolicy(list []string) (originPolicy, error) {
-	var p originPolicy
+// NewOrigins parses a list of allowed origins: "host", "host:port" or
+// "scheme://host[:port]"; "*" allows any origin.
+func NewOrigins(list []string) (Origins, error) {
+	var p Origins
 	for _, entry := range list {
 		entry = strings.TrimSpace(entry)
 		switch {
@@ -36,7 +37,7 @@ func newOriginPolicy(list []string) (originPolicy, error) {
 		}
 		pattern, err := parseOriginPattern(entry)
 		if err != nil {
-			return originPolicy{}, err
+			return Origins{}, err
 		}
 		p.allowed = append(p.allowed, pattern)
 	}
@@ -53,15 +54,15 @@ func parseOriginPattern(entry string) (originPattern, error) {
 	if strings.ContainsAny(hostport, "/?#@ ") || hostport == "" {
 		return originPattern{}, fmt.Errorf("origin %q: want host, host:port or scheme://host[:port]", entry)
 	}
-	pattern.host, pattern.port = splitHostPort(hostport)
+	pattern.host, pattern.port = SplitHostPort(hostport)
 	pattern.host = strings.ToLower(pattern.host)
 	return pattern, nil
 }
 
-// allows reports whether the handshake r may proceed. requested is the
+// Allows reports whether the handshake r may proceed. requested is the
 // host[:port] the client asked for: the Host header, or what a trusted
 // proxy says in X-Forwarded-Host.
-func (p originPolicy) allows(r *http.Request, requested string) bool {
+func (p Origins) Allows(r *http.Request, requested string) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" || p.any {
 		return true
@@ -86,13 +87,13 @@ func (p originPolicy) allows(r *http.Request, requested string) bool {
 	return false
 }
 
-// allowsHost reports whether a request's Host ("host[:port]") is one the
+// AllowsHost reports whether a request's Host ("host[:port]") is one the
 // policy allows as an origin, whatever the scheme: "*" allows any.
-func (p originPolicy) allowsHost(hostport string, tls bool) bool {
+func (p Origins) AllowsHost(hostport string, tls bool) bool {
 	if p.any {
 		return true
 	}
-	host, port := splitHostPort(hostport)
+	host, port := SplitHostPort(hostport)
 	host = strings.ToLower(host)
 	if port == "" {
 		port = defaultPort(tls)
@@ -111,7 +112,7 @@ func (p originPolicy) allowsHost(hostport string, tls bool) bool {
 // "https://dash.example.com" is the origin of "dash.example.com", as nginx
 // passes the Host with proxy_set_header Host $host when TLS ends there.
 func sameOrigin(requested, host, port string, secure bool) bool {
-	reqHost, reqPort := splitHostPort(requested)
+	reqHost, reqPort := SplitHostPort(requested)
 	if reqPort == "" {
 		reqPort = defaultPort(secure)
 	}
@@ -125,8 +126,8 @@ func defaultPort(tls bool) string {
 	return "80"
 }
 
-// refusalHint is the log line's advice for a refused origin.
-func refusalHint(origin string) string {
+// OriginHint is the log line's advice for a refused origin: how to allow it.
+func OriginHint(origin string) string {
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
 		return "allow any origin with --origin='*'"
