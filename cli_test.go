@@ -4,7 +4,12 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain fails the package if a test leaves a goroutine behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestWebsocketdStyleFlagsAreAccepted(t *testing.T) {
 	t.Parallel()

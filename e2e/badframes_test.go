@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Frames a well-behaved client would not send, answered with the close
 // frame the access line names; a ping flood kept bounded.

@@ -1,9 +1,9 @@
-package main
+package e2e
 
 // End-to-end harness: TestMain builds the real wsgate binary with the race
 // detector, and the helpers below run it, talk to it as a WebSocket client,
 // read its logs and look for its children in /proc. The tests themselves live
-// in the e2e_*_test.go files.
+// in the other files of this package, one topic each.
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net"
 	"os"
 	"os/exec"
@@ -28,6 +31,10 @@ import (
 
 // wsgateBin is the path of the binary built by TestMain.
 var wsgateBin string
+
+// exitBadUsage is the status wsgate exits with when its command line is
+// wrong (main.go's constant of the same name; this package cannot see it).
+const exitBadUsage = 2
 
 func TestMain(m *testing.M) {
 	testrun.Main(m, &wsgateBin)
@@ -482,10 +489,44 @@ func substitute(t *testing.T, text string, pairs ...string) string {
 	return text
 }
 
+// mainVersion returns the version main.go gives the binary when the build
+// sets none: the value of its package-level version variable, which this
+// package cannot see, read from the source.
+func mainVersion(t testing.TB) string {
+	t.Helper()
+	file, err := parser.ParseFile(token.NewFileSet(), filepath.Join("..", "main.go"), nil, parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, decl := range file.Decls {
+		gen, ok := decl.(*ast.GenDecl)
+		if !ok || gen.Tok != token.VAR {
+			continue
+		}
+		for _, spec := range gen.Specs {
+			value := spec.(*ast.ValueSpec)
+			for i, name := range value.Names {
+				if name.Name != "version" || i >= len(value.Values) {
+					continue
+				}
+				if lit, ok := value.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					version, err := strconv.Unquote(lit.Value)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return version
+				}
+			}
+		}
+	}
+	t.Fatal("main.go declares no version variable set to a string")
+	return ""
+}
+
 // readExample reads a file of examples/.
 func readExample(t *testing.T, path string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("examples", path))
+	data, err := os.ReadFile(filepath.Join("..", "examples", path))
 	if err != nil {
 		t.Fatal(err)
 	}

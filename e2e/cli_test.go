@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"errors"
@@ -100,7 +100,7 @@ func TestCLI_LicensePrintsTheMITLicense(t *testing.T) {
 	if code != 0 || stderr != "" {
 		t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, stderr)
 	}
-	license, err := os.ReadFile("LICENSE")
+	license, err := os.ReadFile("../LICENSE")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/wsgate/wsgate/process"
 )
 
 // dialUnix opens a WebSocket connection over the Unix socket at path.
@@ -260,32 +258,6 @@ func TestSystemd_UnitsPassSystemdAnalyzeVerify(t *testing.T) {
 	}
 	if err != nil {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
-	}
-}
-
-// The unit's promises, read from the file: what systemd-analyze cannot
-// judge.
-func TestSystemd_ServiceUnitSettings(t *testing.T) {
-	t.Parallel()
-	service := readExample(t, "systemd/wsgate.service")
-	for _, want := range []string{
-		"Type=notify", "KillMode=mixed", "EnvironmentFile=-/etc/wsgate/wsgate.env", "ExecReload=/bin/kill -HUP $MAINPID",
-		"DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "WatchdogSec=",
-	} {
-		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(want)).MatchString(service) {
-			t.Errorf("wsgate.service has no %s line", want)
-		}
-	}
-	m := regexp.MustCompile(`(?m)^TimeoutStopSec=(\d+)s$`).FindStringSubmatch(service)
-	if m == nil {
-		t.Fatal("wsgate.service has no TimeoutStopSec=Ns line")
-	}
-	stop, _ := strconv.Atoi(m[1])
-	if drain := process.StopBound(0) + shutdownSlack; time.Duration(stop)*time.Second < 2*drain {
-		t.Errorf("TimeoutStopSec=%ds is not well above the drain bound %v", stop, drain)
-	}
-	if !strings.Contains(readExample(t, "systemd/wsgate-metrics.socket"), "FileDescriptorName="+metricsSocketName+"\n") {
-		t.Errorf("wsgate-metrics.socket does not name its socket %q", metricsSocketName)
 	}
 }
 

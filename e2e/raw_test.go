@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Raw clients: what a well-behaved library will not send (frames with lying
 // lengths, malformed close frames, handshakes sent a byte at a time, Host

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // A broadcast member over plain TCP is read by wsgate's own frame decoder,
 // not gorilla's: what a client sends, well-formed or not, must be answered
@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Client frame first bytes beyond e2e_raw_test.go's.
+// Client frame first bytes beyond raw_test.go's.
 const (
 	textNoFin   = 0x01
 	contNoFin   = 0x00

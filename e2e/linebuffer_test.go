@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // --linebuffer with unmodified programs that buffer output to a pipe, and
 // everything that must not change under the flag.

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"regexp"
@@ -56,7 +56,7 @@ func TestCLI_VersionPrintsVersionCommitAndGoVersion(t *testing.T) {
 	if code != 0 || stderr != "" {
 		t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, stderr)
 	}
-	want := regexp.MustCompile(`^wsgate ` + regexp.QuoteMeta(version) + ` \(commit \S+, ` + regexp.QuoteMeta(runtime.Version()) + ` \S+/\S+\)\n$`)
+	want := regexp.MustCompile(`^wsgate ` + regexp.QuoteMeta(mainVersion(t)) + ` \(commit \S+, ` + regexp.QuoteMeta(runtime.Version()) + ` \S+/\S+\)\n$`)
 	if !want.MatchString(stdout) {
 		t.Fatalf("--version printed %q, want %s", stdout, want)
 	}

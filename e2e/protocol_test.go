@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // --subprotocol and --compress through the real binary, with gorilla and
 // python3-websockets as clients (Chromium: internal/browsertest).

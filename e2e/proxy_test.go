@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // wsgate behind the real nginx and HAProxy, configured by the files in
 // examples/ with only addresses, certificates and timeouts substituted:

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Slow clients: a client that reads slowly, or stops reading for a while,
 // holds the child's output back in the socket buffers. The contract (DESIGN
