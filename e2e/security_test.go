@@ -87,7 +87,7 @@ func TestSecurity_HostAllowedByOriginFlagIsServed(t *testing.T) {
 // A trusted reverse proxy on loopback passes on the public name it was
 // asked for: nginx in front of a gateway on 127.0.0.1, which says whom it
 // forwards. A request from its address without forwarding headers is a
-// local client like any other (see e2e_admission_test.go).
+// local client like any other (see admission_test.go).
 func TestSecurity_HostFromATrustedProxyIsServed(t *testing.T) {
 	t.Parallel()
 	forwarded := "X-Forwarded-For: 203.0.113.7"

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Admission end to end: what a refused or failed handshake holds and
 // starts, the metric labels a client can reach, and a trusted proxy on
