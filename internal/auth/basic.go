@@ -1,0 +1,171 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// errWrongPassword and errUnknownUser say why a Basic credential was
+// refused, for the log: the client is told neither.
+var (
+	errWrongPassword = errors.New("wrong password")
+	errUnknownUser   = errors.New("no such user")
+)
+
+// Basic checks user names and passwords against an htpasswd file of bcrypt
+// entries. A credential bcrypt verified is remembered for a few minutes, so
+// that a client that reconnects does not pay bcrypt again; Reload reads the
+// file again and forgets every credential it no longer vouches for. Its
+// methods are safe for concurrent use.
+type Basic struct {
+	path string
+	// verifying bounds the bcrypt comparisons under way to the CPUs: a
+	// flood of wrong passwords waits its turn rather than starving
+	// everything else.
+	verifying chan struct{}
+	cache     *credentialCache
+
+	mu    sync.RWMutex
+	users map[string][]byte
+	// decoy is compared against for a user the file does not name, so that
+	// the answer takes as long as for one it does.
+	decoy []byte
+}
+
+// LoadBasic reads the htpasswd file at path. An error names the line
+// that cannot be used and says how to write it.
+func LoadBasic(path string) (*Basic, error) {
+	users, err := readHtpasswd(path)
+	if err != nil {
+		return nil, err
+	}
+	decoy, err := decoyFor(users, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Basic{
+		path:      path,
+		verifying: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		decoy:     decoy,
+		cache:     newCredentialCache(),
+		users:     users,
+	}, nil
+}
+
+// decoyFor returns a hash to compare unknown users' passwords against, as
+// costly as the costliest entry of users: old, when it is already that.
+func decoyFor(users map[string][]byte, old []byte) ([]byte, error) {
+	cost := bcrypt.MinCost
+	for _, hash := range users {
+		if c, err := bcrypt.Cost(hash); err == nil && c > cost {
+			cost = c
+		}
+	}
+	if c, err := bcrypt.Cost(old); err == nil && c == cost {
+		return old, nil
+	}
+	return bcrypt.GenerateFromPassword([]byte("decoy"), cost)
+}
+
+func readHtpasswd(path string) (map[string][]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	users, err := ParseHtpasswd(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return users, nil
+}
+
+// Path is the file's path.
+func (b *Basic) Path() string { return b.path }
+
+// Users returns how many users the file names.
+func (b *Basic) Users() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.users)
+}
+
+// Reload reads the file again. On an error the users loaded before stay;
+// else they are replaced, and every remembered credential whose user is
+// gone or has another hash now is forgotten.
+func (b *Basic) Reload() error {
+	users, err := readHtpasswd(b.path)
+	if err != nil {
+		return err
+	}
+	b.mu.RLock()
+	decoy, err := decoyFor(users, b.decoy)
+	b.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.users, b.decoy = users, decoy
+	b.cache.keepVouched(users)
+	return nil
+}
+
+// Verify checks user's password. It returns nil when the file vouches for
+// them, errWrongPassword or errUnknownUser when it does not, or ctx's error
+// if ctx ends while it waits for its turn at bcrypt.
+func (b *Basic) Verify(ctx context.Context, user, password string) error {
+	b.mu.RLock()
+	hash, known := b.users[user]
+	decoy := b.decoy
+	b.mu.RUnlock()
+	key := b.cache.key(user, password)
+	if known && b.cache.has(key, hash) {
+		return nil
+	}
+	compared := hash
+	if !known {
+		compared = decoy
+	}
+	err := b.compare(ctx, compared, password)
+	switch {
+	case err != nil && !errors.Is(err, errWrongPassword):
+		return err // ctx ended
+	case !known:
+		return errUnknownUser // even for the decoy's password
+	case err != nil:
+		return err
+	}
+	b.remember(key, user, hash)
+	return nil
+}
+
+// compare runs bcrypt when its turn comes.
+func (b *Basic) compare(ctx context.Context, hash []byte, password string) error {
+	select {
+	case b.verifying <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-b.verifying }()
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
+		return errWrongPassword
+	}
+	return nil
+}
+
+// remember caches a verified credential, unless a reload meanwhile changed
+// or removed the entry it was verified against.
+func (b *Basic) remember(key credentialKey, user string, hash []byte) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if current, ok := b.users[user]; ok && sameHash(current, hash) {
+		b.cache.add(key, user, hash)
+	}
+}
