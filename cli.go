@@ -55,6 +55,20 @@ type CLI struct {
 	WriteTimeout int   `name:"writetimeout" help:"Seconds a client may accept no data before it is dropped." default:"60" group:"Limits"`
 	MaxConns     int   `name:"maxconns" help:"Most concurrent WebSocket connections; 0 means unlimited. Over it, connections close with 1013." default:"0" group:"Limits"`
 
+	BasicAuth   string        `name:"basicauth" help:"htpasswd file of bcrypt entries (htpasswd -B): handshakes and plain HTTP need a user and password from it (401 otherwise). Re-read on SIGHUP." placeholder:"FILE" type:"path" group:"Who may connect"`
+	JWTKey      string        `name:"jwtkey" help:"Accept JSON Web Tokens signed with this key: an HMAC secret, a PEM public key or a JWKS document. The token comes from Authorization: Bearer, the --jwtcookie cookie or the access_token parameter." placeholder:"FILE" type:"path" group:"Who may connect"`
+	JWTAudience string        `name:"jwtaudience" help:"With --jwtkey: a token's aud must name this." placeholder:"AUD" group:"Who may connect"`
+	JWTIssuer   string        `name:"jwtissuer" help:"With --jwtkey: a token's iss must be this." placeholder:"ISS" group:"Who may connect"`
+	JWTCookie   string        `name:"jwtcookie" help:"With --jwtkey: the cookie a token may come in." placeholder:"NAME" group:"Who may connect"`
+	UserHeader  string        `name:"userheader" help:"Header in which a --trustedproxy names the user it authenticated (nginx auth_request, oauth2-proxy's X-Auth-Request-User); believed from a trusted proxy only." placeholder:"NAME" group:"Who may connect"`
+	AuthCmd     string        `name:"authcmd" help:"Program run before each request is let in, with its CGI environment and HTTP_AUTHORIZATION: exit 0 admits (its REMOTE_USER=... and AUTH_<NAME>=... lines reach the program), 1 gets 401, others 403." placeholder:"PROGRAM" group:"Who may connect"`
+	AuthTimeout time.Duration `name:"authtimeout" help:"How long --authcmd may take; past it the request gets 503." default:"5s" placeholder:"DURATION" group:"Who may connect"`
+
+	MaxConnsPerIP int           `name:"maxconnsperip" help:"Most concurrent WebSocket connections from one client address (IPv6: per /64; behind a --trustedproxy, the address it names); 0 means unlimited. Over it, connections close with 1013." default:"0" placeholder:"N" group:"Fairness"`
+	RateLimit     float64       `name:"ratelimit" help:"Handshakes per second one client address may make, in bursts of as many; over it, 429 with Retry-After. 0 means unlimited." default:"0" placeholder:"N" group:"Fairness"`
+	MaxLifetime   time.Duration `name:"maxlifetime" help:"Close a session this old with 1001 (session lifetime reached), e.g. 8h; 0 for no bound." default:"0" placeholder:"DURATION" group:"Fairness"`
+	IdleTimeout   time.Duration `name:"idletimeout" help:"Close a session with 1001 (idle) when no message went either way for this long, e.g. 10m (pings do not count); 0 for no bound." default:"0" placeholder:"DURATION" group:"Fairness"`
+
 	Broadcast bool   `help:"Broadcast mode: one shared process per endpoint and query string, started by its first client; every line it prints goes to every client." group:"Broadcast"`
 	Replay    int    `help:"Broadcast mode: a client that joins first gets the last N lines." default:"0" placeholder:"N" group:"Broadcast"`
 	Queue     int    `help:"Broadcast mode: most messages queued for one client; a client whose queue is full is closed with 1013." default:"1024" placeholder:"N" group:"Broadcast"`
@@ -144,6 +158,9 @@ func (c *CLI) validate() error {
 		return fmt.Errorf("--writetimeout=%d must be positive", c.WriteTimeout)
 	case c.MaxConns < 0:
 		return fmt.Errorf("--maxconns=%d is negative: use 0 for unlimited", c.MaxConns)
+	}
+	if err := c.validateAuth(); err != nil {
+		return err
 	}
 	return c.validateBroadcast()
 }
@@ -235,35 +252,39 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 		return gateway.Config{}, err
 	}
 	return gateway.Config{
-		Command:        c.Command,
-		Dir:            c.Dir,
-		StaticDir:      c.StaticDir,
-		CGIDir:         c.CGIDir,
-		DevConsole:     c.DevConsole,
-		Origins:        c.Origin,
-		TrustedProxies: proxies,
-		Headers:        headers[0],
-		HeadersWS:      headers[1],
-		HeadersHTTP:    headers[2],
-		ReverseLookup:  c.ReverseLookup,
-		PassStderr:     c.PassStderr,
-		Binary:         c.Binary,
-		LineBuffer:     c.LineBuffer,
-		Subprotocols:   c.Subprotocol,
-		Compress:       c.Compress,
-		MaxForks:       c.MaxForks,
-		MaxMessageSize: c.MaxFrameSize,
-		MaxLineSize:    c.MaxLineSize,
-		CloseGrace:     time.Duration(c.CloseMS) * time.Millisecond,
-		PingInterval:   time.Duration(c.PingMS) * time.Millisecond,
-		WriteTimeout:   time.Duration(c.WriteTimeout) * time.Second,
-		MaxConns:       c.MaxConns,
-		Broadcast:      c.Broadcast,
-		Replay:         c.Replay,
-		QueueSize:      c.Queue,
-		Linger:         time.Duration(c.LingerMS) * time.Millisecond,
-		PassEnv:        passedEnv(c.PassEnv),
-		ServerSoftware: "wsgate/" + version,
+		Command:         c.Command,
+		Dir:             c.Dir,
+		StaticDir:       c.StaticDir,
+		CGIDir:          c.CGIDir,
+		DevConsole:      c.DevConsole,
+		Origins:         c.Origin,
+		TrustedProxies:  proxies,
+		Headers:         headers[0],
+		HeadersWS:       headers[1],
+		HeadersHTTP:     headers[2],
+		ReverseLookup:   c.ReverseLookup,
+		PassStderr:      c.PassStderr,
+		Binary:          c.Binary,
+		LineBuffer:      c.LineBuffer,
+		Subprotocols:    c.Subprotocol,
+		Compress:        c.Compress,
+		MaxForks:        c.MaxForks,
+		MaxMessageSize:  c.MaxFrameSize,
+		MaxLineSize:     c.MaxLineSize,
+		CloseGrace:      time.Duration(c.CloseMS) * time.Millisecond,
+		PingInterval:    time.Duration(c.PingMS) * time.Millisecond,
+		WriteTimeout:    time.Duration(c.WriteTimeout) * time.Second,
+		MaxConns:        c.MaxConns,
+		MaxConnsPerAddr: c.MaxConnsPerIP,
+		RateLimit:       c.RateLimit,
+		MaxLifetime:     c.MaxLifetime,
+		IdleTimeout:     c.IdleTimeout,
+		Broadcast:       c.Broadcast,
+		Replay:          c.Replay,
+		QueueSize:       c.Queue,
+		Linger:          time.Duration(c.LingerMS) * time.Millisecond,
+		PassEnv:         passedEnv(c.PassEnv),
+		ServerSoftware:  "wsgate/" + version,
 	}, nil
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/auth"
 	"github.com/wsgate/wsgate/internal/logs"
 	"github.com/wsgate/wsgate/metrics"
 	"github.com/wsgate/wsgate/process"
@@ -130,6 +131,7 @@ type wiring struct {
 	listeners gateway.Listeners
 	grace     time.Duration // gateway.Config.CloseGrace
 	cert      *certificate  // with --ssl, for reloads
+	auth      auth.Methods  // who may connect; its --basicauth is reloaded
 	metrics   *metrics.Metrics
 	sockets   sockets // passed by systemd
 
@@ -158,6 +160,10 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 		return nil, err
 	}
 	w := &wiring{cli: cli, logger: logger, grace: cfg.CloseGrace}
+	if w.auth, err = cli.authMethods(logger); err != nil {
+		return nil, err
+	}
+	cfg.Auth = w.auth
 	var tlsConfig *tls.Config
 	if cli.SSL {
 		if tlsConfig, w.cert, err = cli.tlsConfig(); err != nil {
@@ -188,6 +194,7 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 		return nil, inFlagTerms(err)
 	}
 	w.logSettings()
+	w.logAuth(w.auth)
 	return w, nil
 }
 
@@ -326,6 +333,7 @@ func (w *wiring) reload() {
 			logger.Info("TLS certificate reloaded: new handshakes get it", "sslcert", cli.SSLCert, "sslkey", cli.SSLKey, "not_after", notAfter.UTC().Format(time.RFC3339))
 		}
 	}
+	w.reloadAuth()
 	if cli.Dir != "" {
 		logger.Info("--dir needs no reload: each connection looks up its script when it starts", "dir", cli.Dir)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/auth"
+	"github.com/wsgate/wsgate/internal/fairness"
 	"github.com/wsgate/wsgate/internal/httppolicy"
 )
 
@@ -15,11 +17,10 @@ import (
 // held for it. The request is resolved once (request: who the client is,
 // which endpoint, which subprotocol) and each step reads that value and
 // either lets it on or returns a refusal saying how it is told and counted.
-// The order is the contract's: path sanity, Host, origin, subprotocol,
-// handshake validity, then capacity. Plain HTTP requests go through the
-// steps that apply to them (path sanity and Host) and then to the plain
-// handler. The steps are built once, in New, so that more (identity,
-// fairness) slot in at their place.
+// The order is the contract's: path sanity, Host, origin, rate, identity,
+// subprotocol, handshake validity, then capacity. Plain HTTP requests go
+// through the steps that apply to them (path sanity, Host and identity)
+// and then to the plain handler. The steps are built once, in New.
 
 // request is an HTTP request as admission resolves it, once: every later
 // step, the session and its child's environment read it.
@@ -30,6 +31,7 @@ type request struct {
 	endpoint httppolicy.Endpoint
 	protocol string // the subprotocol chosen, or ""
 	id       string // UNIQUE_ID of the connection
+	identity auth.Identity
 }
 
 // refusal is why a request is not served, and how that is told, counted
@@ -53,9 +55,10 @@ type step func(q *request) *refusal
 // upgrade says which list: the handshake's, or a plain request's.
 func (g *Gateway) admissionSteps(upgrade bool) []step {
 	if !upgrade {
-		return []step{g.checkPath, g.checkHost}
+		return []step{g.checkPath, g.checkHost, g.checkIdentity}
 	}
-	return []step{g.checkPath, g.checkHost, g.checkEndpoint, g.checkOrigin, g.checkSubprotocol, checkHandshake}
+	return []step{g.checkPath, g.checkHost, g.checkEndpoint, g.checkOrigin, g.checkRate, g.checkIdentity,
+		g.checkSubprotocol, checkHandshake}
 }
 
 // admit resolves r and runs it through the steps, returning the request
@@ -204,26 +207,36 @@ var (
 )
 
 // capacity is what a connection holds of the gateway's limits: its
-// connection slot and, in per-connection mode, its child's. Whoever ends the
-// connection releases it, exactly once, however it ends; a refused
-// connection holds none.
+// connection slot, its address's and, in per-connection mode, its child's.
+// Whoever ends the connection releases it, exactly once, however it ends;
+// a refused connection holds none.
 type capacity struct {
 	g        *Gateway
-	fork     bool // holds a --maxforks slot too
+	fork     bool          // holds a --maxforks slot too
+	addr     *fairness.Key // the address whose --maxconnsperip slot it holds, if any
 	released atomic.Bool
 }
 
-// reserve takes a connection slot, and a child slot when the connection
-// will run a child of its own. It returns nil and the refusal when a limit
-// is reached.
-func (g *Gateway) reserve() (*capacity, *refusal) {
+// reserve takes a connection slot, one of the client address's, and a
+// child slot when the connection will run a child of its own, in the
+// contract's order. It returns nil and the refusal of the first limit
+// reached, holding nothing.
+func (g *Gateway) reserve(q *request) (*capacity, *refusal) {
 	if !g.conns.acquire() {
 		return nil, &refusedTooMany
 	}
 	held := &capacity{g: g}
+	if g.perAddr != nil {
+		key := fairness.KeyOf(q.client.Addr)
+		if !g.perAddr.Acquire(key) {
+			held.release()
+			return nil, &refusedPerAddress
+		}
+		held.addr = &key
+	}
 	if !g.cfg.Broadcast { // a shared child takes its slot when it starts
 		if !g.forks.acquire() {
-			g.conns.release()
+			held.release()
 			return nil, &refusedTooMany
 		}
 		held.fork = true
@@ -238,6 +251,9 @@ func (c *capacity) release() {
 		return
 	}
 	c.g.conns.release()
+	if c.addr != nil {
+		c.g.perAddr.Release(*c.addr)
+	}
 	if c.fork {
 		c.g.forks.release()
 	}

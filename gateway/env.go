@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/auth"
 	"github.com/wsgate/wsgate/internal/httppolicy"
 )
 
@@ -25,6 +26,8 @@ type cgiEnv struct {
 	// subprotocol is the subprotocol chosen, set as WEBSOCKET_PROTOCOL
 	// when subprotocols are served; nil when they are not.
 	subprotocol *string
+	// identity is who admission found the client to be.
+	identity auth.Identity
 }
 
 func (e cgiEnv) list() []string {
@@ -56,8 +59,9 @@ func (e cgiEnv) list() []string {
 	add("REMOTE_HOST", remoteHost)
 	add("REMOTE_PORT", remotePort)
 	add("REMOTE_IDENT", "")
-	add("REMOTE_USER", "")
-	add("AUTH_TYPE", "")
+	add("REMOTE_USER", e.identity.User)
+	add("AUTH_TYPE", e.identity.Type)
+	env = append(env, e.identity.Vars...)
 	add("CONTENT_LENGTH", "")
 	add("CONTENT_TYPE", "")
 	add("UNIQUE_ID", e.id)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/auth"
+	"github.com/wsgate/wsgate/internal/fairness"
 	"github.com/wsgate/wsgate/internal/httppolicy"
 	"github.com/wsgate/wsgate/internal/readiness"
 	"github.com/wsgate/wsgate/process"
@@ -140,6 +142,26 @@ type Config struct {
 	Bus broadcast.Bus
 	// MaxConns bounds concurrent WebSocket connections; 0 means unlimited.
 	MaxConns int
+	// MaxConnsPerAddr bounds concurrent WebSocket connections from one
+	// client address (an IPv6 /64), as TrustedProxies tell it; 0 means
+	// unlimited. Over it, a connection is closed at once with 1013.
+	MaxConnsPerAddr int
+	// RateLimit is how many handshakes per second one client address may
+	// make, in bursts of as many; over it, 429 with Retry-After. 0 means
+	// unlimited.
+	RateLimit float64
+	// Auth says who may connect: the methods a request proves who it is
+	// with, for handshakes and plain requests alike. Its zero value lets
+	// anyone in. The child gets AUTH_TYPE and REMOTE_USER, and never the
+	// credential.
+	Auth auth.Methods
+	// MaxLifetime closes a session that old with 1001 "session lifetime
+	// reached"; 0 for no bound.
+	MaxLifetime time.Duration
+	// IdleTimeout closes a session with 1001 "idle" when no data message
+	// went either way for that long (pings and pongs do not count); 0 for
+	// no bound.
+	IdleTimeout time.Duration
 	// ServerSoftware is SERVER_SOFTWARE, e.g. "wsgate/1.0.0".
 	ServerSoftware string
 	// Logger receives every log line; slog.Default() when nil.
@@ -184,7 +206,9 @@ type Gateway struct {
 	protocols httppolicy.Subprotocols
 	proxies   httppolicy.Proxies
 	observe   *counting
-	plain     http.Handler
+	rate      *fairness.RateLimiter // nil without a RateLimit
+	perAddr   *fairness.Counter     // nil without a MaxConnsPerAddr
+	plain     *plainHandler
 	wsHeaders http.Header // --header and --header-ws, for gorilla to write
 
 	// plainSteps and upgradeSteps are admission's checks (admission.go).
@@ -248,6 +272,7 @@ func New(cfg Config) (*Gateway, error) {
 	if g.protocols, err = httppolicy.NewSubprotocols(cfg.Subprotocols); err != nil {
 		return nil, &ConfigError{Field: "Subprotocols", Err: err}
 	}
+	g.rate, g.perAddr = newFairness(cfg)
 	g.plainSteps, g.upgradeSteps = g.admissionSteps(false), g.admissionSteps(true)
 	if g.plain, err = g.newPlainHandler(); err != nil {
 		return nil, err
@@ -278,7 +303,7 @@ func newRouter(cfg Config) (httppolicy.Router, error) {
 	return httppolicy.CommandRouter{Command: cfg.Command}, nil
 }
 
-func (g *Gateway) newPlainHandler() (http.Handler, error) {
+func (g *Gateway) newPlainHandler() (*plainHandler, error) {
 	h := &plainHandler{console: g.cfg.DevConsole, endpoints: g.endpoints, forks: g.forks}
 	if g.cfg.CGIDir != "" {
 		r, err := httppolicy.NewDirRouter(g.cfg.CGIDir)
@@ -312,7 +337,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !q.upgrade {
 		addHeaders(w, g.cfg.HeadersHTTP)
-		g.plain.ServeHTTP(w, r)
+		g.plain.serve(w, q.r, identityEnv(q.identity))
 		return
 	}
 	if !g.track() {
@@ -466,7 +491,7 @@ func (g *Gateway) setLive(p *process.Process, live bool) {
 // stream cannot be joined, is upgraded holding nothing and closed at once
 // (browsers cannot read an HTTP status). Shutdown waits for the session.
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, q *request) {
-	held, ref := g.reserve()
+	held, ref := g.reserve(q)
 	var m *member
 	if ref == nil && g.cfg.Broadcast {
 		m = &member{}
@@ -527,6 +552,7 @@ func (g *Gateway) serveSession(s *session, m *member, ref *refusal) {
 // sessionEnded tells the gateway a session has ended and logged, which
 // Shutdown and Abort wait for.
 func (g *Gateway) sessionEnded(s *session) {
+	s.life.stop()
 	s.held.release()
 	g.setOpen(s, false)
 	close(s.ended)

@@ -14,7 +14,8 @@ import (
 // client sends. Embed NopObserver to implement only some methods.
 type Observer interface {
 	// HandshakeRefused: a WebSocket handshake was refused, or closed at
-	// once with 1013 for reason RefusedLimit or RefusedBus.
+	// once with 1013 for reason RefusedLimit, RefusedPerAddress or
+	// RefusedBus.
 	HandshakeRefused(reason RefusalReason)
 	// ConnectionOpened: a WebSocket connection to endpoint is open.
 	ConnectionOpened(endpoint string)
@@ -77,10 +78,14 @@ const (
 	RefusedShutdown   RefusalReason = "shutdown"    // the gateway is shutting down: 503
 	RefusedBadRequest RefusalReason = "bad_request" // not a valid handshake: 400 and the like
 	RefusedBus        RefusalReason = "bus"         // the bus (--bus) cannot be reached: close 1013
+	RefusedAuth       RefusalReason = "auth"        // no method let it in: 401, 403, or 503 from the command
+	RefusedRate       RefusalReason = "rate"        // over --ratelimit: 429
+	RefusedPerAddress RefusalReason = "per_address" // over --maxconnsperip: close 1013
 )
 
 // RefusalReasons lists every RefusalReason.
-var RefusalReasons = []RefusalReason{RefusedOrigin, RefusedNotFound, RefusedLimit, RefusedShutdown, RefusedBadRequest, RefusedBus}
+var RefusalReasons = []RefusalReason{RefusedOrigin, RefusedNotFound, RefusedLimit, RefusedShutdown, RefusedBadRequest, RefusedBus,
+	RefusedAuth, RefusedRate, RefusedPerAddress}
 
 // NopObserver ignores everything. Embed it in an Observer that implements
 // only some methods.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/wsgate/wsgate/internal/httppolicy"
@@ -29,7 +30,9 @@ type plainHandler struct {
 	forks     *limit
 }
 
-func (h *plainHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serve serves r for a client admission found to be identity: the
+// AUTH_TYPE, REMOTE_USER and AUTH_* entries a CGI script gets.
+func (h *plainHandler) serve(w http.ResponseWriter, r *http.Request, identity []string) {
 	if h.console && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !h.static.has(r.URL.Path) {
 		if _, err := h.endpoints.Route(r.URL.Path); err == nil {
 			serveConsole(w)
@@ -38,7 +41,7 @@ func (h *plainHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.cgi != nil {
 		if e, err := h.cgi.Route(r.URL.Path); err == nil {
-			h.serveCGI(w, r, e)
+			h.serveCGI(w, r, e, identity)
 			return
 		}
 	}
@@ -59,7 +62,7 @@ func serveConsole(w http.ResponseWriter) {
 	_, _ = w.Write(consolePage)
 }
 
-func (h *plainHandler) serveCGI(w http.ResponseWriter, r *http.Request, e httppolicy.Endpoint) {
+func (h *plainHandler) serveCGI(w http.ResponseWriter, r *http.Request, e httppolicy.Endpoint, identity []string) {
 	if !h.forks.acquire() {
 		http.Error(w, "too many connections", http.StatusTooManyRequests)
 		return
@@ -69,7 +72,7 @@ func (h *plainHandler) serveCGI(w http.ResponseWriter, r *http.Request, e httppo
 		Path: e.Path,
 		Root: e.ScriptName,
 		Dir:  filepath.Dir(e.Path),
-		Env:  h.cgiEnv,
+		Env:  append(slices.Clip(h.cgiEnv), identity...),
 	}
 	handler.ServeHTTP(w, r)
 }

@@ -45,6 +45,7 @@ type session struct {
 	ep           httppolicy.Endpoint
 	id           string
 	held         *capacity // the limits' slots it holds; released when it ends
+	life         *lifetime // its bounds in time, if it has any (lifetime.go)
 	log          *slog.Logger
 	start        time.Time
 
@@ -68,6 +69,7 @@ type session struct {
 	heardAt      atomic.Int64 // unix nanoseconds the client was last heard from
 	dropReason   atomic.Pointer[string]
 	msgsIn       atomic.Int64
+	msgsOut      atomic.Int64 // data messages written to the socket
 	bytesIn      atomic.Int64
 	replacedUTF8 atomic.Bool
 	// gorillaClosed: gorilla sent a close frame of its own (gorillaClose).
@@ -87,7 +89,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, q *request) 
 		uri:          q.r.URL.RequestURI(),
 		ep:           q.endpoint,
 		id:           q.id,
-		log:          g.log.With("id", q.id),
+		log:          sessionLogger(g.log, q),
 		start:        time.Now(),
 		ended:        make(chan struct{}),
 		deflate:      hw.conn.deflate,
@@ -96,7 +98,10 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, q *request) 
 	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
 	hw.conn.closing = s.gorillaClose
 	name := q.endpoint.Name // not all of q: every session holds this closure
-	s.wire.written = func(msgs, payload int64) { g.observe.Messages(name, Out, msgs, payload) }
+	s.wire.written = func(msgs, payload int64) {
+		s.msgsOut.Add(msgs)
+		g.observe.Messages(name, Out, msgs, payload)
+	}
 	hw.conn.wire.Store(s.wire)
 	s.heard()
 	s.watch = &watchdog{
@@ -107,6 +112,7 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, q *request) 
 		delivered:    s.ends.deliver,
 		drop:         s.drop,
 	}
+	s.life = startLifetime(s, g.cfg, q.identity.Expires)
 	conn.SetReadLimit(g.cfg.MaxMessageSize)
 	conn.SetCloseHandler(s.onClose)
 	conn.SetPingHandler(func(data string) error {
@@ -208,6 +214,7 @@ func processSpec(cfg Config, q *request) process.Spec {
 		pathInfo:   q.endpoint.PathInfo,
 		software:   cfg.ServerSoftware,
 		passEnv:    cfg.PassEnv,
+		identity:   q.identity,
 	}
 	if len(cfg.Subprotocols) > 0 {
 		env.subprotocol = &q.protocol
