@@ -24,9 +24,10 @@ import (
 // pythonSession is what testdata/ws_client.py prints, all of it.
 type pythonSession struct {
 	pythonResult
-	Status      int      `json:"status"` // of a refused handshake
-	Subprotocol *string  `json:"subprotocol"`
-	Extensions  []string `json:"extensions"`
+	Status      int               `json:"status"`  // of a refused handshake
+	Headers     map[string]string `json:"headers"` // of a refused handshake
+	Subprotocol *string           `json:"subprotocol"`
+	Extensions  []string          `json:"extensions"`
 }
 
 // runPythonSession runs testdata/ws_client.py with args (at most 10 s).

@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/internal/auth"
+	"github.com/wsgate/wsgate/internal/testrun"
 )
 
 // stdinClosedScript says hello, echoes, and notes in marker when its stdin
@@ -22,19 +23,7 @@ func stdinClosedScript(marker string) string {
 }
 
 // waitFile waits (at most 5 s) for path to exist.
-func waitFile(t *testing.T, path string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not written within 5 s", path)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func waitFile(t *testing.T, path string) { testrun.WaitFile(t, path, 5*time.Second) }
 
 func TestLifetime_ASessionThatOldIsClosedWith1001AndItsChildStopped(t *testing.T) {
 	t.Parallel()
@@ -173,14 +162,7 @@ func TestTokenExpiry_ClosesWith1008AtExpNeverBefore(t *testing.T) {
 			cfg.Auth = auth.Methods{Tokens: tokens}
 			tg := newTestGateway(t, cfg)
 			exp := time.Now().Add(2 * time.Second).Truncate(time.Second)
-			signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			token, err := jwt.Signed(signer).Claims(jwt.Claims{Subject: "dora", Expiry: jwt.NewNumericDate(exp)}).Serialize()
-			if err != nil {
-				t.Fatal(err)
-			}
+			token := testrun.SignToken(t, jose.HS256, secret, "", jwt.Claims{Subject: "dora", Expiry: jwt.NewNumericDate(exp)})
 			conn := tg.dial(t, "/", http.Header{"Authorization": {"Bearer " + token}})
 			send(t, conn, websocket.TextMessage, "before exp")
 			if got := readMessageText(t, conn); got != "before exp" {

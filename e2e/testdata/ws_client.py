@@ -1,15 +1,16 @@
 """An independent WebSocket client for wsgate's end-to-end tests.
 
-usage: ws_client.py [--protocol=NAME]... URL [MESSAGE...]
+usage: ws_client.py [--protocol=NAME]... [--header=NAME:VALUE]... URL [MESSAGE...]
 
 Connects to URL with the python3-websockets library, offering each
 --protocol as a subprotocol and, as the library does by default,
-permessage-deflate. It sends each MESSAGE and receives one reply for each.
+permessage-deflate, sending each --header with the handshake (credentials
+in the URL, ws://user:password@host/, go as Basic authorization). It sends each MESSAGE and receives one reply for each.
 With messages it then closes the connection itself (1000); without, it reads
 until the server closes. It prints one JSON object: {"received": [...],
 "close_code": N, "close_reason": "...", "subprotocol": "..." or null,
-"extensions": ["permessage-deflate", ...]}, or {"status": N} when the server
-refuses the handshake with HTTP status N.
+"extensions": ["permessage-deflate", ...]}, or {"status": N, "headers": {...}}
+when the server refuses the handshake with HTTP status N.
 """
 
 import asyncio
@@ -19,13 +20,14 @@ import sys
 import websockets
 
 
-async def main(url, messages, protocols):
+async def main(url, messages, protocols, headers):
     try:
         async with websockets.connect(url, open_timeout=5, close_timeout=5,
-                                      subprotocols=protocols or None) as ws:
+                                      subprotocols=protocols or None,
+                                      extra_headers=headers or None) as ws:
             await converse(ws, messages)
     except websockets.InvalidStatusCode as e:
-        print(json.dumps({"status": e.status_code}))
+        print(json.dumps({"status": e.status_code, "headers": dict(e.headers.raw_items())}))
 
 
 async def converse(ws, messages):
@@ -54,5 +56,7 @@ async def converse(ws, messages):
 if __name__ == "__main__":
     args = sys.argv[1:]
     protocols = [a.split("=", 1)[1] for a in args if a.startswith("--protocol=")]
-    rest = [a for a in args if not a.startswith("--protocol=")]
-    asyncio.run(main(rest[0], rest[1:], protocols))
+    headers = [tuple(part.strip() for part in a.split("=", 1)[1].split(":", 1))
+               for a in args if a.startswith("--header=")]
+    rest = [a for a in args if not a.startswith(("--protocol=", "--header="))]
+    asyncio.run(main(rest[0], rest[1:], protocols, headers))

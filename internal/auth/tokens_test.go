@@ -19,25 +19,14 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/wsgate/wsgate/internal/testrun"
 )
 
 // sign returns a compact JWT of claims signed with key in alg, naming kid
 // when it is not "".
 func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims any) string {
 	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType("JWT")
-	if kid != "" {
-		opts = opts.WithHeader("kid", kid)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := jwt.Signed(signer).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return testrun.SignToken(t, alg, key, kid, claims)
 }
 
 // unsigned returns a token with "alg": "none".

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/wsgate/wsgate/internal/testrun"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -88,14 +89,7 @@ func TestTokenPagePassesItsAccessTokenToItsWebSocket(t *testing.T) {
 	if err := os.WriteFile(keyFile, append(append([]byte{}, secret...), '\n'), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := jwt.Signed(signer).Claims(jwt.Claims{Subject: "dora", Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))}).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := testrun.SignToken(t, jose.HS256, secret, "", jwt.Claims{Subject: "dora", Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))})
 	g := startExample(t, "--jwtkey="+keyFile, "--staticdir="+site, program)
 	b := launchBrowser(t, ctx)
 
