@@ -83,3 +83,27 @@ func TestAuthFilesThatCannotBeUsedAreNamed(t *testing.T) {
 		}
 	}
 }
+
+// The new flags come from WSGATE_ variables and the --config file as every
+// other flag does, durations as Go durations.
+func TestAuthFlagsFromTheEnvironmentAndTheConfigFile(t *testing.T) { // not parallel: t.Setenv
+	config := filepath.Join(t.TempDir(), "wsgate.json")
+	if err := os.WriteFile(config, []byte(`{"basicauth": "/etc/wsgate/users", "maxlifetime": "8h", "ratelimit": 2,
+		"maxconnsperip": 4, "jwtkey": "/etc/wsgate/jwt.pem", "jwtaudience": "dash", "userheader": "X-Auth-Request-User"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WSGATE_IDLETIMEOUT", "10m")
+	t.Setenv("WSGATE_RATELIMIT", "5")
+	t.Setenv("WSGATE_AUTHCMD", "/usr/local/bin/allow")
+	cli, err := parseCLI([]string{"--config=" + config, "--maxconnsperip=3", "cat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{cli.BasicAuth, cli.MaxLifetime, cli.RateLimit, cli.MaxConnsPerIP, cli.JWTKey, cli.JWTAudience, cli.UserHeader, cli.IdleTimeout, cli.AuthCmd}
+	want := []any{"/etc/wsgate/users", 8 * time.Hour, 5.0, 3, "/etc/wsgate/jwt.pem", "dash", "X-Auth-Request-User", 10 * time.Minute, "/usr/local/bin/allow"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("value %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+}

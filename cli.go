@@ -62,7 +62,7 @@ type CLI struct {
 	JWTCookie   string        `name:"jwtcookie" help:"With --jwtkey: the cookie a token may come in." placeholder:"NAME" group:"Who may connect"`
 	UserHeader  string        `name:"userheader" help:"Header in which a --trustedproxy names the user it authenticated (nginx auth_request, oauth2-proxy's X-Auth-Request-User); believed from a trusted proxy only." placeholder:"NAME" group:"Who may connect"`
 	AuthCmd     string        `name:"authcmd" help:"Program run before each request is let in, with its CGI environment and HTTP_AUTHORIZATION: exit 0 admits (its REMOTE_USER=... and AUTH_<NAME>=... lines reach the program), 1 gets 401, others 403." placeholder:"PROGRAM" group:"Who may connect"`
-	AuthTimeout time.Duration `name:"authtimeout" help:"How long --authcmd may take; past it the request gets 503." default:"5s" placeholder:"DURATION" group:"Who may connect"`
+	AuthTimeout time.Duration `name:"authtimeout" help:"How long --authcmd may take; past it the request gets 503. Default: ${default}." default:"5s" placeholder:"DURATION" group:"Who may connect"`
 
 	MaxConnsPerIP int           `name:"maxconnsperip" help:"Most concurrent WebSocket connections from one client address (IPv6: per /64; behind a --trustedproxy, the address it names); 0 means unlimited. Over it, connections close with 1013." default:"0" placeholder:"N" group:"Fairness"`
 	RateLimit     float64       `name:"ratelimit" help:"Handshakes per second one client address may make, in bursts of as many; over it, 429 with Retry-After. 0 means unlimited." default:"0" placeholder:"N" group:"Fairness"`

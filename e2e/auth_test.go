@@ -620,3 +620,38 @@ esac`)
 		}
 	}
 }
+
+// In broadcast mode the stream key leaves the token out: clients with
+// different tokens and the same other parameters share one process, which
+// has its first client's identity, like the rest of its environment.
+func TestJWT_BroadcastStreamsAreKeyedWithoutTheToken(t *testing.T) {
+	t.Parallel()
+	secret, keyFile := opensslSecret(t)
+	g := startGateway(t, "--broadcast", "--replay=1", "--jwtkey="+keyFile,
+		writeScript(t, `echo "$REMOTE_USER $AUTH_TYPE $QUERY_STRING $$"; exec cat`))
+	first := dial(t, g.url("/?room=1&access_token="+signToken(t, jose.HS256, secret, "", claimsFor("first"))))
+	line := receive(t, first)
+	if !strings.HasPrefix(line, "first Bearer room=1 ") {
+		t.Fatalf("the shared process says %q, want its first client's identity and the query without the token", line)
+	}
+	second := dial(t, g.url("/?access_token="+signToken(t, jose.HS256, secret, "", claimsFor("second"))+"&room=1"))
+	if got := receive(t, second); got != line {
+		t.Fatalf("the second client got %q, want the replay of the same process's %q", got, line)
+	}
+	send(t, second, "from the second")
+	for _, c := range []*websocket.Conn{first, second} {
+		if got := receive(t, c); got != "from the second" {
+			t.Fatalf("got %q: the clients do not share one process", got)
+		}
+	}
+	// Each access line names its own client, and its path no token.
+	for _, c := range []*websocket.Conn{first, second} {
+		closeFromClient(t, c, websocket.CloseNormalClosure, "")
+	}
+	for _, user := range []string{"first", "second"} {
+		g.waitLog(5*time.Second, "session ended", func(f map[string]string) bool { return f["user"] == user })
+	}
+	if strings.Contains(g.logs(), "access_token") {
+		t.Errorf("the log holds the token parameter:\n%s", g.logs())
+	}
+}
