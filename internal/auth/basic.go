@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -30,6 +31,8 @@ type Basic struct {
 	// everything else.
 	verifying chan struct{}
 	cache     *credentialCache
+	flights   flights      // the credentials bcrypt is checking now
+	compares  atomic.Int64 // bcrypt comparisons run: what the cache and the flights did not save
 
 	mu    sync.RWMutex
 	users map[string][]byte
@@ -54,6 +57,7 @@ func LoadBasic(path string) (*Basic, error) {
 		verifying: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		decoy:     decoy,
 		cache:     newCredentialCache(),
+		flights:   flights{calls: map[credentialKey]*flight{}},
 		users:     users,
 	}, nil
 }
@@ -119,16 +123,39 @@ func (b *Basic) Reload() error {
 
 // Verify checks user's password. It returns nil when the file vouches for
 // them, errWrongPassword or errUnknownUser when it does not, or ctx's error
-// if ctx ends while it waits for its turn at bcrypt.
+// if ctx ends while it waits for its turn at bcrypt. Clients that present
+// the same credential at once (a page's reconnecting tabs) wait for one
+// bcrypt rather than each paying their own.
 func (b *Basic) Verify(ctx context.Context, user, password string) error {
-	b.mu.RLock()
-	hash, known := b.users[user]
-	decoy := b.decoy
-	b.mu.RUnlock()
 	key := b.cache.key(user, password)
-	if known && b.cache.has(key, hash) {
-		return nil
+	for {
+		b.mu.RLock()
+		hash, known := b.users[user]
+		decoy := b.decoy
+		b.mu.RUnlock()
+		if known && b.cache.has(key, hash) {
+			return nil
+		}
+		c, first := b.flights.join(key)
+		if !first {
+			select {
+			case <-c.done:
+				if c.err == nil || errors.Is(c.err, errWrongPassword) || errors.Is(c.err, errUnknownUser) {
+					return c.err
+				}
+				continue // the first one's client went away before bcrypt said: ask again
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := b.check(ctx, key, user, password, hash, known, decoy)
+		b.flights.land(key, c, err)
+		return err
 	}
+}
+
+// check runs bcrypt for a credential and remembers it if it is right.
+func (b *Basic) check(ctx context.Context, key credentialKey, user, password string, hash []byte, known bool, decoy []byte) error {
 	compared := hash
 	if !known {
 		compared = decoy
@@ -154,6 +181,7 @@ func (b *Basic) compare(ctx context.Context, hash []byte, password string) error
 		return ctx.Err()
 	}
 	defer func() { <-b.verifying }()
+	b.compares.Add(1)
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
 		return errWrongPassword
 	}
@@ -168,4 +196,39 @@ func (b *Basic) remember(key credentialKey, user string, hash []byte) {
 	if current, ok := b.users[user]; ok && sameHash(current, hash) {
 		b.cache.add(key, user, hash)
 	}
+}
+
+// flights are the checks under way, one per credential, for the clients
+// that present the same credential meanwhile to wait for.
+type flights struct {
+	mu    sync.Mutex
+	calls map[credentialKey]*flight
+}
+
+// flight is one check under way; err is its answer once done is closed.
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// join returns the check of key under way, or a new one and true when the
+// caller is to make it.
+func (f *flights) join(key credentialKey) (*flight, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.calls[key]; ok {
+		return c, false
+	}
+	c := &flight{done: make(chan struct{})}
+	f.calls[key] = c
+	return c, true
+}
+
+// land gives the check's answer to those waiting for it.
+func (f *flights) land(key credentialKey, c *flight, err error) {
+	f.mu.Lock()
+	delete(f.calls, key)
+	f.mu.Unlock()
+	c.err = err
+	close(c.done)
 }

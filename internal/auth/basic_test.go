@@ -25,7 +25,7 @@ func bcryptLine(t *testing.T, user, password string) string {
 }
 
 // writeHtpasswd writes lines to a file in a temporary directory.
-func writeHtpasswd(t *testing.T, path string, lines ...string) string {
+func writeHtpasswd(t testing.TB, path string, lines ...string) string {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "htpasswd")
@@ -229,5 +229,50 @@ func TestBasic_VerifyGivesUpWhenItsContextEnds(t *testing.T) {
 	defer cancel()
 	if err := b.Verify(ctx, "alice", "pw"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("with every slot busy: %v, want the context's deadline", err)
+	}
+}
+
+// Clients that present the same credential at once wait for one bcrypt:
+// a page's tabs reconnecting together after a restart pay it once.
+func TestBasic_ClientsPresentingOneCredentialAtOnceShareOneBcrypt(t *testing.T) {
+	t.Parallel()
+	b, _ := loadBasic(t, bcryptLine(t, "alice", "pw"))
+	for range cap(b.verifying) { // hold bcrypt back while the clients come
+		b.verifying <- struct{}{}
+	}
+	const clients = 8
+	errs := make(chan error, clients)
+	for range clients {
+		go func() { errs <- b.Verify(context.Background(), "alice", "pw") }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b.flights.mu.Lock()
+		waiting := len(b.flights.calls)
+		b.flights.mu.Unlock()
+		if waiting == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for range cap(b.verifying) {
+		<-b.verifying
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Fatalf("a client was refused: %v", err)
+		}
+	}
+	if n := b.compares.Load(); n != 1 {
+		t.Fatalf("%d bcrypt comparisons for %d clients with one credential, want 1", n, clients)
+	}
+	// Clients that share a wrong password all get it refused.
+	for range clients {
+		go func() { errs <- b.Verify(context.Background(), "alice", "wrong") }()
+	}
+	for range clients {
+		if err := <-errs; !errors.Is(err, errWrongPassword) {
+			t.Fatalf("a wrong password: %v", err)
+		}
 	}
 }

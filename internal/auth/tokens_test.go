@@ -24,7 +24,7 @@ import (
 
 // sign returns a compact JWT of claims signed with key in alg, naming kid
 // when it is not "".
-func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims any) string {
+func sign(t testing.TB, alg jose.SignatureAlgorithm, key any, kid string, claims any) string {
 	t.Helper()
 	return testrun.SignToken(t, alg, key, kid, claims)
 }
