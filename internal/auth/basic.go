@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -18,6 +19,13 @@ var (
 	errWrongPassword = errors.New("wrong password")
 	errUnknownUser   = errors.New("no such user")
 )
+
+// maxTurnWait bounds how long a check waits for its turn at bcrypt: behind
+// a flood of guesses, a request gets 503 rather than waiting without end.
+const maxTurnWait = 10 * time.Second
+
+// errBcryptBusy is the answer of a check that did not get its turn.
+var errBcryptBusy = fmt.Errorf("every bcrypt slot busy for %v (a flood of guesses? see --ratelimit)", maxTurnWait)
 
 // Basic checks user names and passwords against an htpasswd file of bcrypt
 // entries. A credential bcrypt verified is remembered for a few minutes, so
@@ -123,7 +131,8 @@ func (b *Basic) Reload() error {
 
 // Verify checks user's password. It returns nil when the file vouches for
 // them, errWrongPassword or errUnknownUser when it does not, or ctx's error
-// if ctx ends while it waits for its turn at bcrypt. Clients that present
+// if ctx ends while it waits for its turn at bcrypt (errBcryptBusy when no
+// turn comes within maxTurnWait). Clients that present
 // the same credential at once (a page's reconnecting tabs) wait for one
 // bcrypt rather than each paying their own.
 func (b *Basic) Verify(ctx context.Context, user, password string) error {
@@ -140,7 +149,7 @@ func (b *Basic) Verify(ctx context.Context, user, password string) error {
 		if !first {
 			select {
 			case <-c.done:
-				if c.err == nil || errors.Is(c.err, errWrongPassword) || errors.Is(c.err, errUnknownUser) {
+				if !errors.Is(c.err, context.Canceled) && !errors.Is(c.err, context.DeadlineExceeded) {
 					return c.err
 				}
 				continue // the first one's client went away before bcrypt said: ask again
@@ -163,7 +172,7 @@ func (b *Basic) check(ctx context.Context, key credentialKey, user, password str
 	err := b.compare(ctx, compared, password)
 	switch {
 	case err != nil && !errors.Is(err, errWrongPassword):
-		return err // ctx ended
+		return err // ctx ended, or no turn came
 	case !known:
 		return errUnknownUser // even for the decoy's password
 	case err != nil:
@@ -175,10 +184,14 @@ func (b *Basic) check(ctx context.Context, key credentialKey, user, password str
 
 // compare runs bcrypt when its turn comes.
 func (b *Basic) compare(ctx context.Context, hash []byte, password string) error {
+	turn := time.NewTimer(maxTurnWait)
+	defer turn.Stop()
 	select {
 	case b.verifying <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-turn.C:
+		return errBcryptBusy
 	}
 	defer func() { <-b.verifying }()
 	b.compares.Add(1)
