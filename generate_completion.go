@@ -32,7 +32,7 @@ func flagNames(flag *kong.Flag) []string {
 // bash; with bash-completion loaded, the command's arguments are completed
 // as that command's.
 func writeBashCompletion(w io.Writer, app *kong.Application) error {
-	var all, valued []string
+	var all, valued, free []string
 	var cases strings.Builder
 	for _, flag := range allShownFlags(app) {
 		names := flagNames(flag)
@@ -42,14 +42,19 @@ func writeBashCompletion(w io.Writer, app *kong.Application) error {
 		}
 		valued = append(valued, names...)
 		switch kindOf(flag) {
+		case freeValue:
+			free = append(free, names...)
 		case enumValue:
-			fmt.Fprintf(&cases, "    %s) COMPREPLY=($(compgen -W %s -- \"$cur\")) ;;\n",
+			fmt.Fprintf(&cases, "    %s) mapfile -t COMPREPLY < <(compgen -W %s -- \"$cur\"); return ;;\n",
 				strings.Join(names, "|"), shellQuote(strings.Join(flag.EnumSlice(), " ")))
 		case fileValue:
-			fmt.Fprintf(&cases, "    %s) compopt -o filenames; COMPREPLY=($(compgen -f -- \"$cur\")) ;;\n", strings.Join(names, "|"))
+			fmt.Fprintf(&cases, "    %s) compopt -o filenames; mapfile -t COMPREPLY < <(compgen -f -- \"$cur\"); return ;;\n", strings.Join(names, "|"))
 		case dirValue:
-			fmt.Fprintf(&cases, "    %s) compopt -o filenames; COMPREPLY=($(compgen -d -- \"$cur\")) ;;\n", strings.Join(names, "|"))
+			fmt.Fprintf(&cases, "    %s) compopt -o filenames; mapfile -t COMPREPLY < <(compgen -d -- \"$cur\"); return ;;\n", strings.Join(names, "|"))
 		}
+	}
+	if len(free) > 0 { // nothing to offer for a port, an address...
+		fmt.Fprintf(&cases, "    %s) return ;;\n", strings.Join(free, "|"))
 	}
 	fmt.Fprintf(w, completionHeader, "bash", version)
 	_, err := fmt.Fprintf(w, bashTemplate, strings.Join(valued, "|"), cases.String(), shellQuote(strings.Join(all, " ")))
@@ -57,8 +62,8 @@ func writeBashCompletion(w io.Writer, app *kong.Application) error {
 }
 
 // bashTemplate is the bash completion; its verbs fill in the flags that
-// take a value, the completion of each one's value, and every flag. bash
-// splits "--flag=value" into "--flag", "=" and "value".
+// take a value, the completion of each one's value (or of none), and every
+// flag. bash splits "--flag=value" into "--flag", "=" and "value".
 const bashTemplate = `_wsgate() {
   local cur=${COMP_WORDS[COMP_CWORD]} flag="" i=1 word
   COMPREPLY=()
@@ -91,13 +96,12 @@ const bashTemplate = `_wsgate() {
     flag=${COMP_WORDS[COMP_CWORD-1]}
   fi
   case $flag in
-%[2]s    %[1]s) return ;;
-  esac
+%[2]s  esac
   if ((i == COMP_CWORD)) && [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W %[3]s -- "$cur"))
+    mapfile -t COMPREPLY < <(compgen -W %[3]s -- "$cur")
   elif ((i == COMP_CWORD)); then
     compopt -o filenames
-    COMPREPLY=($(compgen -c -- "$cur") $(compgen -f -- "$cur"))
+    mapfile -t COMPREPLY < <(compgen -c -- "$cur"; compgen -f -- "$cur")
   fi
 }
 complete -F _wsgate wsgate

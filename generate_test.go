@@ -173,7 +173,7 @@ func TestManPageDashesAreASCII(t *testing.T) {
 
 // bashCompletions runs the generated bash completion on each command line
 // (the words as bash splits them, the cursor in the last) and returns the
-// candidates of each, one line per command line.
+// candidates of each, sorted, each followed by "|".
 func bashCompletions(t *testing.T, withBashCompletion bool, lines [][]string) []string {
 	t.Helper()
 	bash := needProgram(t, "bash")
@@ -185,7 +185,7 @@ func bashCompletions(t *testing.T, withBashCompletion bool, lines [][]string) []
 	for _, words := range lines {
 		script.WriteString("COMP_WORDS=(" + strings.Join(quoteEach(words), " ") + ")\n")
 		script.WriteString(`COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}; COMPREPLY=()` + "\n")
-		script.WriteString(`_wsgate 2>/dev/null; ((${#COMPREPLY[@]})) && printf '%s\n' "${COMPREPLY[@]}" | sort -u | tr '\n' ' '; echo` + "\n")
+		script.WriteString(`_wsgate 2>/dev/null; ((${#COMPREPLY[@]})) && printf '%s\n' "${COMPREPLY[@]}" | sort -u | tr '\n' '|'; echo` + "\n")
 	}
 	programs := t.TempDir()
 	if err := os.WriteFile(filepath.Join(programs, "wsgate-test-program"), []byte("#!/bin/sh\n"), 0o755); err != nil {
@@ -213,7 +213,7 @@ func quoteEach(words []string) []string {
 func TestBashCompletionCompletes(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	for _, sub := range []string{"scripts", "static"} {
+	for _, sub := range []string{"scripts", "static", "some dir"} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -222,15 +222,15 @@ func TestBashCompletionCompletes(t *testing.T) {
 		words []string
 		want  string
 	}{
-		{[]string{"wsgate", "--logl"}, "--loglevel "},
-		{[]string{"wsgate", "--loglevel", "="}, "access debug error fatal info trace warn "},
-		{[]string{"wsgate", "--loglevel", "=", "de"}, "debug "},
-		{[]string{"wsgate", "--loglevel", "e"}, "error "},
-		{[]string{"wsgate", "--port", "=", "80", "--logf"}, "--logformat "},
-		{[]string{"wsgate", "--port", "80", "--ssl", "--logf"}, "--logformat "},
+		{[]string{"wsgate", "--logl"}, "--loglevel|"},
+		{[]string{"wsgate", "--loglevel", "="}, "access|debug|error|fatal|info|trace|warn|"},
+		{[]string{"wsgate", "--loglevel", "=", "de"}, "debug|"},
+		{[]string{"wsgate", "--loglevel", "e"}, "error|"},
+		{[]string{"wsgate", "--port", "=", "80", "--logf"}, "--logformat|"},
+		{[]string{"wsgate", "--port", "80", "--ssl", "--logf"}, "--logformat|"},
 		{[]string{"wsgate", "--port", ""}, ""},
-		{[]string{"wsgate", "--dir", "=", dir + "/s"}, dir + "/scripts " + dir + "/static "},
-		{[]string{"wsgate", "--port", "=", "80", "wsgate-test-pr"}, "wsgate-test-program "},
+		{[]string{"wsgate", "--dir", "=", dir + "/s"}, dir + "/scripts|" + dir + "/some dir|" + dir + "/static|"},
+		{[]string{"wsgate", "--port", "=", "80", "wsgate-test-pr"}, "wsgate-test-program|"},
 		{[]string{"wsgate", "cat", "--logl"}, ""},
 		{[]string{"wsgate", "--", "cat", "--logl"}, ""},
 	}
@@ -253,7 +253,7 @@ func TestBashCompletionHandsTheCommandItsOwnCompletion(t *testing.T) {
 		missing(t, "bash-completion")
 	}
 	got := bashCompletions(t, true, [][]string{{"wsgate", "--port", "80", "wsgate", "--logf"}})
-	if got[0] != "--logformat " {
+	if got[0] != "--logformat|" {
 		t.Errorf("completions %q, want wsgate's own --logformat, as the command", got[0])
 	}
 }
@@ -286,7 +286,7 @@ func TestFishCompletionCompletes(t *testing.T) {
 
 // zshDriver types a command line and a tab into an interactive zsh whose
 // fpath holds the generated completion, and prints what the terminal shows
-// until it shows $want or ten seconds have passed.
+// once it shows $WANT, or after twenty seconds.
 const zshDriver = `
 setopt extendedglob
 zmodload zsh/zpty || exit 1
@@ -294,7 +294,7 @@ zpty z zsh -f -i
 zpty -w z 'PS1=""; fpath=("$COMPLETION_DIR" $fpath); autoload -U compinit; compinit -u -D; zstyle ":completion:*" list-prompt ""; unsetopt beep'
 zpty -w -n z "$LINE"$'\t'
 screen=""
-for i in {1..100}; do
+for i in {1..200}; do
   while zpty -r -t z chunk; do screen+=$chunk; done
   [[ ${screen//$'\e'\[[0-9;?]#[a-zA-Z]/} == *"$WANT"* ]] && break
   sleep 0.1
