@@ -79,6 +79,8 @@ type CLI struct {
 	Version kong.VersionFlag `help:"Print the version, commit and Go version, and exit." env:"-" group:"Other"`
 	License bool             `help:"Print the license and exit." env:"-" group:"Other"`
 
+	Generate string `help:"Print the man page, a shell completion or the environment file: man, bash, zsh, fish or envfile." hidden:"" env:"-" placeholder:"WHAT"`
+
 	Command []string `arg:"" optional:"" passthrough:"partial" help:"Program to run for each connection, with its arguments."`
 }
 
@@ -486,7 +488,7 @@ type configResolver struct {
 
 // commandLineOnly are the flags a config file cannot set: they make wsgate
 // print and exit, or name the file itself.
-var commandLineOnly = map[string]bool{"help": true, "version": true, "license": true, "config": true}
+var commandLineOnly = map[string]bool{"help": true, "version": true, "license": true, "config": true, "generate": true}
 
 // Validate rejects keys that are no flag's name, and those of flags that
 // belong on the command line only.
