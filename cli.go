@@ -64,7 +64,7 @@ type CLI struct {
 	AuthCmd     string        `name:"authcmd" help:"Program run before each request is let in, with its CGI environment and HTTP_AUTHORIZATION: exit 0 admits (its REMOTE_USER=... and AUTH_<NAME>=... lines reach the program), 1 gets 401, others 403." placeholder:"PROGRAM" group:"Who may connect"`
 	AuthTimeout time.Duration `name:"authtimeout" help:"How long --authcmd may take; past it the request gets 503. Default: ${default}." default:"5s" placeholder:"DURATION" group:"Who may connect"`
 
-	MaxConnsPerIP int           `name:"maxconnsperip" help:"Most concurrent WebSocket connections from one client address (IPv6: per /64; behind a --trustedproxy, the address it names); 0 means unlimited. Over it, connections close with 1013." default:"0" placeholder:"N" group:"Fairness"`
+	MaxConnsPerIP int           `name:"maxconnsperip" help:"Most concurrent WebSocket connections from one client address (IPv6: per /64; behind a trusted proxy, the address it names); 0 means unlimited. Over it, connections close with 1013." default:"0" placeholder:"N" group:"Fairness"`
 	RateLimit     float64       `name:"ratelimit" help:"Handshakes per second one client address may make, in bursts of as many; over it, 429 with Retry-After. 0 means unlimited." default:"0" placeholder:"N" group:"Fairness"`
 	MaxLifetime   time.Duration `name:"maxlifetime" help:"Close a session this old with 1001 (session lifetime reached), e.g. 8h; 0 for no bound." default:"0" placeholder:"DURATION" group:"Fairness"`
 	IdleTimeout   time.Duration `name:"idletimeout" help:"Close a session with 1001 (idle) when no message went either way for this long, e.g. 10m (pings do not count); 0 for no bound." default:"0" placeholder:"DURATION" group:"Fairness"`
@@ -92,6 +92,8 @@ type CLI struct {
 	Config  kong.ConfigFlag  `help:"JSON file of flag values, keyed by flag name; the command line and WSGATE_* variables win." placeholder:"FILE" group:"Other"`
 	Version kong.VersionFlag `help:"Print the version, commit and Go version, and exit." env:"-" group:"Other"`
 	License bool             `help:"Print the license and exit." env:"-" group:"Other"`
+
+	Generate string `help:"Print the man page, a shell completion or the environment file: man, bash, zsh, fish or envfile." hidden:"" env:"-" placeholder:"WHAT"`
 
 	Command []string `arg:"" optional:"" passthrough:"partial" help:"Program to run for each connection, with its arguments."`
 }
@@ -507,7 +509,7 @@ type configResolver struct {
 
 // commandLineOnly are the flags a config file cannot set: they make wsgate
 // print and exit, or name the file itself.
-var commandLineOnly = map[string]bool{"help": true, "version": true, "license": true, "config": true}
+var commandLineOnly = map[string]bool{"help": true, "version": true, "license": true, "config": true, "generate": true}
 
 // Validate rejects keys that are no flag's name, and those of flags that
 // belong on the command line only.

@@ -111,6 +111,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, licenseText)
 		return exitOK
 	}
+	if err == nil && cli.Generate != "" {
+		return generate(cli.Generate, stdout, stderr)
+	}
 	var w *wiring
 	if err == nil {
 		w, err = wire(cli, stderr)

@@ -166,12 +166,19 @@ func (s *Stream) remove(sub *Subscriber) {
 		return
 	}
 	last := len(s.subs) - 1
-	s.subs[i] = s.subs[last]
-	s.subs[i].index = i
+	moved := s.subs[last]
+	s.subs[i] = moved
+	moved.index = i
 	s.subs[last] = nil
 	s.subs = s.subs[:last]
 	sub.index = -1
 	s.dirty = true
+	// The subscriber moved into the hole may now be another worker's, one
+	// that has passed already and would not come back to it: with messages
+	// waiting, it gets a pass.
+	if moved != sub && moved.cursor.Load() < s.head.Load() {
+		s.kick()
+	}
 }
 
 // Publish gives m to every subscriber, and keeps it for replay. It never

@@ -455,3 +455,73 @@ func TestTakeIntoABufferWithRoomTakesWhatFitsAllocatesNothingAndLosesNothing(t *
 		t.Errorf("Take into a buffer with room allocated %.1f times a call", allocs)
 	}
 }
+
+// heldSink takes one message each time it is woken; its first Wake waits,
+// holding the worker that called it, until released.
+type heldSink struct {
+	sub     *Subscriber
+	waking  chan struct{} // closed as the first Wake begins to wait
+	release chan struct{}
+	first   sync.Once
+
+	mu  sync.Mutex
+	got []*Message
+}
+
+func (s *heldSink) Wake() {
+	s.first.Do(func() {
+		close(s.waking)
+		<-s.release
+	})
+	taken := s.sub.Take(make([]*Message, 0, 1), 0)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got = append(s.got, taken...)
+}
+
+func (s *heldSink) Overflow() {}
+
+// leavingSink takes what waits and leaves the stream once it has the end,
+// as a member whose client is closed does.
+type leavingSink struct {
+	sub  *Subscriber
+	took chan struct{} // told after a Wake
+	left chan struct{} // closed once it has left
+}
+
+func (s *leavingSink) Wake() {
+	for _, m := range s.sub.Take(nil, 0) {
+		if m.Last {
+			s.sub.stream.Leave(s.sub)
+			close(s.left)
+		}
+	}
+	select {
+	case s.took <- struct{}{}:
+	default:
+	}
+}
+
+func (s *leavingSink) Overflow() {}
+
+func TestASubscriberMovedToAnotherWorkerByALeaveStillGetsTheEnd(t *testing.T) {
+	t.Parallel()
+	s := NewStream(10, 0)
+	s.workers = make([]worker, 2) // a at 0 is worker 0's, b at 1 worker 1's
+	a := &leavingSink{took: make(chan struct{}, 1), left: make(chan struct{})}
+	b := &heldSink{waking: make(chan struct{}), release: make(chan struct{})}
+	a.sub, _ = s.Join(a, false)
+	b.sub, _ = s.Join(b, false)
+	s.Publish(msg(1))
+	<-a.took
+	<-b.waking // worker 1 is held in b's Wake
+	s.End(&Message{Last: true})
+	<-a.left // worker 0 passed: a took the end and left, and b is at 0 now
+	close(b.release)
+	s.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.got) != 2 || !b.got[1].Last {
+		t.Fatalf("b got %d messages and no end: moved into a's place after worker 0 passed, it was never woken again", len(b.got))
+	}
+}

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -15,448 +14,287 @@ import (
 	"github.com/wsgate/wsgate/process"
 )
 
-// Broadcast mode (--broadcast): one shared child per endpoint and query
-// string. The first client starts it with its own environment; every line it
-// prints is framed once and published to the stream, whose subscribers are
-// the clients' sessions (members); what any client sends reaches its stdin
-// whole. The last client to leave stops it, after the linger time.
+// Broadcast mode (--broadcast): one process per endpoint and query string,
+// shared by all of its clients, the members of its stream. The first client
+// starts it with its own environment; every line it prints is framed once
+// and published to the stream (source.go); what any client sends reaches its
+// stdin whole (bus.go). The last client to leave stops it, after the linger
+// time.
+//
+// Every stream goes through a broadcast.Bus, and the hub here never knows
+// which: Config.Bus (redisbus shares each stream with the other instances
+// on one Redis, one process for all of them), or without one broadcast.Local,
+// where this instance alone has the stream and leads it. On this instance a
+// stream holds its local fan-out (a broadcast.Stream), its members here and
+// its link to the bus. While this instance leads the stream, its own process
+// (a source) feeds the local fan-out and the bus; otherwise the bus does. A
+// change of leader (the leader died) leaves the local stream, and its
+// members, in place: only the process behind it changes. However a stream
+// ends (its process exited, a line too long, a broken link, a process that
+// cannot start on a takeover, a leader letting go as the gateway shuts
+// down), one method ends it: end.
 
-// Refusals of a client that cannot join a stream.
+// Refusals of a client that cannot join a stream; errNoStart comes wrapped
+// with its cause.
 var (
-	errTooManyForks = errors.New("too many connections")
-	errNoStart      = errors.New("cannot start command")
+	errTooManyForks   = errors.New("too many connections")
+	errNoStart        = errors.New("cannot start command")
+	errBusUnavailable = errors.New("bus unavailable")
 )
 
-// sharedChild is the process behind one broadcast stream, and the stream.
-type sharedChild struct {
+// Joining a stream.
+const (
+	// attachTimeout bounds the handshake's wait for the bus.
+	attachTimeout = 2 * time.Second
+	// joinAttempts is how often a join tries again when the stream it found
+	// ended meanwhile.
+	joinAttempts = 3
+)
+
+// stream is one broadcast stream on this instance.
+type stream struct {
 	g        *Gateway
-	endpoint string // the script's URL path, for the observer
-	key      string // endpoint and query string
-	proc     *process.Process
-	stdin    *childStdin
-	stream   *broadcast.Stream
-	bs       *busStream // the stream on the bus, when there is one
+	endpoint string       // the script's URL path, for the observer
+	key      string       // endpoint and query string
+	spec     process.Spec // the first local client's, to start the process with if this instance leads
+	remote   string       // that client's address, for the log
+	fanout   *broadcast.Stream
 	log      *slog.Logger
-	start    time.Time
+
+	ready chan struct{}  // closed once attached, or failed to
+	link  broadcast.Link // set before ready is closed, unless err is
+	err   error
+
+	done   chan struct{}          // closed when the stream leaves the registry
+	leader atomic.Pointer[source] // the local process, while this instance leads
+	exit   atomic.Pointer[string] // how the stream ended, once it has
 
 	// Guarded by the registry's lock.
-	members  int
+	members  int  // joined, and joining
+	present  bool // as last told to the link
+	gone     bool // out of the registry: the next client attaches anew
+	ended    bool // end has run
+	audience int  // instances with members, as the bus last told the leader
 	linger   *time.Timer
-	stopping bool // no longer in the registry: joins start a new child
-
-	stopOnShutdown func() bool
-	exit           atomic.Pointer[string] // how it ended, once it has
-	replaced       atomic.Bool
 }
 
-// registry holds the running shared children by key, and on a bus, the
-// streams this instance has members of or leads.
+// registry holds the streams this instance has members of or leads, by
+// key.
 type registry struct {
-	mu       sync.Mutex
-	children map[string]*sharedChild
-	buses    map[string]*busStream
+	mu      sync.Mutex
+	streams map[string]*stream
 }
 
 // join makes m a member of the stream of r's endpoint and query string,
-// starting its shared child if there is none. It is called before the
-// handshake response is sent, so that every line printed after that reaches
-// the client.
+// attaching the stream to the bus first if this instance has no member of
+// it yet. It is called before the handshake response is sent, so that
+// every line printed after that reaches the client. A refusal is
+// errTooManyForks, errNoStart or errBusUnavailable.
 func (g *Gateway) join(m *member, q *request) error {
-	if g.cfg.Bus != nil {
-		return g.joinBus(m, q)
-	}
-	e, c := q.endpoint, q.client
-	key := e.Name + "?" + q.r.URL.RawQuery
+	key := q.endpoint.Name + "?" + q.r.URL.RawQuery
 	spec := processSpec(g.cfg, q) // outside the lock: it may look up a name
+	for range joinAttempts {
+		st, creator := g.streamFor(q.endpoint.Name, key, spec, q.client.Addr)
+		if creator {
+			st.attach(m)
+		}
+		<-st.ready
+		if st.err != nil {
+			g.unreserve(st, m)
+			if errors.Is(st.err, errTooManyForks) || errors.Is(st.err, errNoStart) {
+				return st.err
+			}
+			return errBusUnavailable
+		}
+		if creator {
+			st.link.Start() // after the first member joined: nothing it should get is missed
+			return nil
+		}
+		if g.joinLocal(st, m) {
+			return nil
+		}
+	}
+	return errBusUnavailable
+}
+
+// streamFor returns the stream of key, a stream of endpoint, with a place
+// reserved for a member, and whether it is new: its caller must attach it.
+func (g *Gateway) streamFor(endpoint, key string, spec process.Spec, remote string) (*stream, bool) {
 	reg := &g.shared
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
-	sc := reg.children[key]
-	if sc == nil {
-		var err error
-		stream := broadcast.NewStream(g.cfg.QueueSize, g.cfg.Replay)
-		if sc, err = g.startShared(e.Name, key, spec, c.Addr, stream, nil); err != nil {
-			return err
+	st := reg.streams[key]
+	creator := st == nil
+	if creator {
+		st = &stream{
+			g:        g,
+			endpoint: endpoint,
+			key:      key,
+			spec:     spec,
+			remote:   remote,
+			fanout:   broadcast.NewStream(g.cfg.QueueSize, g.cfg.Replay),
+			log:      g.log.With("stream", key),
+			ready:    make(chan struct{}),
+			done:     make(chan struct{}),
+			present:  true, // Attach makes the instance present
+			audience: -1,
 		}
-		reg.children[key] = sc
+		reg.streams[key] = st
 	}
-	sub, ok := sc.stream.Join(m, g.cfg.Replay > 0)
-	if !ok { // cannot happen: a stream ends only after it leaves the registry
-		return errNoStart
-	}
-	sc.members++
-	if sc.linger != nil {
-		sc.linger.Stop()
-		sc.linger = nil
-	}
-	m.sc, m.sub = sc, sub
-	g.observe.BroadcastSubscribers(e.Name, 1)
-	return nil
+	st.members++
+	return st, creator
 }
 
-// startShared starts the shared child of key, a stream of endpoint, and its
-// feeder publishing to stream, and to the bus with bs; reg.mu is held.
-func (g *Gateway) startShared(endpoint, key string, spec process.Spec, remote string, stream *broadcast.Stream, bs *busStream) (*sharedChild, error) {
-	if !g.forks.acquire() {
-		return nil, errTooManyForks
-	}
-	proc, err := process.Start(spec)
+// attach attaches the stream to the bus, fills the local replay with the
+// bus's, and joins m, its first member. When no instance led the stream,
+// this one leads it now: its process starts here, after m joined and before
+// the handshake response, so that m gets every line it prints and the
+// client's first message reaches it.
+func (st *stream) attach(m *member) {
+	defer close(st.ready)
+	g := st.g
+	ctx, cancel := context.WithTimeout(g.ctx, attachTimeout)
+	defer cancel()
+	link, at, err := g.cfg.Bus.Attach(ctx, st.key, st)
 	if err != nil {
-		g.forks.release()
-		g.observe.ChildStartFailed(endpoint)
-		g.log.Error("command failed to start", "path", key, "err", err)
-		return nil, fmt.Errorf("%w: %v", errNoStart, rootCause(err))
-	}
-	g.observe.ChildStarted(endpoint)
-	sc := &sharedChild{
-		g:        g,
-		endpoint: endpoint,
-		key:      key,
-		proc:     proc,
-		stdin:    newChildStdin(proc.Stdin()),
-		stream:   stream,
-		bs:       bs,
-		log:      g.log.With("stream", key, "pid", proc.Pid()),
-		start:    time.Now(),
-	}
-	g.sessions.Add(1) // Shutdown waits for the shared child too
-	g.setLive(proc, true)
-	sc.stopOnShutdown = context.AfterFunc(g.ctx, proc.Stop)
-	sc.log.Log(context.Background(), logs.LevelTrace, "shared process started", "remote", remote)
-	go sc.pumpOutput()
-	return sc, nil
-}
-
-// leave takes a member out of its stream. The last member to leave stops
-// the shared child, after the linger time unless someone joins meanwhile.
-func (g *Gateway) leave(m *member) {
-	if m.bs != nil {
-		g.leaveBus(m)
+		st.log.Error("cannot attach the stream to the bus", "err", err)
+		st.err = err
 		return
 	}
-	reg := &g.shared
-	reg.mu.Lock()
-	defer reg.mu.Unlock()
-	sc := m.sc
-	sc.stream.Leave(m.sub)
-	sc.members--
-	g.observe.BroadcastSubscribers(sc.endpoint, -1)
-	if sc.members > 0 || sc.stopping {
-		return
+	for _, msg := range at.Replay {
+		st.fanout.Publish(st.fromBus(msg)) // no member yet: the replay buffer only
 	}
-	if g.cfg.Linger <= 0 {
-		sc.stopLocked()
-		return
-	}
-	sc.linger = time.AfterFunc(g.cfg.Linger, func() {
-		reg.mu.Lock()
-		defer reg.mu.Unlock()
-		if sc.members == 0 && !sc.stopping {
-			sc.stopLocked()
-		}
-	})
-}
-
-// stopLocked takes the child out of the registry and stops it; the
-// registry's lock is held.
-func (sc *sharedChild) stopLocked() {
-	sc.forgetLocked()
-	sc.proc.Stop()
-}
-
-// forgetLocked takes the child out of the registry, so that the next client
-// starts a new one; the registry's lock is held.
-func (sc *sharedChild) forgetLocked() {
-	sc.stopping = true
-	if sc.linger != nil {
-		sc.linger.Stop()
-		sc.linger = nil
-	}
-	if sc.g.shared.children[sc.key] == sc {
-		delete(sc.g.shared.children, sc.key)
-	}
-}
-
-// pumpOutput feeds the shared child's output to the stream until its group
-// is gone, then ends the stream with the child's exit status: every member
-// gets its close frame after the lines it has queued. On a bus, the output
-// and the end go to the bus too.
-func (sc *sharedChild) pumpOutput() {
-	g := sc.g
-	defer g.sessions.Done()
-	defer g.forks.release()
-	defer g.setLive(sc.proc, false)
-	defer sc.stopOnShutdown()
-	var out frameOut = streamOut{sc}
-	if sc.bs != nil {
-		out = &busOut{sc: sc, bs: sc.bs}
-	}
-	status := sc.proc.Feed(outputWriters(g.cfg, sinkConfig{
-		out:      out,
-		maxLine:  g.cfg.MaxLineSize,
-		log:      sc.log,
-		replaced: &sc.replaced,
-	}))
-	g.observe.ChildEnded(sc.endpoint)
-	exit := status.String()
-	sc.exit.Store(&exit)
-	if sc.bs != nil {
-		sc.bs.childEnded(sc, status, out.(*busOut))
-	} else {
-		g.shared.mu.Lock()
-		sc.forgetLocked()
-		g.shared.mu.Unlock()
-		sc.stream.End(&broadcast.Message{Data: closeFrame(closeCodeFor(status), exit), Last: true})
-	}
-	sc.stream.Wait() // its delivery workers have woken every member for the end
-	published, joined, _ := sc.stream.Stats()
-	sc.log.Log(context.Background(), logs.LevelAccess, "shared process ended",
-		"duration", time.Since(sc.start).Round(time.Millisecond),
-		"exit", exit,
-		"clients", joined,
-		"msgs_out", published)
-}
-
-// streamOut is a shared child's frameOut: each message is encoded once and
-// published to every member; under --compress, compressed once too, for the
-// members that negotiated permessage-deflate. Lines are gathered whole, so
-// that every member and every replay starts at the start of a message.
-type streamOut struct{ sc *sharedChild }
-
-func (o streamOut) frame(op byte, fin bool, payload []byte, ends bool) error {
-	o.sc.stream.Publish(o.sc.g.sharedMessage(op, fin, payload))
-	return nil
-}
-
-// sharedMessage is one message of a broadcast stream, framed once for
-// every member, and under --compress compressed once for the members that
-// negotiated permessage-deflate.
-func (g *Gateway) sharedMessage(op byte, fin bool, payload []byte) *broadcast.Message {
-	data := appendFrameHeader(make([]byte, 0, maxFrameHeader+len(payload)), op, fin, len(payload))
-	msg := &broadcast.Message{Data: append(data, payload...), Size: len(payload)}
-	g.compressShared(msg, op, fin, payload)
-	return msg
-}
-
-// compressShared gives msg its compressed frame under --compress, when
-// that is smaller.
-func (g *Gateway) compressShared(msg *broadcast.Message, op byte, fin bool, payload []byte) {
-	if g.cfg.Compress && op != opContinuation && fin {
-		if f := appendMessageFrame(nil, op, payload, true); f[0]&rsv1Bit != 0 {
-			msg.Compressed = f
+	st.link = link
+	g.shared.mu.Lock()
+	defer g.shared.mu.Unlock()
+	st.joinLocked(m) // a new stream: it cannot have ended
+	if at.Lead {
+		if _, st.err = st.leadLocked(); st.err != nil {
+			link.Close() // lets go of the lead: another instance may start it
 		}
 	}
 }
 
-func (o streamOut) flush() error  { return nil }
-func (o streamOut) streams() bool { return false }
-
-// failed ends the stream when a line is over the limit: every member gets
-// 1009, and the child is stopped, as one client's child would be.
-func (o streamOut) failed(err error) error {
-	if errors.Is(err, errLineTooLong) {
-		o.sc.log.Error("output line over the limit; closing every client", "limit", o.sc.g.cfg.MaxLineSize)
-		o.sc.stream.End(&broadcast.Message{Data: closeFrame(websocket.CloseMessageTooBig, "output line too long"), Last: true})
-		o.sc.proc.Stop()
+// unreserve gives up a place reserved in a stream that could not attach,
+// and m's place in it if m is its first member.
+func (g *Gateway) unreserve(st *stream, m *member) {
+	g.shared.mu.Lock()
+	defer g.shared.mu.Unlock()
+	if m.bs == st {
+		st.fanout.Leave(m.sub)
+		g.observe.BroadcastSubscribers(st.endpoint, -1)
+		m.bs, m.sub = nil, nil
 	}
-	return err
+	st.members--
+	st.forgetLocked()
 }
 
-// member is a session's place in a broadcast stream: the sink the stream
-// wakes. Woken by a delivery worker, it sends what waits at once, as far as
-// the client's socket takes it without waiting; what does not go at once,
-// and the control frames, a pump sends: a goroutine only while there is
-// something to write, so that an idle member holds none. One of the two
-// writes at a time (running), and it is the wire's only writer.
-type member struct {
-	sc  *sharedChild // without a bus
-	bs  *busStream   // on a bus
-	sub *broadcast.Subscriber
-
-	mu         sync.Mutex
-	s          *session // set once the handshake response is sent
-	running    bool     // a worker or the pump is writing
-	again      bool     // woken meanwhile: look again before stopping
-	pending    bool     // woken before the session was ready
-	overflowed bool     // cut off before the session was ready
-	stopped    bool     // the session has ended: nothing more is written
-	writers    sync.WaitGroup
-
-	taken []*broadcast.Message // taken and not yet encoded: the writer's own
+// joinLocal joins m to the local fan-out of a stream it has a place
+// reserved in, and reports false if the stream has ended, or is ending,
+// meanwhile.
+func (g *Gateway) joinLocal(st *stream, m *member) bool {
+	g.shared.mu.Lock()
+	defer g.shared.mu.Unlock()
+	return st.joinLocked(m)
 }
 
-// exitStatus returns how the stream's process ended, or nil while it runs.
-func (m *member) exitStatus() *string {
-	if m.bs != nil {
-		return m.bs.exit.Load()
-	}
-	return m.sc.exit.Load()
-}
-
-// Wake sends what waits, or has the writer at work look again.
-func (m *member) Wake() {
-	m.mu.Lock()
-	switch {
-	case m.stopped:
-		m.mu.Unlock()
-		return
-	case m.s == nil:
-		m.pending = true
-		m.mu.Unlock()
-		return
-	case m.running:
-		m.again = true
-		m.mu.Unlock()
-		return
-	}
-	m.running = true
-	m.writers.Add(1)
-	m.mu.Unlock()
-	for m.sendNow() {
-		if m.done() {
-			return
+// joinLocked is joinLocal with the registry's lock held.
+func (st *stream) joinLocked(m *member) bool {
+	g := st.g
+	sub, ok := st.fanout.Join(m, g.cfg.Replay > 0)
+	if !ok || st.gone {
+		if ok {
+			st.fanout.Leave(sub)
 		}
-	}
-	go m.pump()
-}
-
-// Overflow closes the client with 1013: it fell too far behind.
-func (m *member) Overflow() {
-	m.mu.Lock()
-	s := m.s
-	if s == nil {
-		m.overflowed = true
-	}
-	m.mu.Unlock()
-	if s != nil {
-		s.tooSlow()
-	}
-}
-
-// ready attaches the session, once the handshake response is sent, and
-// starts what was asked before.
-func (m *member) ready(s *session) {
-	m.mu.Lock()
-	m.s = s
-	pending, overflowed := m.pending, m.overflowed
-	m.mu.Unlock()
-	if overflowed {
-		s.tooSlow()
-	}
-	if pending {
-		m.Wake()
-	}
-}
-
-// stop waits for the writer at work and lets no other start.
-func (m *member) stop() {
-	m.mu.Lock()
-	m.stopped = true
-	m.mu.Unlock()
-	m.writers.Wait()
-}
-
-// done ends the writer's turn, and reports false when it was woken
-// meanwhile and must look again.
-func (m *member) done() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.again {
-		m.again = false
+		st.members--
 		return false
 	}
-	m.running = false
-	m.writers.Done()
+	m.bs, m.sub = st, sub
+	g.observe.BroadcastSubscribers(st.endpoint, 1)
+	st.stopLingerLocked()
+	if !st.present {
+		st.present = true
+		st.link.SetPresent(true)
+	}
 	return true
 }
 
-// takeBatch is how many messages a member's writer takes from the stream at
-// a time, into an array on its stack: a chunk's worth of short lines.
-const takeBatch = 256
-
-// sendNow sends the messages waiting, as far as the client's socket takes
-// them at once, and reports whether all went: if not, the pump is to send
-// the rest (what the batch holds, then m.taken, then the stream's). Control
-// frames waiting, the stream's end and a TLS connection are the pump's too.
-func (m *member) sendNow() bool {
-	s, w := m.s, m.s.wire
-	var scratch [takeBatch]*broadcast.Message // on the stack: no allocation per line
-	for {
-		// A chunk at most: writeNow writes a batch of one.
-		taken := m.sub.Take(scratch[:0], writeChunk)
-		if len(taken) == 0 {
-			return !w.controlsWaiting()
-		}
-		if n := m.encode(taken); n < len(taken) {
-			m.taken = append(m.taken[:0], taken[n:]...)
-			s.out.shrink()
-			return false
-		}
-		if !w.writeNow(&s.out) {
-			s.out.shrink() // the pump may be a while coming
-			return false
-		}
+// leave takes a member out of its stream. An instance that does not lead
+// detaches from the stream with its last member; the leader stays, and
+// stops its process when no instance has members (Audience).
+func (g *Gateway) leave(m *member) {
+	g.shared.mu.Lock()
+	defer g.shared.mu.Unlock()
+	st := m.bs
+	st.fanout.Leave(m.sub)
+	st.members--
+	g.observe.BroadcastSubscribers(st.endpoint, -1)
+	switch {
+	case st.members > 0 || st.gone:
+	case st.leader.Load() != nil:
+		st.present = false
+		st.link.SetPresent(false)
+	default:
+		st.forgetLocked()
+		st.link.Close()
 	}
 }
 
-// encode adds the messages to the session's batch, each as encoded once
-// for every member (compressed once for the members that negotiated
-// permessage-deflate), and returns how many it added: it stops before the
-// stream's end, and before a message the batch has no room for.
-func (m *member) encode(msgs []*broadcast.Message) int {
-	s := m.s
-	for i, msg := range msgs {
-		data := msg.Data
-		if s.deflate && msg.Compressed != nil {
-			data = msg.Compressed
-		}
-		if msg.Last || s.out.full(len(data)) {
-			return i
-		}
-		s.out.encoded(data, msg.Size)
-	}
-	return len(msgs)
+// stopLocked stops the leader's process, since no instance has members:
+// the stream leaves the registry at once, so that the next client starts
+// anew, and ends once the process has exited. The registry's lock is held.
+func (st *stream) stopLocked(src *source) {
+	st.forgetLocked()
+	src.proc.Stop()
 }
 
-// pump sends what sendNow left, the control frames asked for, and what the
-// stream holds for the member, until nothing waits.
-func (m *member) pump() {
-	for {
-		m.drain()
-		if m.done() {
-			return
-		}
+// stopLingerLocked cancels the linger; the registry's lock is held.
+func (st *stream) stopLingerLocked() {
+	if st.linger != nil {
+		st.linger.Stop()
+		st.linger = nil
 	}
 }
 
-// drain writes what the batch holds, the control frames asked for and
-// every message waiting, and after the last one the stream's close frame.
-// It stops at a write that fails: the wire then takes nothing more.
-func (m *member) drain() {
-	s, w := m.s, m.s.wire
-	if w.write(&s.out) != nil { // what sendNow could not finish, if anything
+// forgetLocked takes the stream out of the registry, so that the next
+// client attaches anew; the registry's lock is held.
+func (st *stream) forgetLocked() {
+	if st.gone {
 		return
 	}
-	var scratch [takeBatch]*broadcast.Message // on the stack: no allocation per line
-	taken := m.taken                          // what sendNow took and left, if anything
-	m.taken = nil                             // an idle member holds no buffer
-	for {
-		if len(taken) == 0 {
-			if taken = m.sub.Take(scratch[:0], batchLimit); len(taken) == 0 {
-				return
-			}
-		}
-		n := m.encode(taken)
-		if n < len(taken) && taken[n].Last {
-			_ = w.write(&s.out)
-			s.streamEnded(taken[n].Data)
-			return
-		}
-		taken = taken[n:]
-		if w.write(&s.out) != nil {
-			return
+	st.gone = true
+	close(st.done)
+	st.stopLingerLocked()
+	if st.g.shared.streams[st.key] == st {
+		delete(st.g.shared.streams, st.key)
+	}
+}
+
+// end ends the stream on this instance, once, with frame, a close frame:
+// every member here gets it after what it has queued, the stream leaves the
+// registry, and its link is closed. With everywhere, the leader's end goes
+// to the other instances too; without, they stay, and another instance
+// takes the lead. It does not stop the process.
+func (st *stream) end(frame []byte, everywhere bool) {
+	g := st.g
+	g.shared.mu.Lock()
+	ended := st.ended
+	st.ended = true
+	st.forgetLocked()
+	g.shared.mu.Unlock()
+	if ended {
+		return
+	}
+	last := &broadcast.Message{Data: frame, Last: true}
+	_, reason := closeFrameContent(frame)
+	st.exit.Store(&reason)
+	st.fanout.End(last)
+	if everywhere {
+		if err := st.link.Publish([]*broadcast.Message{last}); err != nil {
+			st.log.Debug("end of the stream not published", "err", err)
 		}
 	}
+	st.link.Close()
 }
 
 // enter makes the session a member of its stream, once the handshake
@@ -467,17 +305,11 @@ func (m *member) drain() {
 func (s *session) enter(ctx context.Context, m *member) {
 	s.member = m
 	s.req = nil
-	key := ""
-	if m.sc != nil {
-		s.proc = m.sc.proc
-		s.stdin = m.sc.stdin
-		s.log = s.log.With("pid", s.proc.Pid())
-		key = m.sc.key
-	} else {
-		key = m.bs.key // the process may run on another instance
+	if src := m.bs.leader.Load(); src != nil { // else it runs on another instance
+		s.log = s.log.With("pid", src.proc.Pid())
 	}
 	s.wire.wake = m.Wake
-	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri, "stream", key)
+	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri, "stream", m.bs.key)
 	s.watch.start()
 	s.gw.mu.Lock()
 	opening := s.gw.hooks.memberOpening

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/broadcast"
 	"github.com/wsgate/wsgate/internal/logs"
 	"github.com/wsgate/wsgate/internal/testrun"
 	"github.com/wsgate/wsgate/redisbus"
@@ -60,9 +61,9 @@ func leaders(tgs []*testGateway, key string) []int {
 	var found []int
 	for i, tg := range tgs {
 		tg.gw.shared.mu.Lock()
-		bs := tg.gw.shared.buses[key]
+		st := tg.gw.shared.streams[key]
 		tg.gw.shared.mu.Unlock()
-		if bs != nil && bs.leader.Load() != nil {
+		if st != nil && st.leader.Load() != nil {
 			found = append(found, i)
 		}
 	}
@@ -391,5 +392,94 @@ func TestBusUnderCompressEveryInstanceCompressesForItsOwnMembers(t *testing.T) {
 		if n > int64(payload/3) {
 			t.Errorf("%s client: %d bytes on the wire for %d of payload: not compressed", name, n, payload)
 		}
+	}
+}
+
+// TestEveryBusEndsAStreamWithItsCodeAndStopsItsProcessWhenTheLastLeaves
+// runs one scenario through the hub on the in-process bus (no Config.Bus)
+// and on Redis: the same path serves both.
+func TestEveryBusEndsAStreamWithItsCodeAndStopsItsProcessWhenTheLastLeaves(t *testing.T) {
+	srv := testrun.StartRedis(t)
+	buses := []struct {
+		name    string
+		gateway func(t *testing.T, cfg Config) *testGateway
+	}{
+		{"local", func(t *testing.T, cfg Config) *testGateway {
+			cfg.Broadcast = true
+			tg := newTestGateway(t, cfg)
+			if _, ok := tg.gw.cfg.Bus.(broadcast.Local); !ok {
+				t.Fatalf("without a bus the gateway uses %T, want broadcast.Local", tg.gw.cfg.Bus)
+			}
+			return tg
+		}},
+		{"redis", func(t *testing.T, cfg Config) *testGateway { return busGatewaysOn(t, srv.URL(), 1, cfg)[0] }},
+	}
+	n := 0
+	for _, bus := range buses {
+		for _, linger := range []time.Duration{0, 300 * time.Millisecond} {
+			n++
+			path := "/?case=" + itoa(n)
+			t.Run(bus.name+"/linger="+linger.String(), func(t *testing.T) {
+				cfg := script(t, `echo $$; while read -r line; do case $line in exit*) exit ${line#exit };; esac; echo "$line"; done`)
+				cfg.Linger = linger
+				tg := bus.gateway(t, cfg)
+				endsWithItsCode(t, tg, path)
+				stopsWhenTheLastLeaves(t, tg, path, linger)
+			})
+		}
+	}
+}
+
+// endsWithItsCode checks that the exit of a stream's process closes every
+// member with its close code.
+func endsWithItsCode(t *testing.T, tg *testGateway, path string) {
+	t.Helper()
+	a := tg.dial(t, path, nil)
+	pid := readPid(t, a) // printed at once: a joined before the process started
+	b := tg.dial(t, path, nil)
+	send(t, b, websocket.TextMessage, "both?")
+	for _, c := range []*websocket.Conn{a, b} {
+		if got := readMessageText(t, c); got != "both?" {
+			t.Fatalf("a member got %q, want both?", got)
+		}
+	}
+	send(t, a, websocket.TextMessage, "exit 3")
+	for i, c := range []*websocket.Conn{a, b} {
+		msgs, ce := readUntilClose(t, c, 5*time.Second)
+		if len(msgs) != 0 {
+			t.Errorf("member %d got %q before the close", i, msgs)
+		}
+		assertClose(t, ce, websocket.CloseInternalServerErr, "exit status 3")
+	}
+	waitGroupGone(t, pid, 3*time.Second)
+}
+
+// stopsWhenTheLastLeaves checks that the process of a stream stops once its
+// last member has left and the linger is over, not before, and that the hub
+// then holds nothing of the stream.
+func stopsWhenTheLastLeaves(t *testing.T, tg *testGateway, path string, linger time.Duration) {
+	t.Helper()
+	c := tg.dial(t, path, nil)
+	pid := readPid(t, c)
+	left := time.Now()
+	c.Close()
+	waitGroupGone(t, pid, linger+5*time.Second)
+	if d := time.Since(left); d < linger {
+		t.Errorf("the process stopped %v after the last member left, before the linger (%v)", d, linger)
+	}
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		tg.gw.shared.mu.Lock()
+		held := len(tg.gw.shared.streams)
+		tg.gw.shared.mu.Unlock()
+		if held == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub still holds %d streams 3 s after the process stopped", held)
+		}
+	}
+	next := tg.dial(t, path, nil)
+	if got := readPid(t, next); got == pid {
+		t.Errorf("the next client joined the stopped process %d", pid)
 	}
 }

@@ -137,8 +137,8 @@ type Config struct {
 	// Linger is how long a shared child outlives its last client.
 	Linger time.Duration
 	// Bus shares each broadcast stream with the other instances on it, one
-	// process for all of them (broadcast mode). Nil keeps every stream in
-	// this instance.
+	// process for all of them (broadcast mode). Nil is broadcast.Local:
+	// every stream stays in this instance.
 	Bus broadcast.Bus
 	// MaxConns bounds concurrent WebSocket connections; 0 means unlimited.
 	MaxConns int
@@ -188,6 +188,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Observer == nil {
 		c.Observer = NopObserver{}
+	}
+	if c.Bus == nil {
+		c.Bus = broadcast.Local{}
 	}
 	return c
 }
@@ -245,7 +248,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		forks:   newLimit(cfg.MaxForks),
-		shared:  registry{children: make(map[string]*sharedChild), buses: make(map[string]*busStream)},
+		shared:  registry{streams: make(map[string]*stream)},
 		conns:   newLimit(cfg.MaxConns),
 		proxies: httppolicy.Proxies(cfg.TrustedProxies),
 		observe: &counting{Observer: cfg.Observer},

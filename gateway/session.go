@@ -53,7 +53,7 @@ type session struct {
 	wire   *wire
 	watch  *watchdog
 	out    frameBatch  // frames waiting for the wire: pumpOutput's own
-	stdin  *childStdin // the child's, or the shared child's
+	stdin  *childStdin // its own child's; a member's input goes to its stream
 	member *member     // the session's place in a broadcast stream; nil in per-connection mode
 	// reader reads a member's client through the readiness set; nil for
 	// a session read by gorilla.

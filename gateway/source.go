@@ -1,0 +1,163 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/process"
+)
+
+// source is the process of a stream this instance leads, and the frameOut
+// of its output: each message is framed once, published to the local
+// members at once, and to the bus at each flush (a batch of at most
+// batchLimit bytes), when the pipe holds nothing more for now. Lines are
+// gathered whole, so that every member and every replay starts at the start
+// of a message.
+type source struct {
+	st             *stream
+	proc           *process.Process
+	stdin          *childStdin
+	log            *slog.Logger
+	start          time.Time
+	stopOnShutdown func() bool
+	replaced       atomic.Bool // invalid UTF-8 was replaced: logged once
+
+	batch []*broadcast.Message // not yet published to the bus: pumpOutput's own
+	size  int                  // the bytes of batch
+}
+
+// leadLocked starts the stream's process on this instance, and pumpOutput,
+// its feeder; the registry's lock is held.
+func (st *stream) leadLocked() (*source, error) {
+	g := st.g
+	if !g.forks.acquire() {
+		return nil, errTooManyForks
+	}
+	proc, err := process.Start(st.spec)
+	if err != nil {
+		g.forks.release()
+		g.observe.ChildStartFailed(st.endpoint)
+		g.log.Error("command failed to start", "path", st.key, "err", err)
+		return nil, fmt.Errorf("%w: %v", errNoStart, rootCause(err))
+	}
+	g.observe.ChildStarted(st.endpoint)
+	src := &source{
+		st:    st,
+		proc:  proc,
+		stdin: newChildStdin(proc.Stdin()),
+		log:   st.log.With("pid", proc.Pid()),
+		start: time.Now(),
+	}
+	g.sessions.Add(1) // Shutdown waits for the shared process too
+	g.setLive(proc, true)
+	src.stopOnShutdown = context.AfterFunc(g.ctx, proc.Stop)
+	src.log.Log(context.Background(), logs.LevelTrace, "shared process started", "remote", st.remote)
+	st.leader.Store(src)
+	go src.pumpOutput()
+	return src, nil
+}
+
+// pumpOutput feeds the process's output to the stream until its group is
+// gone, then ends the stream with its exit status: every member gets its
+// close frame after the lines it has queued.
+func (src *source) pumpOutput() {
+	st, g := src.st, src.st.g
+	defer g.sessions.Done()
+	defer g.forks.release()
+	defer g.setLive(src.proc, false)
+	defer src.stopOnShutdown()
+	status := src.proc.Feed(outputWriters(g.cfg, sinkConfig{
+		out:      src,
+		maxLine:  g.cfg.MaxLineSize,
+		log:      src.log,
+		replaced: &src.replaced,
+	}))
+	g.observe.ChildEnded(st.endpoint)
+	exit := status.String()
+	src.endAfterBatch(closeFrame(closeCodeFor(status), exit))
+	st.leader.Store(nil)
+	st.fanout.Wait() // its delivery workers have woken every member for the end
+	published, joined, _ := st.fanout.Stats()
+	src.log.Log(context.Background(), logs.LevelAccess, "shared process ended",
+		"duration", time.Since(src.start).Round(time.Millisecond),
+		"exit", exit,
+		"clients", joined,
+		"msgs_out", published)
+}
+
+// endAfterBatch ends the stream everywhere with frame, after what the
+// batch holds. A gateway shutting down only lets go of the lead, for
+// another instance to take.
+func (src *source) endAfterBatch(frame []byte) {
+	everywhere := src.st.g.ctx.Err() == nil
+	if everywhere {
+		_ = src.flush() // an error failed the link, which ended the stream
+	}
+	src.st.end(frame, everywhere)
+}
+
+func (src *source) frame(op byte, fin bool, payload []byte, ends bool) error {
+	msg := src.st.g.sharedMessage(op, fin, payload)
+	src.st.fanout.Publish(msg)
+	src.batch = append(src.batch, msg)
+	src.size += len(msg.Data)
+	if src.size >= batchLimit {
+		return src.flush()
+	}
+	return nil
+}
+
+// flush publishes the batch to the bus.
+func (src *source) flush() error {
+	if len(src.batch) == 0 {
+		return nil
+	}
+	err := src.st.link.Publish(src.batch)
+	clear(src.batch)
+	src.batch, src.size = src.batch[:0], 0
+	if cap(src.batch) > 64 {
+		src.batch = nil // a quiet process keeps no big batch
+	}
+	return err
+}
+
+func (src *source) streams() bool { return false }
+
+// failed ends the stream everywhere with 1009 when a line is over the
+// limit, and stops the process, as one client's would be. An error of the
+// bus has failed the link already, which stopped the process.
+func (src *source) failed(err error) error {
+	if errors.Is(err, errLineTooLong) {
+		src.log.Error("output line over the limit; closing every client", "limit", src.st.g.cfg.MaxLineSize)
+		src.endAfterBatch(closeFrame(websocket.CloseMessageTooBig, "output line too long"))
+		src.proc.Stop()
+	}
+	return err
+}
+
+// sharedMessage is one message of a broadcast stream, framed once for
+// every member, and under --compress compressed once for the members that
+// negotiated permessage-deflate.
+func (g *Gateway) sharedMessage(op byte, fin bool, payload []byte) *broadcast.Message {
+	data := appendFrameHeader(make([]byte, 0, maxFrameHeader+len(payload)), op, fin, len(payload))
+	msg := &broadcast.Message{Data: append(data, payload...), Size: len(payload)}
+	g.compressShared(msg, op, fin, payload)
+	return msg
+}
+
+// compressShared gives msg its compressed frame under --compress, when
+// that is smaller.
+func (g *Gateway) compressShared(msg *broadcast.Message, op byte, fin bool, payload []byte) {
+	if g.cfg.Compress && op != opContinuation && fin {
+		if f := appendMessageFrame(nil, op, payload, true); f[0]&rsv1Bit != 0 {
+			msg.Compressed = f
+		}
+	}
+}
