@@ -224,11 +224,15 @@ func TestIdle_ASessionWithoutDataIsClosedWith1001(t *testing.T) {
 	t.Parallel()
 	const idle = time.Second
 	marker := filepath.Join(t.TempDir(), "stopped")
-	g := startGateway(t, "--idletimeout="+idle.String(), "--pingms=200", stopSequenceScript(t, marker))
+	g := startGateway(t, "--idletimeout="+idle.String(), "--pingms=500", stopSequenceScript(t, marker))
 
 	got := runPythonSession(t, g.url("/"))
 	if got.CloseCode != websocket.CloseGoingAway || got.CloseReason != "idle" {
 		t.Errorf("python saw %+v, want 1001 idle", got)
+	}
+	waitFile(t, marker)
+	if err := os.Remove(marker); err != nil {
+		t.Fatal(err)
 	}
 
 	// gorilla answers the server's pings and pings itself: still idle.
@@ -255,11 +259,12 @@ func TestIdle_ASessionWithoutDataIsClosedWith1001(t *testing.T) {
 	}
 	waitFile(t, marker)
 
-	// Data every 300 ms for 3 s keeps another open all along.
+	// Data every 250 ms for 2.5 s keeps another open all along (and keeps
+	// it heard from, since it reads only between its messages).
 	busy := dial(t, g.url("/"))
 	receive(t, busy)
 	for range 10 {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 		send(t, busy, "still here")
 		if got := receive(t, busy); got != "still here" {
 			t.Fatalf("a busy session: %q", got)
