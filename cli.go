@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -107,6 +108,10 @@ func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
 		return nil, err
 	}
 	if _, err := parser.Parse(websocketdArgs(args)); err != nil {
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) && pathErr.Op == "open" { // the only file kong opens: --config's
+			return nil, fmt.Errorf("--config=%s: %v", pathErr.Path, pathErr.Err)
+		}
 		return nil, err
 	}
 	if len(cli.Command) > 0 && cli.Command[0] == "--" {
@@ -144,7 +149,10 @@ func (c *CLI) validate() error {
 	case c.MaxConns < 0:
 		return fmt.Errorf("--maxconns=%d is negative: use 0 for unlimited", c.MaxConns)
 	}
-	return c.validateBroadcast()
+	if err := c.validateBroadcast(); err != nil {
+		return err
+	}
+	return c.validatePorts()
 }
 
 // validateBroadcast checks the broadcast flags.
@@ -169,7 +177,11 @@ func (c *CLI) validateMetrics() error {
 	}
 	_, port, err := net.SplitHostPort(c.Metrics)
 	if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
-		return fmt.Errorf("--metrics=%s: want host:port, such as 127.0.0.1:9090", c.Metrics)
+		example := "127.0.0.1:9090"
+		if _, nerr := strconv.ParseUint(c.Metrics, 10, 16); nerr == nil { // a port alone
+			example = "127.0.0.1:" + c.Metrics
+		}
+		return fmt.Errorf("--metrics=%s: want HOST:PORT, such as --metrics=%s", c.Metrics, example)
 	}
 	return nil
 }
@@ -191,11 +203,7 @@ func (c *CLI) resolveCommand() error {
 	}
 	path, err := exec.LookPath(c.Command[0])
 	if err != nil {
-		var execErr *exec.Error
-		if errors.As(err, &execErr) && errors.Is(execErr.Err, exec.ErrNotFound) {
-			return fmt.Errorf("command %q not found: give a path or a program on PATH", c.Command[0])
-		}
-		return fmt.Errorf("command %q cannot be run: %v", c.Command[0], errors.Unwrap(err))
+		return commandError(c.Command[0], err)
 	}
 	c.Command[0] = path
 	return nil
@@ -268,7 +276,9 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 
 // configFlags names the flag behind each gateway.Config field that a
 // gateway.ConfigError can name.
-var configFlags = map[string]string{"Dir": "--dir", "CGIDir": "--cgidir", "StaticDir": "--staticdir", "Subprotocols": "--subprotocol"}
+var configFlags = map[string]string{
+	"Dir": "--dir", "CGIDir": "--cgidir", "StaticDir": "--staticdir", "Subprotocols": "--subprotocol", "Origins": "--origin",
+}
 
 // inFlagTerms restates an error from gateway.New about a Config field as one
 // about the flag that set it.
@@ -345,7 +355,7 @@ func (c *CLI) listeners(inherited []net.Listener) gateway.Listeners {
 	ls := gateway.Listeners{Inherited: inherited, RedirectPort: c.mainPort()}
 	switch {
 	case len(inherited) > 0:
-	case c.UnixSocket == "" || c.Port != nil || len(c.Address) > 0:
+	case c.listensOnTCP():
 		ls.Addrs = c.tcpAddrs(c.mainPort())
 		ls.UnixSocket = c.UnixSocket
 	default:
@@ -458,28 +468,28 @@ func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
 // naming its key and the file, and a flag whose WSGATE_ variable is set
 // keeps the variable's value.
 func strictJSON(r io.Reader) (kong.Resolver, error) {
-	file := "config file"
+	label := "--config"
 	if f, ok := r.(interface{ Name() string }); ok { // kong hands the opened *os.File
-		file = "config file " + f.Name()
+		label = "--config=" + f.Name()
 	}
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", label, err)
 	}
 	var keys map[string]any
 	if err := json.Unmarshal(data, &keys); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, configJSONError(label, data, err)
 	}
 	resolver, err := kong.JSON(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", label, err)
 	}
-	return configResolver{Resolver: resolver, file: file, keys: keys}, nil
+	return configResolver{Resolver: resolver, file: label, keys: keys}, nil
 }
 
 type configResolver struct {
 	kong.Resolver
-	file string // "config file PATH", for errors
+	file string // "--config=PATH", for errors
 	keys map[string]any
 }
 
@@ -499,8 +509,10 @@ func (c configResolver) Validate(app *kong.Application) error {
 		switch {
 		case commandLineOnly[key]:
 			return fmt.Errorf("%s: key %q: --%s belongs on the command line only", c.file, key, key)
+		case !known[key] && nearestName(key, known) != "":
+			return fmt.Errorf("%s: unknown key %q: did you mean %q?", c.file, key, nearestName(key, known))
 		case !known[key]:
-			return fmt.Errorf("%s: unknown key %q: keys are flag names, such as \"maxforks\"", c.file, key)
+			return fmt.Errorf("%s: unknown key %q: keys are flag names without the dashes, such as \"maxforks\"", c.file, key)
 		}
 	}
 	return nil

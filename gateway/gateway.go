@@ -237,7 +237,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	if g.origins, err = newOriginPolicy(cfg.Origins); err != nil {
-		return nil, err
+		return nil, &ConfigError{Field: "Origins", Err: err}
 	}
 	if g.protocols, err = newSubprotocols(cfg.Subprotocols); err != nil {
 		return nil, &ConfigError{Field: "Subprotocols", Err: err}
