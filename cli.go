@@ -56,9 +56,9 @@ type CLI struct {
 	MaxConns     int   `name:"maxconns" help:"Most concurrent WebSocket connections; 0 means unlimited. Over it, connections close with 1013." default:"0" group:"Limits"`
 
 	Broadcast bool   `help:"Broadcast mode: one shared process per endpoint and query string, started by its first client; every line it prints goes to every client." group:"Broadcast"`
-	Replay    int    `help:"Broadcast mode: a client that joins first gets the last N lines." default:"0" placeholder:"N" group:"Broadcast"`
-	Queue     int    `help:"Broadcast mode: most messages queued for one client; a client whose queue is full is closed with 1013." default:"1024" placeholder:"N" group:"Broadcast"`
-	LingerMS  int    `name:"lingerms" help:"Broadcast mode: milliseconds a shared process outlives its last client." default:"0" placeholder:"MS" group:"Broadcast"`
+	Replay    int    `help:"Broadcast mode: lines a client that joins gets first, the last ones the process printed; 0 for none." default:"0" group:"Broadcast"`
+	Queue     int    `help:"Broadcast mode: most messages queued for one client; a client whose queue is full is closed with 1013." default:"1024" group:"Broadcast"`
+	LingerMS  int    `name:"lingerms" help:"Broadcast mode: milliseconds a shared process outlives its last client." default:"0" group:"Broadcast"`
 	Bus       string `help:"Broadcast mode: share each stream with every instance naming the same Redis, one process among all of them: redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS." placeholder:"URL" group:"Broadcast"`
 
 	Binary        bool     `help:"Binary mode: raw bytes both ways instead of lines." group:"Child process"`
@@ -459,9 +459,21 @@ func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
 	if first, rest, ok := strings.Cut(help, "\n"); ok && strings.HasPrefix(first, "Usage:") {
 		help = "Usage: wsgate [flags] COMMAND [ARGS...]\n       wsgate [flags] --dir=DIR\n" + rest
 	}
-	_, _ = io.WriteString(stdout, help)
+	_, _ = io.WriteString(stdout, help+helpExamples)
 	return err
 }
+
+// helpExamples ends --help: two command lines to start from. The test of
+// --help checks that they parse.
+const helpExamples = `
+Examples:
+  wsgate --address=127.0.0.1 --port=8080 examples/greeter.sh
+      Each connection to ws://127.0.0.1:8080/ runs greeter.sh: a message is a
+      line of its stdin, a line it prints is a message.
+  wsgate --address=127.0.0.1 --port=8080 --devconsole vmstat 1
+      Open http://127.0.0.1:8080/ in a browser: the dev console connects and
+      charts each column vmstat prints, live.
+`
 
 // strictJSON loads a --config file like kong.JSON, but a key that names no
 // flag is an error rather than silently ignored, a bad value is an error
