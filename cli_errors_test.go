@@ -157,9 +157,9 @@ func TestPrivilegedPortErrorHintsThePortFlagAndTheCapability(t *testing.T) {
 		err  error
 		want string
 	}{
-		{denied(80), "--port (default 80): [::]:80: permission denied: ports below 1024 need privilege: choose one of 1024 or above with --port, " +
+		{denied(80), "--port (default 80): *:80: permission denied: ports below 1024 need privilege: choose one of 1024 or above with --port, " +
 			"or grant CAP_NET_BIND_SERVICE (AmbientCapabilities=CAP_NET_BIND_SERVICE in a systemd unit)"},
-		{denied(81), "--redirport=81: [::]:81: permission denied: ports below 1024 need privilege: choose one of 1024 or above with --redirport"},
+		{denied(81), "--redirport=81: *:81: permission denied: ports below 1024 need privilege: choose one of 1024 or above with --redirport"},
 	} {
 		if got := cli.listenError(c.err).Error(); !strings.HasPrefix(got, c.want) {
 			t.Errorf("listenError(%v) = %q, want %q", c.err, got, c.want)

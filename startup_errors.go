@@ -157,6 +157,14 @@ func (c *CLI) metricsListenError(err error) error {
 	return bindError(flag, "--metrics", flag, addr, opErr.Err)
 }
 
+// shownAddr is addr as ss shows it: "*:80" for every interface.
+func shownAddr(addr *net.TCPAddr) string {
+	if addr.IP == nil || addr.IP.IsUnspecified() {
+		return fmt.Sprintf("*:%d", addr.Port)
+	}
+	return addr.String()
+}
+
 // bindError explains why binding addr failed and what to do about it.
 // portFlag is the flag as the user gave it ("--port=80"), hostFlag the one
 // that gave the address ("--address=10.0.0.1"); pick names the flag that
@@ -165,16 +173,16 @@ func bindError(portFlag, pick, hostFlag string, addr *net.TCPAddr, err error) er
 	switch {
 	case errors.Is(err, syscall.EADDRINUSE):
 		return fmt.Errorf("%s: %s: address already in use: stop what listens there (ss -ltnp shows it), or choose another port with %s",
-			portFlag, addr, pick)
+			portFlag, shownAddr(addr), pick)
 	case errors.Is(err, syscall.EACCES) && addr.Port < privilegedPorts:
 		return fmt.Errorf("%s: %s: permission denied: ports below %d need privilege: choose one of %d or above with %s, "+
 			"or grant CAP_NET_BIND_SERVICE (AmbientCapabilities=CAP_NET_BIND_SERVICE in a systemd unit)",
-			portFlag, addr, privilegedPorts, privilegedPorts, pick)
+			portFlag, shownAddr(addr), privilegedPorts, privilegedPorts, pick)
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
 		return fmt.Errorf("%s: no interface of this machine has the address %s: give one it has (ip -brief address lists them)",
 			hostFlag, addr.IP)
 	}
-	return fmt.Errorf("%s: %s: %v", portFlag, addr, err)
+	return fmt.Errorf("%s: %s: %v", portFlag, shownAddr(addr), err)
 }
 
 // commandError explains why the command cannot be run, given the error of
