@@ -230,10 +230,11 @@ func (c *CLI) logger(w io.Writer) (*slog.Logger, error) {
 // gatewayConfig turns the flags into the gateway's configuration.
 func (c *CLI) gatewayConfig() (gateway.Config, error) {
 	var headers [3]http.Header
+	flags := [3]string{"--header", "--header-ws", "--header-http"}
 	for i, list := range [][]string{c.Header, c.HeaderWS, c.HeaderHTTP} {
 		h, err := parseHeaders(list)
 		if err != nil {
-			return gateway.Config{}, err
+			return gateway.Config{}, fmt.Errorf("%s: %w", flags[i], err)
 		}
 		headers[i] = h
 	}

@@ -83,6 +83,8 @@ func TestStartupErrorsNameTheFlagAndTheFix(t *testing.T) {
 			[]string{"--bus=redis://127.0.0.1:port/0: ", "want redis://[:PASSWORD@]HOST:PORT/DB"}},
 		{"bus URL of another scheme", []string{"--broadcast", "--bus=http://127.0.0.1:6379/0", "cat"}, exitBadUsage,
 			[]string{"--bus=http://127.0.0.1:6379/0: ", "want redis://[:PASSWORD@]HOST:PORT/DB"}},
+		{"header without a colon", []string{`--header-ws=X-Frame-Options DENY`, "cat"}, exitBadUsage,
+			[]string{`--header-ws: header "X-Frame-Options DENY": want "Name: value"`}},
 		{"bad origin", []string{"--origin=https://a.example/app", "cat"}, exitBadUsage,
 			[]string{"--origin: ", `"https://a.example/app"`, "scheme://host[:port]"}},
 
