@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -70,9 +71,9 @@ type CLI struct {
 	IdleTimeout   time.Duration `name:"idletimeout" help:"Close a session with 1001 (idle) when no message went either way for this long, e.g. 10m (pings do not count); 0 for no bound." default:"0" placeholder:"DURATION" group:"Fairness"`
 
 	Broadcast bool   `help:"Broadcast mode: one shared process per endpoint and query string, started by its first client; every line it prints goes to every client." group:"Broadcast"`
-	Replay    int    `help:"Broadcast mode: a client that joins first gets the last N lines." default:"0" placeholder:"N" group:"Broadcast"`
-	Queue     int    `help:"Broadcast mode: most messages queued for one client; a client whose queue is full is closed with 1013." default:"1024" placeholder:"N" group:"Broadcast"`
-	LingerMS  int    `name:"lingerms" help:"Broadcast mode: milliseconds a shared process outlives its last client." default:"0" placeholder:"MS" group:"Broadcast"`
+	Replay    int    `help:"Broadcast mode: lines a client that joins gets first, the last ones the process printed; 0 for none." default:"0" group:"Broadcast"`
+	Queue     int    `help:"Broadcast mode: most messages queued for one client; a client whose queue is full is closed with 1013." default:"1024" group:"Broadcast"`
+	LingerMS  int    `name:"lingerms" help:"Broadcast mode: milliseconds a shared process outlives its last client." default:"0" group:"Broadcast"`
 	Bus       string `help:"Broadcast mode: share each stream with every instance naming the same Redis, one process among all of them: redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS." placeholder:"URL" group:"Broadcast"`
 
 	Binary        bool     `help:"Binary mode: raw bytes both ways instead of lines." group:"Child process"`
@@ -124,6 +125,10 @@ func parseCLI(args []string, options ...kong.Option) (*CLI, error) {
 		return nil, err
 	}
 	if _, err := parser.Parse(websocketdArgs(args)); err != nil {
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) && pathErr.Op == "open" { // the only file kong opens: --config's
+			return nil, fmt.Errorf("--config=%s: %v", pathErr.Path, pathErr.Err)
+		}
 		return nil, err
 	}
 	if len(cli.Command) > 0 && cli.Command[0] == "--" {
@@ -164,7 +169,10 @@ func (c *CLI) validate() error {
 	if err := c.validateAuth(); err != nil {
 		return err
 	}
-	return c.validateBroadcast()
+	if err := c.validateBroadcast(); err != nil {
+		return err
+	}
+	return c.validatePorts()
 }
 
 // validateBroadcast checks the broadcast flags.
@@ -189,7 +197,11 @@ func (c *CLI) validateMetrics() error {
 	}
 	_, port, err := net.SplitHostPort(c.Metrics)
 	if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
-		return fmt.Errorf("--metrics=%s: want host:port, such as 127.0.0.1:9090", c.Metrics)
+		example := "127.0.0.1:9090"
+		if _, nerr := strconv.ParseUint(c.Metrics, 10, 16); nerr == nil { // a port alone
+			example = "127.0.0.1:" + c.Metrics
+		}
+		return fmt.Errorf("--metrics=%s: want HOST:PORT, such as --metrics=%s", c.Metrics, example)
 	}
 	return nil
 }
@@ -211,11 +223,7 @@ func (c *CLI) resolveCommand() error {
 	}
 	path, err := exec.LookPath(c.Command[0])
 	if err != nil {
-		var execErr *exec.Error
-		if errors.As(err, &execErr) && errors.Is(execErr.Err, exec.ErrNotFound) {
-			return fmt.Errorf("command %q not found: give a path or a program on PATH", c.Command[0])
-		}
-		return fmt.Errorf("command %q cannot be run: %v", c.Command[0], errors.Unwrap(err))
+		return commandError(c.Command[0], err)
 	}
 	c.Command[0] = path
 	return nil
@@ -242,10 +250,11 @@ func (c *CLI) logger(w io.Writer) (*slog.Logger, error) {
 // gatewayConfig turns the flags into the gateway's configuration.
 func (c *CLI) gatewayConfig() (gateway.Config, error) {
 	var headers [3]http.Header
+	flags := [3]string{"--header", "--header-ws", "--header-http"}
 	for i, list := range [][]string{c.Header, c.HeaderWS, c.HeaderHTTP} {
 		h, err := parseHeaders(list)
 		if err != nil {
-			return gateway.Config{}, err
+			return gateway.Config{}, fmt.Errorf("%s: %w", flags[i], err)
 		}
 		headers[i] = h
 	}
@@ -292,7 +301,9 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 
 // configFlags names the flag behind each gateway.Config field that a
 // gateway.ConfigError can name.
-var configFlags = map[string]string{"Dir": "--dir", "CGIDir": "--cgidir", "StaticDir": "--staticdir", "Subprotocols": "--subprotocol"}
+var configFlags = map[string]string{
+	"Dir": "--dir", "CGIDir": "--cgidir", "StaticDir": "--staticdir", "Subprotocols": "--subprotocol", "Origins": "--origin",
+}
 
 // inFlagTerms restates an error from gateway.New about a Config field as one
 // about the flag that set it.
@@ -369,7 +380,7 @@ func (c *CLI) listeners(inherited []net.Listener) gateway.Listeners {
 	ls := gateway.Listeners{Inherited: inherited, RedirectPort: c.mainPort()}
 	switch {
 	case len(inherited) > 0:
-	case c.UnixSocket == "" || c.Port != nil || len(c.Address) > 0:
+	case c.listensOnTCP():
 		ls.Addrs = c.tcpAddrs(c.mainPort())
 		ls.UnixSocket = c.UnixSocket
 	default:
@@ -473,37 +484,49 @@ func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
 	if first, rest, ok := strings.Cut(help, "\n"); ok && strings.HasPrefix(first, "Usage:") {
 		help = "Usage: wsgate [flags] COMMAND [ARGS...]\n       wsgate [flags] --dir=DIR\n" + rest
 	}
-	_, _ = io.WriteString(stdout, help)
+	_, _ = io.WriteString(stdout, help+helpExamples)
 	return err
 }
+
+// helpExamples ends --help: two command lines to start from. The test of
+// --help checks that they parse.
+const helpExamples = `
+Examples:
+  wsgate --address=127.0.0.1 --port=8080 examples/greeter.sh
+      Each connection to ws://127.0.0.1:8080/ runs greeter.sh: a message is a
+      line of its stdin, a line it prints is a message.
+  wsgate --address=127.0.0.1 --port=8080 --devconsole vmstat 1
+      Open http://127.0.0.1:8080/ in a browser: the dev console connects and
+      charts each column vmstat prints, live.
+`
 
 // strictJSON loads a --config file like kong.JSON, but a key that names no
 // flag is an error rather than silently ignored, a bad value is an error
 // naming its key and the file, and a flag whose WSGATE_ variable is set
 // keeps the variable's value.
 func strictJSON(r io.Reader) (kong.Resolver, error) {
-	file := "config file"
+	label := "--config"
 	if f, ok := r.(interface{ Name() string }); ok { // kong hands the opened *os.File
-		file = "config file " + f.Name()
+		label = "--config=" + f.Name()
 	}
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", label, err)
 	}
 	var keys map[string]any
 	if err := json.Unmarshal(data, &keys); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, configJSONError(label, data, err)
 	}
 	resolver, err := kong.JSON(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", label, err)
 	}
-	return configResolver{Resolver: resolver, file: file, keys: keys}, nil
+	return configResolver{Resolver: resolver, file: label, keys: keys}, nil
 }
 
 type configResolver struct {
 	kong.Resolver
-	file string // "config file PATH", for errors
+	file string // "--config=PATH", for errors
 	keys map[string]any
 }
 
@@ -523,8 +546,10 @@ func (c configResolver) Validate(app *kong.Application) error {
 		switch {
 		case commandLineOnly[key]:
 			return fmt.Errorf("%s: key %q: --%s belongs on the command line only", c.file, key, key)
+		case !known[key] && nearestName(key, known) != "":
+			return fmt.Errorf("%s: unknown key %q: did you mean %q?", c.file, key, nearestName(key, known))
 		case !known[key]:
-			return fmt.Errorf("%s: unknown key %q: keys are flag names, such as \"maxforks\"", c.file, key)
+			return fmt.Errorf("%s: unknown key %q: keys are flag names without the dashes, such as \"maxforks\"", c.file, key)
 		}
 	}
 	return nil

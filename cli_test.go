@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -216,5 +217,56 @@ func TestTrustedProxiesAreAddressesOrCIDRs(t *testing.T) {
 	}
 	if _, err := parseTrustedProxies([]string{"nginx.local"}); err == nil || !strings.Contains(err.Error(), "--trustedproxy=nginx.local") {
 		t.Errorf("err = %v, want one naming the flag and value", err)
+	}
+}
+
+// TestHelpShowsDefaultsAndExamplesThatWork: --help shows the default of
+// every flag that has one, ends with examples that are valid command lines,
+// and every flag it lists is one the README explains.
+func TestHelpShowsDefaultsAndExamplesThatWork(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr strings.Builder
+	if code := run([]string{"--help"}, &stdout, &stderr); code != exitOK || stderr.Len() > 0 {
+		t.Fatalf("--help: exit %d, stderr %q", code, stderr.String())
+	}
+	help := stdout.String()
+	for _, want := range []string{"--replay=0 ", "--queue=1024 ", "--lingerms=0 ", "--maxforks=1024 ", "Default: PATH,LD_LIBRARY_PATH"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("--help does not show %q", want)
+		}
+	}
+	_, examples, _ := strings.Cut(help, "\nExamples:\n")
+	var commands int
+	for _, line := range strings.Split(examples, "\n") {
+		args, ok := strings.CutPrefix(line, "  wsgate ")
+		if !ok {
+			continue
+		}
+		commands++
+		cli, err := parseCLI(strings.Fields(args))
+		if err == nil {
+			err = cli.validate()
+		}
+		if err != nil {
+			t.Errorf("the example %q is not a valid command line: %v", line, err)
+		}
+	}
+	if commands < 2 {
+		t.Errorf("--help shows %d examples, want 2:\n%s", commands, examples)
+	}
+
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := regexp.MustCompile(`--[a-z][a-z-]*[a-z]`).FindAllString(help, -1)
+	for _, flag := range flags {
+		mentioned := regexp.MustCompile(regexp.QuoteMeta(flag) + `([^a-z-]|$)`)
+		if !mentioned.Match(readme) {
+			t.Errorf("--help lists %s, which README.md never mentions", flag)
+		}
+	}
+	if len(flags) < 40 {
+		t.Errorf("found %d flags in --help; the pattern misses some", len(flags))
 	}
 }

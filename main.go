@@ -187,7 +187,7 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 	if cli.Bus != "" {
 		if w.bus, err = redisbus.New(redisbus.Options{URL: cli.Bus, Replay: cli.Replay, Logger: logger}); err != nil {
 			w.sockets.close()
-			return nil, fmt.Errorf("--bus: %w", err)
+			return nil, busURLError(cli.Bus, err)
 		}
 		cfg.Bus = w.bus
 	}
@@ -241,13 +241,13 @@ func (w *wiring) serve() int {
 	metricsListeners, err := w.listenMetrics()
 	if err != nil {
 		w.sockets.close()
-		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", err)
+		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", w.cli.metricsListenError(err))
 		return exitFailure
 	}
 	srv, err := gateway.Listen(w.listeners, gw, logger)
 	if err != nil {
 		closeAll(metricsListeners)
-		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", err)
+		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", w.cli.listenError(err))
 		return exitFailure
 	}
 	logger.Info("serving", "command", w.cli.Command, "dir", w.cli.Dir, "bus", w.busName(), "version", version)
@@ -354,7 +354,7 @@ func (w *wiring) listenMetrics() ([]net.Listener, error) {
 	}
 	l, err := net.Listen("tcp", w.cli.Metrics)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s for metrics: %w", w.cli.Metrics, err)
+		return nil, err
 	}
 	return []net.Listener{l}, nil
 }

@@ -270,7 +270,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	if g.origins, err = httppolicy.NewOrigins(cfg.Origins); err != nil {
-		return nil, err
+		return nil, &ConfigError{Field: "Origins", Err: err}
 	}
 	if g.protocols, err = httppolicy.NewSubprotocols(cfg.Subprotocols); err != nil {
 		return nil, &ConfigError{Field: "Subprotocols", Err: err}

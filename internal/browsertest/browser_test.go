@@ -5,8 +5,9 @@
 //
 // Chromium comes from Debian (apt-get install chromium). Without it the
 // tests skip, except under CI=true, where they fail. Set
-// WSGATE_UPDATE_SCREENSHOT=1 to refresh docs/devconsole.png, and the
-// examples' docs/dashboard.png and docs/chat.png.
+// WSGATE_UPDATE_SCREENSHOT=1 to refresh docs/devconsole.png and
+// docs/devconsole-charts.png, and the examples' docs/dashboard.png and
+// docs/chat.png.
 package browsertest
 
 import (

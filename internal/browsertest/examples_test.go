@@ -63,18 +63,23 @@ func TestDashboardExample(t *testing.T) {
 	waitForPage(t, ctx, p, "the live state", isState("live"))
 	waitForPage(t, ctx, p, "two points on every chart", allCharts(">= 2"))
 
+	const size, rate = `\d+(\.\d)? (B|KiB|MiB|GiB|TiB)`, `\d+(\.\d)? (B|KiB|MiB|GiB)/s`
 	readouts := map[string]string{
-		"#cpu-value":  `^\d+ %$`,
-		"#cpu-sub":    `^\d+ CPUs?$`,
-		"#load-value": `^\d+\.\d\d$`,
-		"#load-sub":   `^1 min · 5 min \d+\.\d\d · 15 min \d+\.\d\d$`,
-		"#mem-value":  `^\d+(\.\d)? (B|KiB|MiB|GiB|TiB)$`,
-		"#mem-sub":    `^of \d+(\.\d)? (KiB|MiB|GiB|TiB) · \d+ % used$`,
-		"#net-rx":     `^↓ \d+(\.\d)? (B|KiB|MiB|GiB)/s$`,
-		"#net-tx":     `^↑ \d+(\.\d)? (B|KiB|MiB|GiB)/s$`,
-		"#disk-value": `^\d+ %$`,
-		"#disk-sub":   `^\d+(\.\d)? (B|KiB|MiB|GiB|TiB) used of \d+(\.\d)? (KiB|MiB|GiB|TiB)$`,
-		"#host":       `^[A-Za-z0-9._-]+$`,
+		"#cpu-value":   `^\d+ %$`,
+		"#cpu-sub":     `^\d+ CPUs?$`,
+		"#cores-value": `^\d+ %$`,
+		"#cores-sub":   `^busiest cpu\d+ · \d+ cores?$`,
+		"#load-value":  `^\d+\.\d\d$`,
+		"#load-sub":    `^1 min · 5 min \d+\.\d\d · 15 min \d+\.\d\d$`,
+		"#mem-value":   `^` + size + `$`,
+		"#mem-sub":     `^of ` + size + ` · \d+ % used$`,
+		"#net-rx":      `^↓ ` + rate + `$`,
+		"#net-tx":      `^↑ ` + rate + `$`,
+		"#net-sub":     `^peak in the last minute ↓ ` + rate + ` · ↑ ` + rate + `$`,
+		"#io-read":     `^R ` + rate + `$`,
+		"#io-write":    `^W ` + rate + `$`,
+		"#disk-sub":    `^/ \d+ % used · ` + size + ` of ` + size + `$`,
+		"#host":        `^[A-Za-z0-9._-]+$`,
 	}
 	for sel, re := range readouts {
 		var text string
@@ -91,6 +96,11 @@ func TestDashboardExample(t *testing.T) {
 	if len(bad) > 0 {
 		t.Errorf("points outside the charts: %q", bad)
 	}
+
+	expectDashboardAxes(t, ctx, p)
+	expectDashboardScales(t, ctx, p)
+	expectPerCoreRows(t, ctx, p)
+	expectHoverTooltips(t, ctx, p)
 
 	// A second viewer joins the same stats.sh, and --replay hands it samples
 	// taken before it opened the page (stats.sh's t and the page's clock are
@@ -121,6 +131,8 @@ func TestDashboardExample(t *testing.T) {
 	if updateScreenshots() {
 		waitForPage(t, ctx, p, "a full minute of samples", "samples[samples.length - 1].t - samples[0].t >= 58")
 	}
+	hover(t, ctx, p, "#net svg.chart", 0.8, 0.3) // the picture shows a tooltip
+	waitForPage(t, ctx, p, "the tooltip of the network chart", "!document.querySelector('#net .tip').hidden")
 	saveExampleScreenshot(t, ctx, p, "dashboard.png")
 
 	// The gateway goes away: the page says so, with the close code and
@@ -328,12 +340,115 @@ func pointCount(card string) string {
 	return "(document.querySelector(" + jsString(card+" svg.chart polyline") + ")?.points.numberOfItems ?? 0)"
 }
 
-// allCharts is true once every line on every chart has a number of points
-// that satisfies cmp (such as ">= 2").
+// allCharts is true once every line on every line chart (five of them;
+// the sixth is the per-core map) has a number of points that satisfies cmp
+// (such as ">= 2").
 func allCharts(cmp string) string {
-	return "[...document.querySelectorAll('svg.chart')].length === 4 && " +
-		"[...document.querySelectorAll('svg.chart')].every(s => s.querySelector('polyline')) && " +
+	return "[...document.querySelectorAll('svg.chart:not(.heat)')].length === 5 && " +
+		"[...document.querySelectorAll('svg.chart:not(.heat)')].every(s => s.querySelector('polyline')) && " +
 		"[...document.querySelectorAll('svg.chart polyline')].every(l => l.points.numberOfItems " + cmp + ")"
+}
+
+// expectDashboardAxes checks that every chart labels its axes: the y-axis
+// in the unit of what it draws, the x-axis in seconds.
+func expectDashboardAxes(t *testing.T, ctx context.Context, p *cdp.Page) {
+	t.Helper()
+	const size, rate = `^(0|\d+(\.\d)? (B|KiB|MiB|GiB|TiB))$`, `^(0|\d+(\.\d)? (B|KiB|MiB|GiB)/s)$`
+	units := map[string]string{
+		"#cpu": `^\d+ %$`, "#load": `^\d+(\.\d+)?$`, "#mem": size, "#net": rate, "#disk": rate, "#cores": `^cpu\d+$`,
+	}
+	for card, unit := range units {
+		var ticks, times []string
+		evaluate(t, ctx, p, "[...document.querySelectorAll("+jsString(card+" .yaxis span")+")].map(e => e.textContent)", &ticks)
+		evaluate(t, ctx, p, "[...document.querySelectorAll("+jsString(card+" .xaxis span")+")].map(e => e.textContent)", &times)
+		if len(ticks) < 1 || (card != "#cores" && len(ticks) != 3) {
+			t.Errorf("%s: y-axis labels %q, want three (one per core on the core map)", card, ticks)
+		}
+		for _, tick := range ticks {
+			if !regexp.MustCompile(unit).MatchString(tick) {
+				t.Errorf("%s: y-axis label %q, want one like /%s/", card, tick, unit)
+			}
+		}
+		if strings.Join(times, " ") != "−60 s −30 s now" {
+			t.Errorf("%s: x-axis labels %q", card, times)
+		}
+	}
+}
+
+// expectDashboardScales checks that the scales fit the data: memory's line
+// reaches at least 40 % of its chart's height, and received and sent (read
+// and written) lie on either side of the middle line, so that they can be
+// told apart even when they are equal.
+func expectDashboardScales(t *testing.T, ctx context.Context, p *cdp.Page) {
+	t.Helper()
+	var memTop float64
+	evaluate(t, ctx, p, "Math.min(...[...document.querySelector('#mem polyline').points].map(pt => pt.y))", &memTop)
+	if memTop > 60.5 {
+		t.Errorf("memory's highest point is at y=%.1f of 100: the scale does not fit the data", memTop)
+	}
+	for _, card := range []string{"#net", "#disk"} {
+		var wrong []string
+		evaluate(t, ctx, p, `[...document.querySelectorAll(`+jsString(card+" polyline")+`)].flatMap(l =>
+			[...l.points].filter(pt => l.classList.contains('a') ? pt.y > 50 : pt.y < 50).map(pt => l.getAttribute('class') + ' ' + pt.y))`, &wrong)
+		if len(wrong) > 0 {
+			t.Errorf("%s: points on the wrong side of the middle line: %q", card, wrong)
+		}
+	}
+}
+
+// expectPerCoreRows checks that the core map has a row per CPU, named, with
+// a cell per sample.
+func expectPerCoreRows(t *testing.T, ctx context.Context, p *cdp.Page) {
+	t.Helper()
+	var got struct {
+		CPUs, Cores int
+		Rows        []string
+		Cells       []int
+		Samples     int
+	}
+	evaluate(t, ctx, p, `({
+		CPUs: samples[samples.length - 1].cpus, Cores: samples[samples.length - 1].cores.length,
+		Rows: [...document.querySelectorAll('#cores g.core')].map(g => g.dataset.core),
+		Cells: [...document.querySelectorAll('#cores g.core')].map(g => g.querySelectorAll('rect.cell').length),
+		Samples: samples.length })`, &got)
+	if got.Cores != got.CPUs || len(got.Rows) != got.CPUs || got.CPUs < 1 {
+		t.Fatalf("cpus %d, cores in the sample %d, rows on the map %q: want a row per CPU", got.CPUs, got.Cores, got.Rows)
+	}
+	for i, row := range got.Rows {
+		if row != fmt.Sprintf("cpu%d", i) || got.Cells[i] != got.Samples {
+			t.Errorf("row %d is %q with %d cells, want cpu%d with %d", i, row, got.Cells[i], i, got.Samples)
+		}
+	}
+}
+
+// expectHoverTooltips moves the mouse over charts: the chart under it shows
+// the values of the sample there, and every chart marks that moment.
+func expectHoverTooltips(t *testing.T, ctx context.Context, p *cdp.Page) {
+	t.Helper()
+	hover(t, ctx, p, "#mem svg.chart", 0.95, 0.5)
+	waitForPage(t, ctx, p, "the memory tooltip with a sample's value", `(() => {
+		const tip = document.querySelector('#mem .tip');
+		return !tip.hidden && /\d?\d:\d\d:\d\d/.test(tip.textContent) &&
+			samples.some(s => tip.textContent.includes('used' + fmtBytes(s.mem_used)));
+	})()`)
+	if !truthy(t, ctx, p, `[...document.querySelectorAll('svg.chart .cursor')].every(c => c.getAttribute('visibility') === 'visible')`) {
+		t.Error("the moment under the pointer is not marked on every chart")
+	}
+	if !truthy(t, ctx, p, `[...document.querySelectorAll('.tip')].filter(t => !t.hidden).length === 1`) {
+		t.Error("more than one tooltip shows")
+	}
+	hover(t, ctx, p, "#cores svg.chart", 0.95, 0.2)
+	waitForPage(t, ctx, p, "the per-core tooltip", `/cpu0\d+ %/.test(document.querySelector('#cores .tip').textContent)`)
+	hover(t, ctx, p, "header.top", 0.5, 0.5)
+	waitForPage(t, ctx, p, "no tooltip once the pointer left", `[...document.querySelectorAll('.tip')].every(t => t.hidden)`)
+}
+
+// hover moves the mouse to a point of an element (fractions of its size).
+func hover(t *testing.T, ctx context.Context, p *cdp.Page, selector string, fx, fy float64) {
+	t.Helper()
+	if err := p.Hover(ctx, selector, fx, fy); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // hasMessages is true once the chat shows exactly these messages, each

@@ -249,14 +249,21 @@ func (p *Page) Click(ctx context.Context, selector string) error {
 
 // center returns the viewport coordinates of the middle of an element.
 func (p *Page) center(ctx context.Context, selector string) (x, y float64, err error) {
+	return p.pointIn(ctx, selector, 0.5, 0.5)
+}
+
+// pointIn scrolls the first element matching selector into view and
+// returns the viewport coordinates of a point of it: fx and fy are
+// fractions of its width and height from its top left corner.
+func (p *Page) pointIn(ctx context.Context, selector string, fx, fy float64) (x, y float64, err error) {
 	sel, _ := json.Marshal(selector)
 	expr := fmt.Sprintf(`(() => {
 		const el = document.querySelector(%s);
 		if (!el) return null;
 		el.scrollIntoView({block: "nearest", inline: "nearest"});
 		const r = el.getBoundingClientRect();
-		return [r.left + r.width / 2, r.top + r.height / 2];
-	})()`, sel)
+		return [r.left + r.width * %g, r.top + r.height * %g];
+	})()`, sel, fx, fy)
 	var pt []float64
 	if err := p.Evaluate(ctx, expr, &pt); err != nil {
 		return 0, 0, err
@@ -276,4 +283,19 @@ func (p *Page) Close() error {
 		p.browser.closeTarget(p.targetID)
 	})
 	return err
+}
+
+// Hover moves the mouse, with no button held, to a point of the first
+// element matching a CSS selector: fx and fy are fractions of its width
+// and height from its top left corner (0.5, 0.5 is the middle).
+func (p *Page) Hover(ctx context.Context, selector string, fx, fy float64) error {
+	x, y, err := p.pointIn(ctx, selector, fx, fy)
+	if err != nil {
+		return fmt.Errorf("hover %s: %w", selector, err)
+	}
+	ev := map[string]any{"type": "mouseMoved", "x": x, "y": y, "button": "none"}
+	if err := p.c.call(ctx, "Input.dispatchMouseEvent", ev, nil); err != nil {
+		return fmt.Errorf("hover %s: %w", selector, err)
+	}
+	return nil
 }
