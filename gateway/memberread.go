@@ -8,7 +8,7 @@ import (
 	"syscall"
 
 	"github.com/gorilla/websocket"
-	"github.com/wsgate/wsgate/internal/clientframes"
+	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/readiness"
 )
 
@@ -19,7 +19,7 @@ import (
 // socket waits in the gateway's readiness set (memberSockets) instead, and
 // each time the client has sent something, a goroutine started for that
 // (readTurn) reads what is there into a pooled buffer, decodes it with a
-// clientframes.Decoder, which holds nothing between messages, writes the
+// frames.Decoder, which holds nothing between messages, writes the
 // messages to the shared stdin, and arms the watch again or ends the
 // session. A member under TLS is read through gorilla (copyInput) on a
 // goroutine of its own: TLS keeps buffers of its own anyway.
@@ -39,7 +39,7 @@ func (s *session) watchMember(sr *socketReader) bool {
 		s:       s,
 		sr:      sr,
 		batch:   stdinBatch{s: s, open: true, whole: true},
-		decoder: clientframes.NewDecoder(clientframes.Config{MaxMessage: s.gw.cfg.MaxMessageSize, Deflate: s.deflate}),
+		decoder: frames.NewDecoder(frames.Config{MaxMessage: s.gw.cfg.MaxMessageSize, Deflate: s.deflate}),
 	}
 	// gorilla refuses a client that sends before the handshake response,
 	// so its reader holds nothing yet: let go of it and its buffer.
@@ -91,7 +91,7 @@ type memberInput struct {
 	sr      *socketReader
 	watch   *readiness.Watch
 	batch   stdinBatch
-	decoder *clientframes.Decoder
+	decoder *frames.Decoder
 	payload bytes.Reader
 	closed  *websocket.CloseError // the client's close frame, once read
 }
@@ -104,7 +104,7 @@ func (in *memberInput) decode(p []byte) error { return in.decoder.Feed(p, in) }
 // gorilla does, and answers a protocol error with its close frame, after
 // the whole messages before it.
 func (in *memberInput) deliver(err error) error {
-	var pe *clientframes.ProtocolError
+	var pe *frames.ProtocolError
 	switch {
 	case errors.As(err, &pe):
 		if err := in.batch.flush(); err != nil {

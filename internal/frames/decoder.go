@@ -1,12 +1,14 @@
-// Package clientframes decodes, incrementally and without blocking, the
-// frames a WebSocket client sends to a server: RFC 6455 section 5, plus
-// RFC 7692 permessage-deflate without context takeover.
+// Package frames is wsgate's WebSocket frame layer. It decodes,
+// incrementally and without blocking, the frames a WebSocket client sends
+// to a server: RFC 6455 section 5, plus RFC 7692 permessage-deflate without
+// context takeover; and it judges a client's permessage-deflate offers
+// (extensions.go).
 //
 // The caller reads the socket itself and hands each chunk to Feed, so an idle
 // connection needs no read buffer of its own: the Decoder holds a buffer only
 // while a frame or message is partly received, and drops it once the message
 // is complete.
-package clientframes
+package frames
 
 import (
 	"encoding/binary"
@@ -81,7 +83,7 @@ type Decoder struct {
 // It panics if cfg.MaxMessage is not positive.
 func NewDecoder(cfg Config) *Decoder {
 	if cfg.MaxMessage <= 0 {
-		panic("clientframes: Config.MaxMessage must be positive")
+		panic("frames: Config.MaxMessage must be positive")
 	}
 	return &Decoder{max: cfg.MaxMessage, deflate: cfg.Deflate}
 }
