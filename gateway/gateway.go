@@ -226,8 +226,10 @@ func New(cfg Config) (*Gateway, error) {
 		HandshakeTimeout: handshakeTimeout,
 		WriteBufferSize:  frameBufferSize,
 		WriteBufferPool:  &sync.Pool{}, // an idle session holds no write buffer
-		// gorilla negotiates permessage-deflate and decompresses what clients
-		// send; what they are sent, the session compresses (compress.go).
+		// gorilla negotiates permessage-deflate, with the offers wsgate can
+		// accept (offersForGorilla); the session decompresses what clients
+		// send (internal/frames) and compresses what they are sent
+		// (compress.go). gorilla's Conn is never used.
 		EnableCompression: cfg.Compress,
 		Error:             g.writeHandshakeError,
 		CheckOrigin:       func(*http.Request) bool { return true }, // checked before, with a log line
@@ -495,8 +497,8 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpo
 			refusal, m = err.Error(), nil
 		}
 	}
-	hw := &hijackWriter{ResponseWriter: w, member: m != nil}
-	conn, err := g.upgrader.Upgrade(hw, r, g.handshakeHeader(protocol))
+	hw := &hijackWriter{ResponseWriter: w}
+	_, err := g.upgrader.Upgrade(hw, g.offersForGorilla(r, c), g.handshakeHeader(protocol))
 	if err != nil {
 		g.log.Debug("handshake failed", "remote", c.addr, "path", r.URL.Path, "err", err)
 		if m != nil {
@@ -508,7 +510,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request, e endpo
 		g.sessions.Done()
 		return
 	}
-	s := newSession(g, conn, hw, r, e, c, id)
+	s := newSession(g, hw, r, e, c, id)
 	g.observe.ConnectionOpened(e.scriptName)
 	if m != nil {
 		s.enter(g.ctx, m)

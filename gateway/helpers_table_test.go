@@ -1,13 +1,8 @@
 package gateway
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/tls"
-	"encoding/binary"
 	"fmt"
-	"io"
-	"math"
 	"net/http/httptest"
 	"reflect"
 	"slices"
@@ -15,159 +10,6 @@ import (
 	"testing"
 	"unicode/utf8"
 )
-
-// tableHeader is the header of an unfragmented binary frame that declares a
-// payload of n bytes in the given length form (7, 16 or 64 bits), with its
-// mask key when masked.
-func tableHeader(masked bool, form int, n uint64) []byte {
-	var mask byte
-	if masked {
-		mask = 0x80
-	}
-	h := []byte{0x82}
-	switch form {
-	case 7:
-		h = append(h, mask|byte(n))
-	case 16:
-		h = binary.BigEndian.AppendUint16(append(h, mask|126), uint16(n))
-	case 64:
-		h = binary.BigEndian.AppendUint64(append(h, mask|127), n)
-	default:
-		panic(fmt.Sprintf("length form %d", form))
-	}
-	if masked {
-		h = append(h, 0x11, 0x22, 0x33, 0x44)
-	}
-	return h
-}
-
-// tableFrame is a whole frame: tableHeader and n payload bytes.
-func tableFrame(masked bool, form, n int) []byte {
-	return append(tableHeader(masked, form, uint64(n)), bytes.Repeat([]byte{'x'}, n)...)
-}
-
-// withFirstByte returns frame with its FIN bit and opcode set to b.
-func withFirstByte(b byte, frame []byte) []byte {
-	frame = slices.Clone(frame)
-	frame[0] = b
-	return frame
-}
-
-func joinBytes(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
-
-// connReader hands out data in one read, as if it had arrived in one
-// segment, and fails the test on any later read: what wholeMessageBuffered
-// looks at must already be buffered.
-type connReader struct {
-	t      *testing.T
-	data   []byte
-	filled bool
-}
-
-func (r *connReader) Read(p []byte) (int, error) {
-	if r.filled {
-		r.t.Error("read from the connection after the buffer was filled")
-		return 0, io.EOF
-	}
-	r.filled = true
-	return copy(p, r.data), nil
-}
-
-func TestWholeMessageBufferedTable(t *testing.T) {
-	t.Parallel()
-	first, second := tableFrame(true, 7, 3), tableFrame(true, 7, 10)
-	cases := []struct {
-		name      string
-		nilReader bool
-		buffered  []byte // what has arrived, all of it in the reader's buffer
-		consumed  int    // how much of it was already read
-		want      bool
-	}{
-		{name: "nil reader", nilReader: true, want: false},
-		{name: "nothing buffered", want: false},
-		{name: "first header byte only", buffered: tableFrame(false, 7, 3)[:1], want: false},
-
-		{name: "unmasked 7-bit frame whole", buffered: tableFrame(false, 7, 5), want: true},
-		{name: "unmasked 7-bit empty frame is its 2-byte header", buffered: tableFrame(false, 7, 0), want: true},
-		{name: "unmasked 7-bit frame one payload byte short", buffered: tableFrame(false, 7, 5)[:6], want: false},
-		{name: "unmasked 7-bit frame of 125 bytes whole", buffered: tableFrame(false, 7, 125), want: true},
-		{name: "unmasked 7-bit frame of 125 bytes one short", buffered: tableFrame(false, 7, 125)[:126], want: false},
-
-		{name: "masked 7-bit frame whole", buffered: tableFrame(true, 7, 5), want: true},
-		{name: "masked 7-bit frame one payload byte short", buffered: tableFrame(true, 7, 5)[:10], want: false},
-		{name: "masked 7-bit frame cut inside the mask", buffered: tableFrame(true, 7, 5)[:4], want: false},
-		{name: "masked empty frame whole with its mask", buffered: tableFrame(true, 7, 0), want: true},
-		{name: "masked empty frame missing its last mask byte", buffered: tableFrame(true, 7, 0)[:5], want: false},
-		{name: "masked empty frame with no mask byte yet", buffered: tableFrame(true, 7, 0)[:2], want: false},
-
-		{name: "16-bit length cut after its first byte", buffered: tableFrame(false, 16, 300)[:3], want: false},
-		{name: "16-bit length whole but no payload", buffered: tableFrame(false, 16, 300)[:4], want: false},
-		{name: "unmasked 16-bit frame whole", buffered: tableFrame(false, 16, 300), want: true},
-		{name: "unmasked 16-bit frame one byte short", buffered: tableFrame(false, 16, 300)[:303], want: false},
-		{name: "16-bit form declaring 0 bytes is whole at its header", buffered: tableFrame(false, 16, 0), want: true},
-		{name: "masked 16-bit frame of 65535 bytes whole", buffered: tableFrame(true, 16, 65535), want: true},
-		{name: "masked 16-bit frame of 65535 bytes one short", buffered: tableFrame(true, 16, 65535)[:65542], want: false},
-		{name: "masked 16-bit frame cut inside the mask", buffered: tableFrame(true, 16, 300)[:7], want: false},
-
-		{name: "64-bit length cut before its last byte", buffered: tableFrame(false, 64, 70000)[:9], want: false},
-		{name: "64-bit length whole but no payload", buffered: tableFrame(false, 64, 70000)[:10], want: false},
-		{name: "unmasked 64-bit frame whole", buffered: tableFrame(false, 64, 70000), want: true},
-		{name: "unmasked 64-bit frame one byte short", buffered: tableFrame(false, 64, 70000)[:70009], want: false},
-		{name: "masked 64-bit frame whole", buffered: tableFrame(true, 64, 65536), want: true},
-		{name: "masked 64-bit frame one byte short", buffered: tableFrame(true, 64, 65536)[:65549], want: false},
-		{name: "masked 64-bit frame cut inside the mask", buffered: tableFrame(true, 64, 5)[:12], want: false},
-		{
-			name:     "64-bit length 2^63 is never whole",
-			buffered: joinBytes(tableHeader(false, 64, 1<<63), bytes.Repeat([]byte{'x'}, 100)),
-			want:     false,
-		},
-		{
-			name:     "64-bit length 2^64-1 does not wrap around",
-			buffered: joinBytes(tableHeader(true, 64, math.MaxUint64), bytes.Repeat([]byte{'x'}, 100)),
-			want:     false,
-		},
-
-		{name: "whole frame followed by part of the next", buffered: joinBytes(first, second[:4]), want: true},
-		{name: "two whole frames", buffered: joinBytes(first, second), want: true},
-		{name: "next frame partial once the first was read", buffered: joinBytes(first, second[:4]), consumed: len(first), want: false},
-		{name: "next frame whole once the first was read", buffered: joinBytes(first, second), consumed: len(first), want: true},
-		{name: "next frame split after its header", buffered: joinBytes(first, second[:6]), consumed: len(first), want: false},
-		// A control frame or a first fragment alone does not make a
-		// message: reading past it would wait on the network.
-		{name: "whole ping frame alone", buffered: withFirstByte(0x89, tableFrame(true, 7, 4)), want: false},
-		{name: "whole ping then a whole message", buffered: joinBytes(withFirstByte(0x89, tableFrame(true, 7, 4)), first), want: true},
-		{name: "whole ping then part of a message", buffered: joinBytes(withFirstByte(0x89, tableFrame(true, 7, 4)), second[:4]), want: false},
-		{name: "whole first fragment alone", buffered: withFirstByte(0x01, tableFrame(true, 7, 4)), want: false},
-		{name: "first fragment, a pong, and the last fragment", buffered: joinBytes(withFirstByte(0x01, tableFrame(true, 7, 4)), withFirstByte(0x8a, tableFrame(true, 7, 0)), withFirstByte(0x80, tableFrame(true, 7, 2))), want: true},
-		{name: "first fragment and part of the last", buffered: joinBytes(withFirstByte(0x01, tableFrame(true, 7, 4)), withFirstByte(0x80, tableFrame(true, 7, 2))[:5]), want: false},
-		{name: "whole close frame alone", buffered: withFirstByte(0x88, tableFrame(true, 7, 2)), want: false},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			var br *bufio.Reader
-			if !c.nilReader {
-				conn := &connReader{t: t, data: c.buffered}
-				br = bufio.NewReaderSize(conn, len(c.buffered)+16)
-				if len(c.buffered) > 0 {
-					if _, err := br.Peek(len(c.buffered)); err != nil {
-						t.Fatal(err)
-					}
-				}
-				conn.filled = true
-				if _, err := br.Discard(c.consumed); err != nil {
-					t.Fatal(err)
-				}
-				if br.Buffered() != len(c.buffered)-c.consumed {
-					t.Fatalf("set-up: %d bytes buffered, want %d", br.Buffered(), len(c.buffered)-c.consumed)
-				}
-			}
-			if got := wholeMessageBuffered(br); got != c.want {
-				t.Errorf("wholeMessageBuffered = %v, want %v", got, c.want)
-			}
-		})
-	}
-}
 
 func TestSplitPathTable(t *testing.T) {
 	t.Parallel()
@@ -621,44 +463,6 @@ func TestSafeCutTable(t *testing.T) {
 				t.Errorf("safeCut(%q) = %d, want %d", c.data, got, c.want)
 			}
 		})
-	}
-}
-
-func TestFrameTrackerTable(t *testing.T) {
-	closeFrame := func(n int) []byte { return withFirstByte(0x88, tableFrame(true, 7, n)) }
-	cases := []struct {
-		name   string
-		stream []byte
-		seen   bool
-		length uint64
-	}{
-		{"nothing", nil, false, 0},
-		{"data only", joinBytes(tableFrame(true, 7, 5), tableFrame(true, 16, 300)), false, 0},
-		{"empty close", closeFrame(0), true, 0},
-		{"one-byte close", closeFrame(1), true, 1},
-		{"close after data of every length form", joinBytes(tableFrame(true, 7, 125), tableFrame(true, 16, 126), tableFrame(true, 64, 70000), closeFrame(2)), true, 2},
-		{"close after a ping", joinBytes(withFirstByte(0x89, tableFrame(true, 7, 4)), closeFrame(1)), true, 1},
-		{"first close counts", joinBytes(closeFrame(1), closeFrame(0)), true, 1},
-		{"unmasked header", withFirstByte(0x88, tableFrame(false, 7, 3)), true, 3},
-		{"close header cut short", closeFrame(1)[:3], false, 0},
-		{"huge announced length", tableHeader(true, 64, 1<<63), false, 0},
-	}
-	for _, c := range cases {
-		for _, split := range []int{0, 1, 2, 3, 7} {
-			var f frameTracker
-			rest := c.stream
-			for len(rest) > 0 {
-				n := len(rest)
-				if split > 0 {
-					n = min(split, n)
-				}
-				f.scan(rest[:n])
-				rest = rest[n:]
-			}
-			if length, seen := f.closePayload(); seen != c.seen || length != c.length {
-				t.Errorf("%s, read %d bytes at a time: close payload %d, seen %v; want %d, %v", c.name, split, length, seen, c.length, c.seen)
-			}
-		}
 	}
 }
 

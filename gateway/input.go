@@ -1,163 +1,76 @@
 package gateway
 
 import (
-	"bufio"
-	"encoding/binary"
 	"errors"
-	"io"
 	"os"
-	"slices"
 	"time"
 	"unicode/utf8"
-
-	"github.com/gorilla/websocket"
 )
 
 // errInvalidText reports a client text message that is not UTF-8.
 var errInvalidText = errors.New("invalid UTF-8 in text message")
 
-// errMessageTooBig reports a client message over the limit once
-// decompressed: gorilla's read limit counts the bytes on the wire.
-var errMessageTooBig = errors.New("message too big")
+// reasonInvalidText is the reason of the 1007 that refuses it.
+const reasonInvalidText = "invalid UTF-8 in text message"
 
 // errClientGone reports a client that hung up while its child was not
 // reading what it had sent.
 var errClientGone = errors.New("client hung up")
 
-// copyInput is the only reader of the connection: it writes each client
-// message to the child's stdin until the client closes, drops or is dropped,
-// and then returns why. Messages that arrive together are written together,
-// in one system call.
-func (s *session) copyInput() error {
-	in := stdinBatch{s: s, open: true, whole: s.member != nil}
-	defer in.release()
-	for {
-		if !wholeMessageBuffered(s.clientReader) {
-			if err := in.flush(); err != nil {
-				return err
-			}
-		}
-		msgType, r, err := s.conn.NextReader()
-		if err != nil {
-			in.deliverRest(err)
-			return err
-		}
-		s.heard()
-		err = in.add(r, msgType == websocket.TextMessage)
-		if code, reason := refusal(err); code != 0 {
-			if err := in.flush(); err != nil { // the messages before it were whole
-				return err
-			}
-			s.log.Info("client message refused", "remote", s.remote, "reason", reason)
-			s.closeWith(code, reason)
-		} else if err != nil {
-			return err
-		}
-	}
-}
+// maxStdinBatch bounds the decoded bytes a batch of client messages holds
+// while it waits for the stdin: a message that would take it past the
+// bound has the batch written first. So a batch holds at most this much,
+// or one message (up to the largest allowed) and its newline, however many
+// messages one read decodes: 64 KiB of compressed frames can inflate to
+// dozens of megabytes.
+const maxStdinBatch = batchLimit
 
-// refusal returns the close code and reason for a client message that add
-// refused, or 0.
-func refusal(err error) (int, string) {
-	switch {
-	case errors.Is(err, errInvalidText):
-		return websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message"
-	case errors.Is(err, errMessageTooBig):
-		return websocket.CloseMessageTooBig, "message too big"
-	}
-	return 0, ""
-}
-
-// stdinBatch gathers whole client messages, each as a line in text mode, for
-// one write to the child's stdin, in a pooled buffer held only while
-// messages wait. A message too big for the buffer is written as it is read,
-// after the ones before it, unless whole: a shared stdin takes every message
-// whole, so the buffer grows instead, and starts small (see smallBufferSize).
+// stdinBatch gathers whole client messages, each as a line in text mode,
+// for one write to the child's stdin, in a pooled buffer held only while
+// messages wait. It is bounded (maxStdinBatch): writing it blocks while the
+// stdin takes nothing, and so, through TCP, holds the client back. A
+// member's buffer starts small (see smallBufferSize) and grows for a big
+// message.
 type stdinBatch struct {
 	s     *session
 	buf   *[]byte // nil when empty
 	open  bool    // the child still reads its stdin: else messages are dropped
-	whole bool
+	small bool
 }
 
-// add reads one message into the batch. On an error, only the whole
-// messages before it stay.
-func (b *stdinBatch) add(r io.Reader, text bool) (err error) {
+// add adds one whole message to the batch, writing the batch first if the
+// message would take it past its bound. Text that is not UTF-8 is refused
+// (errInvalidText) and not added.
+func (b *stdinBatch) add(payload []byte, text bool) error {
 	if !b.open || b.s.ends.closingByUs() {
-		_, err := io.Copy(io.Discard, r) // the child stopped reading, or the session is closing
-		return err
+		return nil // the child stopped reading, or the session is closing
 	}
-	if b.buf == nil && b.whole {
+	if text && !utf8.Valid(payload) {
+		return errInvalidText
+	}
+	b.s.msgsIn.Add(1)
+	b.s.bytesIn.Add(int64(len(payload)))
+	b.s.gw.observe.Messages(b.s.ep.scriptName, In, 1, int64(len(payload)))
+	line := !b.s.gw.cfg.Binary
+	size := len(payload)
+	if line {
+		size++
+	}
+	if b.buf != nil && len(*b.buf)+size > maxStdinBatch {
+		if err := b.flush(); err != nil || !b.open {
+			return err
+		}
+	}
+	if b.buf == nil && b.small {
 		b.buf = getSmallBuffer()
 	} else if b.buf == nil {
 		b.buf = getBuffer()
 	}
-	start, size := len(*b.buf), 0
-	defer func() {
-		if err != nil {
-			*b.buf = (*b.buf)[:start]
-		}
-	}()
-	for {
-		if len(*b.buf) == cap(*b.buf) {
-			if b.whole {
-				*b.buf = slices.Grow(*b.buf, len(*b.buf)) // the size check below bounds it
-			} else if start, err = b.makeRoom(start, text); err != nil {
-				return err
-			}
-		}
-		buf := *b.buf
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		*b.buf, size = buf[:len(buf)+n], size+n
-		if int64(size) > b.s.gw.cfg.MaxMessageSize {
-			return errMessageTooBig
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
+	*b.buf = append(*b.buf, payload...)
+	if line {
+		*b.buf = append(*b.buf, '\n')
 	}
-	if text && !utf8.Valid((*b.buf)[start:]) {
-		return errInvalidText
-	}
-	b.s.msgsIn.Add(1)
-	b.s.bytesIn.Add(int64(size))
-	b.s.gw.observe.Messages(b.s.ep.scriptName, In, 1, int64(size))
-	if b.s.gw.cfg.Binary {
-		return nil
-	}
-	if len(*b.buf) == cap(*b.buf) && !b.whole {
-		if err := b.write(*b.buf); err != nil {
-			return err
-		}
-		*b.buf = (*b.buf)[:0]
-	}
-	*b.buf = append(*b.buf, '\n')
 	return nil
-}
-
-// makeRoom writes out the front of a full buffer and returns where the
-// current message now starts: the messages before it go if there are any,
-// else the checked part of the message itself.
-func (b *stdinBatch) makeRoom(start int, text bool) (int, error) {
-	buf := *b.buf
-	cut := start
-	if cut == 0 {
-		cut = len(buf)
-		if text {
-			cut = runeCut(buf)
-			if !utf8.Valid(buf[:cut]) {
-				return 0, errInvalidText
-			}
-		}
-	}
-	if err := b.write(buf[:cut]); err != nil {
-		return 0, err
-	}
-	*b.buf = buf[:copy(buf, buf[cut:])]
-	return 0, nil
 }
 
 // flush writes the batched messages.
@@ -196,6 +109,7 @@ func (b *stdinBatch) deliverRest(err error) {
 	if err := b.s.writeLastInput(*b.buf, closeWait); err != nil {
 		b.s.log.Debug("messages not delivered at the client's end", "bytes", len(*b.buf), "err", err)
 	}
+	b.release()
 }
 
 // release gives the buffer back to the pool.
@@ -358,69 +272,4 @@ func (in *childStdin) writeUntil(p []byte, stop <-chan struct{}) error {
 		default:
 		}
 	}
-}
-
-// runeCut returns the length of data without a trailing incomplete UTF-8
-// character.
-func runeCut(data []byte) int {
-	end := len(data)
-	for i := end - 1; i >= 0 && i >= end-utf8.UTFMax; i-- {
-		if utf8.RuneStart(data[i]) {
-			if !utf8.FullRune(data[i:end]) {
-				return i
-			}
-			break
-		}
-	}
-	return end
-}
-
-// wholeMessageBuffered reports whether the client's next message is already
-// in br, so that reading it will not wait on the network: its frames, and
-// any control frames before or among them, are buffered whole.
-func wholeMessageBuffered(br *bufio.Reader) bool {
-	if br == nil {
-		return false
-	}
-	buffered, _ := br.Peek(br.Buffered()) // within what is buffered: no read
-	for len(buffered) > 0 {
-		size, ok := frameSize(buffered)
-		if !ok {
-			return false
-		}
-		op, fin := buffered[0]&0x0f, buffered[0]&finBit != 0
-		if fin && op < opClose { // the last frame of a data message
-			return true
-		}
-		buffered = buffered[size:]
-	}
-	return false
-}
-
-// frameSize returns the size of the client frame at the start of b, header
-// and payload, and whether it is all in b.
-func frameSize(b []byte) (int, bool) {
-	if len(b) < 2 {
-		return 0, false
-	}
-	length, at := uint64(b[1]&0x7f), 2
-	switch length {
-	case 126:
-		if len(b) < 4 {
-			return 0, false
-		}
-		length, at = uint64(binary.BigEndian.Uint16(b[2:])), 4
-	case 127:
-		if len(b) < 10 {
-			return 0, false
-		}
-		length, at = binary.BigEndian.Uint64(b[2:]), 10
-	}
-	if b[1]&0x80 != 0 {
-		at += 4 // the mask
-	}
-	if at > len(b) || length > uint64(len(b)-at) {
-		return 0, false
-	}
-	return at + int(length), true
 }
