@@ -45,8 +45,6 @@ const (
 	// goes nowhere meanwhile and the feeder, which also reaps the child, is
 	// held no longer: well within the stop sequence's first steps.
 	closeReplyWait = 250 * time.Millisecond
-	// frameBufferSize is the largest frame gorilla writes at once.
-	frameBufferSize = 16 << 10
 	// stdinCheckInterval is how often a write to a child that does not read
 	// its stdin wakes to check whether the client hung up meanwhile.
 	stdinCheckInterval = time.Second
@@ -224,8 +222,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: handshakeTimeout,
-		WriteBufferSize:  frameBufferSize,
-		WriteBufferPool:  &sync.Pool{}, // an idle session holds no write buffer
+		WriteBufferPool:  &sync.Pool{}, // gorilla's Conn gets no write buffer: it never writes
 		// gorilla negotiates permessage-deflate, with the offers wsgate can
 		// accept (offersForGorilla); the session decompresses what clients
 		// send (internal/frames) and compresses what they are sent
