@@ -18,19 +18,19 @@ const reasonInvalidText = "invalid UTF-8 in text message"
 var errClientGone = errors.New("client hung up")
 
 // maxStdinBatch bounds the decoded bytes a batch of client messages holds
-// while it waits for the stdin: a message that would take it past the
-// bound has the batch written first. So a batch holds at most this much,
-// or one message (up to the largest allowed) and its newline, however many
-// messages one read decodes: 64 KiB of compressed frames can inflate to
-// dozens of megabytes.
+// while it waits for the stdin, however many messages one read decodes: 64
+// KiB of compressed frames can inflate to dozens of megabytes. A message
+// that would take the batch past the bound has the batch written first; one
+// bigger than the bound is written by itself, from where the decoder holds
+// it, without a copy.
 const maxStdinBatch = batchLimit
 
 // stdinBatch gathers whole client messages, each as a line in text mode,
 // for one write to the child's stdin, in a pooled buffer held only while
 // messages wait. It is bounded (maxStdinBatch): writing it blocks while the
 // stdin takes nothing, and so, through TCP, holds the client back. A
-// member's buffer starts small (see smallBufferSize) and grows for a big
-// message.
+// member's buffer starts small (see smallBufferSize) and grows up to the
+// bound.
 type stdinBatch struct {
 	s     *session
 	buf   *[]byte // nil when empty
@@ -39,8 +39,9 @@ type stdinBatch struct {
 }
 
 // add adds one whole message to the batch, writing the batch first if the
-// message would take it past its bound. Text that is not UTF-8 is refused
-// (errInvalidText) and not added.
+// message would take it past its bound, and the message too if it is bigger
+// than the bound. Text that is not UTF-8 is refused (errInvalidText) and
+// not added.
 func (b *stdinBatch) add(payload []byte, text bool) error {
 	if !b.open || b.s.ends.closingByUs() {
 		return nil // the child stopped reading, or the session is closing
@@ -61,6 +62,12 @@ func (b *stdinBatch) add(payload []byte, text bool) error {
 			return err
 		}
 	}
+	if size > maxStdinBatch { // too big for any batch: written as it is, not copied
+		if line {
+			return b.write(payload, newline)
+		}
+		return b.write(payload, nil)
+	}
 	if b.buf == nil && b.small {
 		b.buf = getSmallBuffer()
 	} else if b.buf == nil {
@@ -78,18 +85,21 @@ func (b *stdinBatch) flush() error {
 	if b.buf == nil {
 		return nil
 	}
-	err := b.write(*b.buf)
+	err := b.write(*b.buf, nil)
 	b.release()
 	return err
 }
 
-// write writes to stdin, unless the child stopped reading it: then what
-// follows is dropped.
-func (b *stdinBatch) write(p []byte) error {
-	if !b.open || len(p) == 0 {
+// newline ends each message in text mode.
+var newline = []byte{'\n'}
+
+// write writes p then tail to stdin, unless the child stopped reading it:
+// then what follows is dropped.
+func (b *stdinBatch) write(p, tail []byte) error {
+	if !b.open || len(p)+len(tail) == 0 {
 		return nil
 	}
-	err := b.s.writeStdin(p)
+	err := b.s.writeStdin(p, tail)
 	if errors.Is(err, errStdinClosed) {
 		b.open = false
 		return nil
@@ -137,12 +147,16 @@ func newChildStdin(file *os.File) *childStdin {
 	return &childStdin{file: file, turn: make(chan struct{}, 1)}
 }
 
-// writeStdin writes to the child's stdin, or a stream's on a bus.
-func (s *session) writeStdin(buf []byte) error {
+// writeStdin writes head then tail to the child's stdin, or a stream's on
+// a bus, as one write: nothing another client sends goes between them.
+func (s *session) writeStdin(head, tail []byte) error {
 	if s.member != nil && s.member.bs != nil {
-		return s.member.bs.input(s, buf)
+		if len(tail) > 0 {
+			head = append(head[:len(head):len(head)], tail...) // the bus takes one piece
+		}
+		return s.member.bs.input(s, head)
 	}
-	return s.writeStdinTo(s.stdin, buf)
+	return s.writeStdinParts(s.stdin, head, tail)
 }
 
 // writeLastInput writes what the client sent as it left, within wait.
@@ -160,11 +174,24 @@ func (s *session) writeLastInput(buf []byte, wait time.Duration) error {
 // closing, since the socket is not being read and would not tell by itself
 // (probeClient).
 func (s *session) writeStdinTo(in *childStdin, buf []byte) error {
-	if err := s.waitStdinTurn(in); err != nil || len(buf) == 0 {
+	return s.writeStdinParts(in, buf, nil)
+}
+
+// writeStdinParts is writeStdinTo for head then tail, in one turn.
+func (s *session) writeStdinParts(in *childStdin, head, tail []byte) error {
+	if err := s.waitStdinTurn(in); err != nil || len(head)+len(tail) == 0 {
 		return err
 	}
 	defer func() { <-in.turn }()
-	for {
+	if err := s.writeTurn(in, head); err != nil {
+		return err
+	}
+	return s.writeTurn(in, tail)
+}
+
+// writeTurn writes buf to in, whose turn the session holds.
+func (s *session) writeTurn(in *childStdin, buf []byte) error {
+	for len(buf) > 0 {
 		if s.ends.closingByUs() {
 			return nil // the input is no longer wanted
 		}
@@ -183,6 +210,7 @@ func (s *session) writeStdinTo(in *childStdin, buf []byte) error {
 			s.probeClient()
 		}
 	}
+	return nil
 }
 
 // probeClient sends the client an unsolicited pong (RFC 6455 5.5.3: a
