@@ -12,7 +12,6 @@ package frames
 
 import (
 	"encoding/binary"
-	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -327,11 +326,18 @@ func (d *Decoder) readPayload(p []byte, h Handler) ([]byte, error) {
 	k := min(n, int64(len(p)))
 	start := len(d.buf)
 	if int64(cap(d.buf)-start) < k {
-		// Room for the rest of the frame, but at most as much again as is
-		// held (or 512 bytes): a client cannot make us reserve memory by
-		// announcing a length, only by sending bytes.
-		room := min(n, int64(max(start+int(k), 512)))
-		d.buf = slices.Grow(d.buf, int(room))
+		// Room for as much again as is held (or 512 bytes), but no more
+		// than the message can still take: a client cannot make us reserve
+		// memory by announcing a length, only by sending bytes. The room
+		// reaches past a frame that more fragments follow, so that a big
+		// message sent in many frames is not copied again for each.
+		rest := d.max - int64(start)
+		if control || d.frame&finBit != 0 {
+			rest = n // this frame is the last
+		}
+		room := max(k, min(rest, int64(max(start+int(k), 512))))
+		grown := make([]byte, start, start+int(room)) // exactly: append's growth would add a quarter
+		d.buf = grown[:copy(grown, d.buf)]
 	}
 	d.buf = append(d.buf, p[:k]...)
 	unmask(d.mask, d.buf[start:])
