@@ -10,6 +10,7 @@ package main
 import (
 	"bytes"
 	"compress/flate"
+	"crypto/tls"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -18,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // deflateUse says which gateways a case runs on.
@@ -269,3 +272,51 @@ func TestProtocolTable_EveryModeAnswersTheSameInputAlikeAndNothingOfARefusedMess
 		})
 	}
 }
+
+// Under TLS the client is read by the session's goroutine in both modes,
+// with the same decoder: compressed messages arrive intact, and a message
+// over --maxframesize or with invalid UTF-8 gets its close code.
+func TestProtocol_UnderTLSBothModesDecodeAlike(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	for _, mode := range []string{"per-connection", "broadcast"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"--ssl", "--sslcert=" + pki.serverCert, "--sslkey=" + pki.serverKey, "--compress", "--maxframesize=" + strconv.Itoa(tableMaxFrame)}
+			if mode == "broadcast" {
+				args = append(args, "--broadcast")
+			}
+			g := startGateway(t, append(args, "cat")...)
+			d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, TLSClientConfig: &tls.Config{RootCAs: pki.caPool}, EnableCompression: true}
+			for _, c := range []struct {
+				name string
+				bad  string
+				code int
+			}{
+				{"over-maxframesize", strings.Repeat("x", tableMaxFrame+1), 1009},
+				{"invalid-utf8", "bad \xff", 1007},
+			} {
+				conn, resp, err := d.Dial("wss://"+g.addr+"/?"+c.name, nil)
+				if err != nil {
+					t.Fatalf("%s: dial: %v", c.name, err)
+				}
+				resp.Body.Close()
+				if resp.Header.Get("Sec-WebSocket-Extensions") == "" {
+					t.Fatalf("%s: permessage-deflate not negotiated", c.name)
+				}
+				long := strings.Repeat("compressed over TLS ", 40) // under the limit, compressed
+				send(t, conn, "short", long)
+				if got := []string{receive(t, conn), receive(t, conn)}; got[0] != "short" || got[1] != long {
+					t.Fatalf("%s: echoes %.40q", c.name, got)
+				}
+				send(t, conn, c.bad)
+				expectClose(t, conn, c.code, closeReasons[c.code])
+				conn.Close()
+			}
+		})
+	}
+}
+
+// closeReasons are the reasons that go with the close codes the gateway
+// refuses a message with.
+var closeReasons = map[int]string{1007: "invalid UTF-8 in text message", 1009: "message too big"}
