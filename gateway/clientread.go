@@ -131,12 +131,15 @@ func (s *session) protocolError(code int, reason string) {
 // read passes what it got to use, waiting until there is something; use
 // may change what it is given but not keep it. A plain socket is read as
 // a member's is, into a pooled buffer taken only once there is something
-// to read, so that an idle session holds none; a TLS connection through
-// its own reader, into a buffer of the session's.
+// to read, so that an idle session holds none (in per-connection mode a
+// big one); a TLS connection through its own reader, into a small buffer
+// of the session's.
 func (s *session) blockingReader() func(use func(p []byte) error) error {
 	if s.client == s.raw {
 		if sr := newSocketReader(s.raw); sr != nil {
-			sr.pooled = getBuffer // one reader per child: it reads in big turns
+			if s.member == nil {
+				sr.pooled = getBuffer // one reader per child: it reads in big turns
+			}
 			return sr.readWhenReady
 		}
 	}
