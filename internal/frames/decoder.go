@@ -406,8 +406,9 @@ func (d *Decoder) endControl(payload []byte, h Handler) error {
 }
 
 // validCloseCode reports whether a peer may send code (RFC 6455 section
-// 7.4): 1004-1006 and 1015 are reserved, 1014 is refused as gorilla refuses it
-// (it reads the per-connection sessions), others below 3000 are unassigned.
+// 7.4): 1004-1006 and 1015 are reserved, 1014 is refused as gorilla refuses
+// it (which read per-connection sessions until both modes shared this
+// decoder), others below 3000 are unassigned.
 func validCloseCode(code int) bool {
 	switch {
 	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1013:
