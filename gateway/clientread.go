@@ -155,8 +155,8 @@ func (s *session) blockingReader() func(use func(p []byte) error) error {
 	}
 }
 
-// socketReader reads a socket's data as far as it is there, without
-// waiting, so that a reader holds a buffer only while it reads.
+// socketReader reads a socket's data as far as it is there, so that a
+// reader holds a buffer only while it reads.
 type socketReader struct {
 	rc syscall.RawConn
 	// pooled returns the buffer a read turn reads into;
@@ -186,22 +186,44 @@ const maxReadTurn = batchLimit
 // took 17 MB of heap together (gctrace), most of the idle gateway's RSS.
 // It returns use's error, io.EOF at the end of the stream, or the read's;
 // nil when the socket has nothing more for now, or the turn is used up.
-func (r *socketReader) read(use func(p []byte) error) error {
-	buf := r.pooled()
-	defer putBuffer(buf)
-	p := (*buf)[:cap(*buf)]
+// It never waits: the readiness set does, for a member.
+func (r *socketReader) read(use func(p []byte) error) error { return r.turn(use, false) }
+
+// readWhenReady is read for a reader that has nothing else to do: while
+// the socket has nothing to read, it waits in the runtime's poller, holding
+// no buffer, until it has (data, its end or an error) or its read deadline
+// passes.
+func (r *socketReader) readWhenReady(use func(p []byte) error) error { return r.turn(use, true) }
+
+// turn is read, waiting first if wait is set.
+func (r *socketReader) turn(use func(p []byte) error, wait bool) error {
+	var buf *[]byte
+	defer func() {
+		if buf != nil {
+			putBuffer(buf)
+		}
+	}()
 	for taken := 0; taken < maxReadTurn; {
 		var (
 			n    int
 			rerr error
 		)
 		err := r.rc.Read(func(fd uintptr) bool {
+			if buf == nil {
+				buf = r.pooled()
+			}
 			for {
-				n, rerr = syscall.Read(int(fd), p)
+				n, rerr = syscall.Read(int(fd), (*buf)[:cap(*buf)])
 				if rerr != syscall.EINTR {
-					return true // never wait: the caller does
+					break
 				}
 			}
+			if rerr == syscall.EAGAIN && wait && taken == 0 {
+				putBuffer(buf) // none is held while the poller waits
+				buf = nil
+				return false
+			}
+			return true
 		})
 		switch {
 		case err != nil:
@@ -216,37 +238,13 @@ func (r *socketReader) read(use func(p []byte) error) error {
 			}
 			return io.EOF
 		}
-		if err := use(p[:n]); err != nil {
+		if err := use((*buf)[:n]); err != nil {
 			return err
 		}
-		if n < len(p) {
+		if n < cap(*buf) {
 			return nil // all there was: a read more would only say EAGAIN
 		}
 		taken += n
 	}
 	return nil
-}
-
-// readWhenReady waits, holding no buffer, until the socket has something
-// to read (data, its end or an error), or its read deadline passes, then
-// reads as read does.
-func (r *socketReader) readWhenReady(use func(p []byte) error) error {
-	if err := r.wait(); err != nil {
-		return err
-	}
-	return r.read(use)
-}
-
-// wait waits until the socket has something to read, through the runtime's
-// poller: a peek at one byte says whether there is, without taking it.
-func (r *socketReader) wait() error {
-	var one [1]byte
-	return r.rc.Read(func(fd uintptr) bool {
-		for {
-			_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			if err != syscall.EINTR {
-				return err != syscall.EAGAIN // an error is for the read to tell
-			}
-		}
-	})
 }
