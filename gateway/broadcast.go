@@ -330,8 +330,8 @@ func (s *session) goingAwayMember() {
 }
 
 // runMember serves a member under TLS, or one the readiness set cannot
-// take, until the client's side ends: gorilla reads the client, on the
-// session's goroutine, and the session writes to the shared stdin; the
+// take, until the client's side ends: the session's goroutine reads the
+// client and writes to the shared stdin (copyInput); the
 // member's writers write to the client.
 func (s *session) runMember() {
 	s.clientEnded(s.copyInput())
@@ -354,7 +354,7 @@ func (s *session) endMember() {
 }
 
 // plainReader returns a reader of the member's socket, unless the
-// connection is under TLS: then gorilla reads it.
+// connection is under TLS: then the session's goroutine reads it.
 func (s *session) plainReader() *socketReader {
 	if s.wire.rawWrite == nil {
 		return nil

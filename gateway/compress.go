@@ -9,7 +9,8 @@ import (
 
 // permessage-deflate (RFC 7692) as wsgate speaks it. gorilla negotiates it
 // (Upgrader.EnableCompression: "server_no_context_takeover;
-// client_no_context_takeover") and decompresses what clients send; the
+// client_no_context_takeover"), seeing only the offers wsgate can accept
+// (offersForGorilla); internal/frames decompresses what clients send; the
 // frames to clients are wsgate's own, compressed here. Without context
 // takeover each message is compressed on its own, so a message's frame
 // depends on nothing but its payload: broadcast mode can compress a line
@@ -121,8 +122,8 @@ func appendDeflatedFrame(dst []byte, op byte, fin bool, payload []byte) []byte {
 
 // acceptsDeflate reports whether resp, a handshake response as gorilla
 // writes it, accepts permessage-deflate. Reading gorilla's answer, rather
-// than judging the request again, keeps what wsgate writes in step with
-// what gorilla negotiated and will decompress.
+// than judging the request again, keeps what wsgate writes and decodes in
+// step with what gorilla negotiated.
 func acceptsDeflate(resp []byte) bool {
 	head, _, _ := bytes.Cut(resp, []byte("\r\n\r\n"))
 	for _, line := range bytes.Split(head, []byte("\r\n")) {

@@ -37,11 +37,18 @@ func inflate(t *testing.T, payload []byte) []byte {
 // returns what follows it.
 func parseFrame(t *testing.T, b []byte) (first byte, payload, rest []byte) {
 	t.Helper()
-	size, ok := frameSize(b)
-	if !ok {
-		t.Fatalf("not a whole frame: % x", b[:min(len(b), 16)])
+	head := 2
+	switch b[1] & 0x7f {
+	case 126:
+		head = 4
+	case 127:
+		head = 10
 	}
-	return b[0], b[size-frameLength(b) : size], b[size:]
+	size := head + frameLength(b)
+	if b[1]&0x80 != 0 || len(b) < size {
+		t.Fatalf("not a whole server frame: % x", b[:min(len(b), 16)])
+	}
+	return b[0], b[head:size], b[size:]
 }
 
 // frameLength returns the payload length a frame header declares.

@@ -6,79 +6,44 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
-	"time"
 )
 
 // batchLimit is the most a batch of frames holds before it is written anyway.
 const batchLimit = 64 << 10
 
-// clientReadBufferSize is the buffer client frames are read through.
+// clientReadBufferSize is the buffer a broadcast member's client is read
+// into, and a client under TLS.
 const clientReadBufferSize = 2 << 10
 
-// clientConn is the connection gorilla reads from and writes its handshake
-// response to. Once a session has attached its wire, what gorilla still
-// writes (the close frames it answers protocol errors with) goes to the wire
-// as a control frame, so that the wire stays the socket's only writer, and
-// gorilla's write deadlines are ignored: the wire sets its own. What is read
-// passes through a frameTracker.
+// clientConn is the connection gorilla writes its handshake response to,
+// which it notes accepts permessage-deflate or not. gorilla does nothing
+// more with it: the session reads it (clientread.go) and its wire writes
+// it.
 type clientConn struct {
 	net.Conn
-	wire atomic.Pointer[wire]
 	// deflate records that the handshake response accepted
 	// permessage-deflate. It is set by the handler's goroutine, which then
 	// builds the session.
 	deflate bool
-	// closing, set before wire, is told of each close frame gorilla writes
-	// and returns the frame to send instead.
-	closing func(frame []byte) []byte
-	frames  frameTracker // the reader's own
 }
 
-// Read reads from the connection and follows the client's frames.
-func (c *clientConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.frames.scan(p[:max(n, 0)])
-	return n, err
-}
-
-// Write passes the handshake response through, and later control frames
-// to the wire.
+// Write passes the handshake response through.
 func (c *clientConn) Write(p []byte) (int, error) {
-	if w := c.wire.Load(); w != nil {
-		frame := append([]byte(nil), p...)
-		if frameOpcode(frame) == opClose && c.closing != nil {
-			frame = c.closing(frame)
-		}
-		w.control(frame)
-		return len(p), nil
-	}
 	c.deflate = c.deflate || acceptsDeflate(p)
 	return c.Conn.Write(p)
 }
 
-// SetWriteDeadline applies to the handshake response only.
-func (c *clientConn) SetWriteDeadline(t time.Time) error {
-	if c.wire.Load() != nil {
-		return nil
-	}
-	return c.Conn.SetWriteDeadline(t)
-}
-
 // hijackWriter hands gorilla a clientConn when it hijacks the connection,
-// and keeps the buffered reader gorilla reads from, so the session can tell
-// whether more client messages are already waiting.
+// and keeps the socket under it.
 type hijackWriter struct {
 	http.ResponseWriter
-	conn   *clientConn
-	raw    net.Conn // the TCP or Unix connection, under any TLS
-	reader *bufio.Reader
-	// member says the connection is a broadcast member's, whose socket the
-	// session reads itself unless it is under TLS (memberread.go).
-	member bool
+	conn *clientConn
+	raw  net.Conn // the TCP or Unix connection, under any TLS
 }
 
-// Hijack implements http.Hijacker.
+// Hijack implements http.Hijacker. gorilla refuses a client that sent
+// anything before the handshake response, so brw holds nothing the
+// session must read: the session reads conn itself.
 func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := h.ResponseWriter.(http.Hijacker).Hijack()
 	if err != nil {
@@ -89,15 +54,6 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		h.raw = tlsConn.NetConn()
 	}
 	h.conn = &clientConn{Conn: conn}
-	readsItself := h.member && h.raw == conn
-	if brw.Reader.Buffered() == 0 && !readsItself {
-		// A smaller reader than net/http's 4 KiB: it is held for the whole
-		// life of an idle session. gorilla reads big payloads past it. A
-		// member that reads its socket itself lets go of gorilla's reader
-		// after the handshake: it keeps net/http's meanwhile.
-		brw.Reader = bufio.NewReaderSize(h.conn, clientReadBufferSize)
-	}
-	h.reader = brw.Reader
 	return h.conn, brw, nil
 }
 

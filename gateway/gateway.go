@@ -47,8 +47,6 @@ const (
 	// goes nowhere meanwhile and the feeder, which also reaps the child, is
 	// held no longer: well within the stop sequence's first steps.
 	closeReplyWait = 250 * time.Millisecond
-	// frameBufferSize is the largest frame gorilla writes at once.
-	frameBufferSize = 16 << 10
 	// stdinCheckInterval is how often a write to a child that does not read
 	// its stdin wakes to check whether the client hung up meanwhile.
 	stdinCheckInterval = time.Second
@@ -257,10 +255,11 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: handshakeTimeout,
-		WriteBufferSize:  frameBufferSize,
-		WriteBufferPool:  &sync.Pool{}, // an idle session holds no write buffer
-		// gorilla negotiates permessage-deflate and decompresses what clients
-		// send; what they are sent, the session compresses (compress.go).
+		WriteBufferPool:  &sync.Pool{}, // gorilla's Conn gets no write buffer: it never writes
+		// gorilla negotiates permessage-deflate, with the offers wsgate can
+		// accept (offersForGorilla); the session decompresses what clients
+		// send (internal/frames) and compresses what they are sent
+		// (compress.go). gorilla's Conn is never used.
 		EnableCompression: cfg.Compress,
 		Error:             g.writeHandshakeError,
 		CheckOrigin:       func(*http.Request) bool { return true }, // checked before, with a log line
@@ -503,8 +502,8 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, q *request) {
 			held, ref, m = nil, joinRefusal(err), nil
 		}
 	}
-	hw := &hijackWriter{ResponseWriter: w, member: m != nil}
-	conn, err := g.upgrader.Upgrade(hw, q.r, g.handshakeHeader(q.protocol))
+	hw := &hijackWriter{ResponseWriter: w}
+	_, err := g.upgrader.Upgrade(hw, g.offersForGorilla(q.r, q.client), g.handshakeHeader(q.protocol))
 	if err != nil {
 		g.log.Debug("handshake failed", "remote", q.client.Addr, "path", q.r.URL.Path, "err", err)
 		if m != nil {
@@ -514,7 +513,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, q *request) {
 		g.sessions.Done()
 		return
 	}
-	s := newSession(g, conn, hw, q)
+	s := newSession(g, hw, q)
 	s.held = held
 	g.observe.ConnectionOpened(q.endpoint.Name)
 	if m != nil {

@@ -264,6 +264,21 @@ func safeCut(data []byte) int {
 	return cut
 }
 
+// runeCut returns the length of data without a trailing incomplete UTF-8
+// character.
+func runeCut(data []byte) int {
+	end := len(data)
+	for i := end - 1; i >= 0 && i >= end-utf8.UTFMax; i-- {
+		if utf8.RuneStart(data[i]) {
+			if !utf8.FullRune(data[i:end]) {
+				return i
+			}
+			break
+		}
+	}
+	return end
+}
+
 // chunkSink sends output as binary messages, each as it was read.
 type chunkSink struct{ out frameOut }
 

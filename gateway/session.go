@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/httppolicy"
 	"github.com/wsgate/wsgate/internal/logs"
 	"github.com/wsgate/wsgate/process"
@@ -26,7 +26,8 @@ const closeAbnormal = websocket.CloseAbnormalClosure
 // child, then starts pumpOutput, the only writer to the client: it feeds the
 // child's output to the client and, once the child is gone, ends the
 // conversation with the close frame. The owner itself is the only reader of
-// the client, writing each message to the child's stdin (copyInput). When
+// the client, writing each message to the child's stdin (copyInput,
+// clientread.go); gorilla only performed the handshake. When
 // the client's side ends, it asks the child to stop, waits for pumpOutput to
 // finish, and logs the session. Control frames (pings, pongs, close frames)
 // are asked of the wire from any goroutine; the watchdog, on a timer, pings
@@ -34,20 +35,18 @@ const closeAbnormal = websocket.CloseAbnormalClosure
 // socket has no such goroutine: the gateway's readiness set holds it while
 // it waits, and its reads end it (memberread.go).
 type session struct {
-	gw           *Gateway
-	conn         *websocket.Conn
-	client       *clientConn
-	raw          net.Conn      // the connection under any TLS
-	clientReader *bufio.Reader // what conn reads from
-	req          *request      // the handshake as admitted, until the child starts
-	peer         httppolicy.Client
-	remote, uri  string // of the handshake, for the logs
-	ep           httppolicy.Endpoint
-	id           string
-	held         *capacity // the limits' slots it holds; released when it ends
-	life         *lifetime // its bounds in time, if it has any (lifetime.go)
-	log          *slog.Logger
-	start        time.Time
+	gw          *Gateway
+	client      net.Conn // the connection, TLS included
+	raw         net.Conn // the connection under any TLS
+	req         *request // the handshake as admitted, until the child starts
+	peer        httppolicy.Client
+	remote, uri string // of the handshake, for the logs
+	ep          httppolicy.Endpoint
+	id          string
+	held        *capacity // the limits' slots it holds; released when it ends
+	life        *lifetime // its bounds in time, if it has any (lifetime.go)
+	log         *slog.Logger
+	start       time.Time
 
 	proc   *process.Process
 	wire   *wire
@@ -56,7 +55,7 @@ type session struct {
 	stdin  *childStdin // its own child's; a member's input goes to its stream
 	member *member     // the session's place in a broadcast stream; nil in per-connection mode
 	// reader reads a member's client through the readiness set; nil for
-	// a session read by gorilla.
+	// a session read by its own goroutine.
 	reader atomic.Pointer[memberInput]
 	pumped chan struct{} // closed when pumpOutput has returned; made by run
 	ended  chan struct{} // closed once the session is logged (serveSession)
@@ -72,37 +71,33 @@ type session struct {
 	msgsOut      atomic.Int64 // data messages written to the socket
 	bytesIn      atomic.Int64
 	replacedUTF8 atomic.Bool
-	// gorillaClosed: gorilla sent a close frame of its own (gorillaClose).
-	gorillaClosed atomic.Bool
 }
 
-func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, q *request) *session {
+// newSession makes the session of a connection whose handshake hw has
+// answered, for the admitted request q.
+func newSession(g *Gateway, hw *hijackWriter, q *request) *session {
 	s := &session{
-		gw:           g,
-		conn:         conn,
-		client:       hw.conn,
-		raw:          hw.raw,
-		clientReader: hw.reader,
-		req:          q,
-		peer:         q.client,
-		remote:       q.client.Addr,
-		uri:          q.r.URL.RequestURI(),
-		ep:           q.endpoint,
-		id:           q.id,
-		log:          sessionLogger(g.log, q),
-		start:        time.Now(),
-		ended:        make(chan struct{}),
-		deflate:      hw.conn.deflate,
+		gw:      g,
+		client:  hw.conn.Conn,
+		raw:     hw.raw,
+		req:     q,
+		peer:    q.client,
+		remote:  q.client.Addr,
+		uri:     q.r.URL.RequestURI(),
+		ep:      q.endpoint,
+		id:      q.id,
+		log:     sessionLogger(g.log, q),
+		start:   time.Now(),
+		ended:   make(chan struct{}),
+		deflate: hw.conn.deflate,
 	}
 	limitUnsent(hw.raw)
-	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
-	hw.conn.closing = s.gorillaClose
+	s.wire = newWire(s.client, hw.raw, g.cfg.WriteTimeout)
 	name := q.endpoint.Name // not all of q: every session holds this closure
 	s.wire.written = func(msgs, payload int64) {
 		s.msgsOut.Add(msgs)
 		g.observe.Messages(name, Out, msgs, payload)
 	}
-	hw.conn.wire.Store(s.wire)
 	s.heard()
 	s.watch = &watchdog{
 		wire:         s.wire,
@@ -113,17 +108,6 @@ func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, q *request) 
 		drop:         s.drop,
 	}
 	s.life = startLifetime(s, g.cfg, q.identity.Expires)
-	conn.SetReadLimit(g.cfg.MaxMessageSize)
-	conn.SetCloseHandler(s.onClose)
-	conn.SetPingHandler(func(data string) error {
-		s.heard()
-		s.wire.answerPing([]byte(data))
-		return nil
-	})
-	conn.SetPongHandler(func(string) error {
-		s.heard()
-		return nil
-	})
 	return s
 }
 
@@ -138,10 +122,10 @@ func (s *session) refuse(ref *refusal) {
 	s.wire.abandon(time.Now().Add(controlWriteWait))
 	s.wire.control(closeFrame(code, reason))
 	_ = s.wire.writeControls() // this goroutine is the only writer
-	_ = s.conn.SetReadDeadline(time.Now().Add(closeWait))
-	s.clientEnded(s.readUntilClosed())
+	_ = s.client.SetReadDeadline(time.Now().Add(closeWait))
+	s.clientEnded(s.copyInput()) // what it sends meanwhile is dropped: we are closing
 	s.settle()
-	s.conn.Close()
+	s.client.Close()
 	s.logAccess()
 }
 
@@ -176,7 +160,7 @@ func (s *session) run(ctx context.Context) {
 	<-s.pumped
 	s.watch.stop()
 	s.settle()
-	s.conn.Close()
+	s.client.Close()
 	s.logAccess()
 }
 
@@ -234,48 +218,15 @@ func processSpec(cfg Config, q *request) process.Spec {
 // heard notes that the client was heard from.
 func (s *session) heard() { s.heardAt.Store(time.Now().UnixNano()) }
 
-// onClose records the client's close code and answers it. A close frame
-// whose payload is a single byte, which gorilla reports as no status at
-// all, is a protocol error and answered as one.
-func (s *session) onClose(code int, text string) error {
+// onClose records the client's close code and answers it.
+func (s *session) onClose(code int, text string) {
 	s.heard()
-	if n, _ := s.client.frames.closePayload(); code == websocket.CloseNoStatusReceived && n == 1 {
-		s.log.Info("client broke the protocol; closing", "remote", s.remote, "reason", reasonOneByteClose)
-		s.closeWith(websocket.CloseProtocolError, reasonOneByteClose)
-		return nil
-	}
 	s.ends.receive(code, text)
 	if code == websocket.CloseNoStatusReceived {
 		code = websocket.CloseNormalClosure
 	}
 	s.wire.control(closeFrame(code, ""))
-	return nil
 }
-
-// reasonOneByteClose is the reason of the 1002 that answers a close frame
-// with a one-byte payload.
-const reasonOneByteClose = "close frame with a 1-byte payload"
-
-// gorillaClose is told of each close frame gorilla sends on its own: 1002
-// when the client broke the protocol, 1009 for a message over the limit. It
-// records the frame, so that the access line names what the client got,
-// and returns it to be sent, the 1009 with a reason (gorilla's has none).
-func (s *session) gorillaClose(frame []byte) []byte {
-	code, reason := closeFrameContent(frame)
-	if code == websocket.CloseMessageTooBig && reason == "" {
-		reason = reasonTooBig
-		frame = closeFrame(code, reason)
-	}
-	s.gorillaClosed.Store(true)
-	if s.ends.send(code, reason) {
-		s.log.Info("client broke the protocol; closing", "remote", s.remote, "code", code, "reason", reason)
-	}
-	return frame
-}
-
-// reasonTooBig is the reason of the 1009 for a client message over the
-// limit.
-const reasonTooBig = "message too big"
 
 // goingAway closes the session because the gateway is shutting down.
 func (s *session) goingAway() {
@@ -313,31 +264,20 @@ func (s *session) drop(reason string) {
 	}
 }
 
-// readUntilClosed reads and discards until the client answers the close
-// frame or the read fails.
-func (s *session) readUntilClosed() error {
-	for {
-		if _, _, err := s.conn.NextReader(); err != nil {
-			return err
-		}
-	}
-}
-
 // clientEnded records why the client's side ended, and whether the socket
 // is still sound.
 func (s *session) clientEnded(err error) {
-	var ce *websocket.CloseError
+	var (
+		ce *websocket.CloseError
+		pe *frames.ProtocolError
+	)
 	closed := errors.As(err, &ce)
 	sound := closed || isTimeout(err) // not reset, nor closed by us
 	switch {
 	case closed && ce.Code != closeAbnormal:
-		// the close handler has recorded it
-	case errors.Is(err, websocket.ErrReadLimit):
-		// gorilla sent its 1009 (gorillaClose), but none for a length past
-		// what an int64 holds: then this one goes.
-		s.closeWith(websocket.CloseMessageTooBig, reasonTooBig)
-	case s.gorillaClosed.Load():
-		// gorilla answered a protocol error with a close frame (gorillaClose)
+		// onClose has recorded it
+	case errors.As(err, &pe):
+		// answered with its close frame (protocolError)
 	default:
 		reason := "connection dropped"
 		if r := s.dropReason.Load(); r != nil {

@@ -1,4 +1,4 @@
-package clientframes
+package frames
 
 import (
 	"bytes"
@@ -407,6 +407,42 @@ func TestZipBombCost(t *testing.T) {
 	// A flate reader and the output buffer; far less than 16 MiB.
 	if n := after.TotalAlloc - before.TotalAlloc; n > 4*limit+256<<10 {
 		t.Fatalf("refusing the bomb allocated %d bytes", n)
+	}
+}
+
+// TestFragmentedMessageGrowsGeometrically checks that a big message sent
+// in many fragments is gathered with a few doublings of the buffer, not a
+// copy of all of it for each fragment: 4 MiB in 64 KiB fragments, read 64
+// KiB at a time, allocates a few times 4 MiB, not 128 MiB.
+func TestFragmentedMessageGrowsGeometrically(t *testing.T) {
+	const size, part = 4 << 20, 64 << 10
+	var frames []frame
+	for at := 0; at < size; at += part {
+		f := data(opCont, strings.Repeat("f", part))
+		if at == 0 {
+			f.op = opBinary
+		}
+		if at+part < size {
+			f = more(f)
+		}
+		frames = append(frames, f)
+	}
+	in := stream(frames...)
+	d := NewDecoder(Config{MaxMessage: size})
+	h := &countHandler{}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for rest := in; len(rest) > 0; rest = rest[min(part, len(rest)):] {
+		if err := d.Feed(rest[:min(part, len(rest))], h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if h.n != 1 {
+		t.Fatalf("%d messages, want 1", h.n)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 3*size {
+		t.Fatalf("gathering a %d-byte message in %d-byte fragments allocated %d bytes", size, part, n)
 	}
 }
 

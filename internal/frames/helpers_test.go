@@ -1,4 +1,4 @@
-package clientframes
+package frames
 
 import (
 	"bytes"

@@ -1,6 +1,6 @@
-//go:build !race
+//go:build race
 
-package clientframes
+package frames
 
 // raceEnabled says the tests run under the race detector, which allocates.
-const raceEnabled = false
+const raceEnabled = true

@@ -1,16 +1,17 @@
-// Package clientframes decodes, incrementally and without blocking, the
-// frames a WebSocket client sends to a server: RFC 6455 section 5, plus
-// RFC 7692 permessage-deflate without context takeover.
+// Package frames is wsgate's WebSocket frame layer. It decodes,
+// incrementally and without blocking, the frames a WebSocket client sends
+// to a server: RFC 6455 section 5, plus RFC 7692 permessage-deflate without
+// context takeover; and it judges a client's permessage-deflate offers
+// (extensions.go).
 //
 // The caller reads the socket itself and hands each chunk to Feed, so an idle
 // connection needs no read buffer of its own: the Decoder holds a buffer only
 // while a frame or message is partly received, and drops it once the message
 // is complete.
-package clientframes
+package frames
 
 import (
 	"encoding/binary"
-	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -81,7 +82,7 @@ type Decoder struct {
 // It panics if cfg.MaxMessage is not positive.
 func NewDecoder(cfg Config) *Decoder {
 	if cfg.MaxMessage <= 0 {
-		panic("clientframes: Config.MaxMessage must be positive")
+		panic("frames: Config.MaxMessage must be positive")
 	}
 	return &Decoder{max: cfg.MaxMessage, deflate: cfg.Deflate}
 }
@@ -325,11 +326,18 @@ func (d *Decoder) readPayload(p []byte, h Handler) ([]byte, error) {
 	k := min(n, int64(len(p)))
 	start := len(d.buf)
 	if int64(cap(d.buf)-start) < k {
-		// Room for the rest of the frame, but at most as much again as is
-		// held (or 512 bytes): a client cannot make us reserve memory by
-		// announcing a length, only by sending bytes.
-		room := min(n, int64(max(start+int(k), 512)))
-		d.buf = slices.Grow(d.buf, int(room))
+		// Room for as much again as is held (or 512 bytes), but no more
+		// than the message can still take: a client cannot make us reserve
+		// memory by announcing a length, only by sending bytes. The room
+		// reaches past a frame that more fragments follow, so that a big
+		// message sent in many frames is not copied again for each.
+		rest := d.max - int64(start)
+		if control || d.frame&finBit != 0 {
+			rest = n // this frame is the last
+		}
+		room := max(k, min(rest, int64(max(start+int(k), 512))))
+		grown := make([]byte, start, start+int(room)) // exactly: append's growth would add a quarter
+		d.buf = grown[:copy(grown, d.buf)]
 	}
 	d.buf = append(d.buf, p[:k]...)
 	unmask(d.mask, d.buf[start:])
@@ -398,8 +406,9 @@ func (d *Decoder) endControl(payload []byte, h Handler) error {
 }
 
 // validCloseCode reports whether a peer may send code (RFC 6455 section
-// 7.4): 1004-1006 and 1015 are reserved, 1014 is refused as gorilla refuses it
-// (it reads the per-connection sessions), others below 3000 are unassigned.
+// 7.4): 1004-1006 and 1015 are reserved, 1014 is refused as gorilla refuses
+// it (which read per-connection sessions until both modes shared this
+// decoder), others below 3000 are unassigned.
 func validCloseCode(code int) bool {
 	switch {
 	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1013:

@@ -1,4 +1,4 @@
-package clientframes
+package frames
 
 // A differential test: the same client byte streams are read by a gorilla
 // server Conn and by the Decoder, which must deliver the same events and
