@@ -715,8 +715,8 @@ func TestBus_FlagNeedsBroadcastAndARedisURL(t *testing.T) {
 		want string
 	}{
 		{[]string{"--bus=redis://127.0.0.1:6379/0", "cat"}, "--replay, --lingerms and --bus need --broadcast"},
-		{[]string{"--broadcast", "--bus=http://127.0.0.1:6379/0", "cat"}, "--bus: bus URL http://127.0.0.1:6379/0: want redis:// or rediss://"},
-		{[]string{"--broadcast", "--bus=redis://127.0.0.1:6379/zero", "cat"}, "--bus: bus URL redis://127.0.0.1:6379/zero: redis: invalid database number"},
+		{[]string{"--broadcast", "--bus=http://127.0.0.1:6379/0", "cat"}, "--bus=http://127.0.0.1:6379/0: want redis:// or rediss://"},
+		{[]string{"--broadcast", "--bus=redis://127.0.0.1:6379/zero", "cat"}, "--bus=redis://127.0.0.1:6379/zero: redis: invalid database number"},
 	} {
 		_, stderr, code := runCLI(t, nil, c.args...)
 		if code != exitBadUsage || !strings.Contains(stderr, c.want) {

@@ -42,6 +42,8 @@ type refusal struct {
 	status int           // HTTP status; 0 for a refusal told by a close frame
 	code   int           // close code, when status is 0
 	reason string        // what the client is told, and the log says
+	detail string        // told the client after the reason, not logged as the message
+	attrs  []any         // more for the log line
 	metric RefusalReason // what it is counted as; "" for nothing
 	level  slog.Level    // how loud the log line is
 	hint   string        // what would let it in, for the log line
@@ -133,9 +135,10 @@ func (g *Gateway) checkSubprotocol(q *request) *refusal {
 		return nil
 	}
 	served := strings.Join(g.protocols, ", ")
-	return &refusal{status: http.StatusBadRequest, reason: "no subprotocol in common: this endpoint serves " + served,
+	return &refusal{status: http.StatusBadRequest, reason: "no subprotocol in common", detail: "this endpoint serves " + served,
+		attrs:  []any{"offered", strings.Join(httppolicy.Offered(q.r), ","), "served", strings.Join(g.protocols, ",")},
 		metric: RefusedBadRequest, level: slog.LevelInfo,
-		hint: "offered " + strings.Join(httppolicy.Offered(q.r), ",") + "; add one with --subprotocol"}
+		hint: "serve one of them with --subprotocol"}
 }
 
 // checkHandshake refuses a handshake that the upgrade would refuse, before
@@ -173,7 +176,11 @@ func (g *Gateway) refuseHTTP(w http.ResponseWriter, q *request, ref *refusal) {
 	for name, values := range ref.header {
 		w.Header()[name] = values
 	}
-	http.Error(w, ref.reason, ref.status)
+	text := ref.reason
+	if ref.detail != "" {
+		text += ": " + ref.detail
+	}
+	http.Error(w, text, ref.status)
 }
 
 // noteRefusal counts a refusal of a handshake and logs it.
@@ -192,6 +199,7 @@ func (g *Gateway) noteRefusal(q *request, ref *refusal) {
 	if origin := q.r.Header.Get("Origin"); origin != "" && ref.metric == RefusedOrigin {
 		attrs = append(attrs, "origin", origin, "host", q.client.Host)
 	}
+	attrs = append(attrs, ref.attrs...)
 	if ref.hint != "" {
 		attrs = append(attrs, "hint", ref.hint)
 	}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"github.com/wsgate/wsgate/internal/frames"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -286,7 +287,7 @@ func (st *stream) end(frame []byte, everywhere bool) {
 		return
 	}
 	last := &broadcast.Message{Data: frame, Last: true}
-	_, reason := closeFrameContent(frame)
+	_, reason := frames.CloseContent(frame)
 	st.exit.Store(&reason)
 	st.fanout.End(last)
 	if everywhere {
@@ -308,9 +309,9 @@ func (s *session) enter(ctx context.Context, m *member) {
 	if src := m.bs.leader.Load(); src != nil { // else it runs on another instance
 		s.log = s.log.With("pid", src.proc.Pid())
 	}
-	s.wire.wake = m.Wake
+	s.wire.Wake = m.Wake
 	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri, "stream", m.bs.key)
-	s.watch.start()
+	s.watch.Start()
 	s.gw.mu.Lock()
 	opening := s.gw.hooks.memberOpening
 	s.gw.mu.Unlock()
@@ -344,10 +345,10 @@ func (s *session) runMember() {
 func (s *session) endMember() {
 	m := s.member
 	s.gw.leave(m)
-	s.wire.abandon(time.Now().Add(closeReplyWait))
+	s.wire.Abandon(time.Now().Add(closeReplyWait))
 	m.Wake() // a close reply, if one is asked for
 	m.stop()
-	s.watch.stop()
+	s.watch.Stop()
 	s.settle()
 	s.client.Close()
 	s.logAccess()
@@ -356,7 +357,7 @@ func (s *session) endMember() {
 // plainReader returns a reader of the member's socket, unless the
 // connection is under TLS: then the session's goroutine reads it.
 func (s *session) plainReader() *socketReader {
-	if s.wire.rawWrite == nil {
+	if !s.wire.WritesDirectly() {
 		return nil
 	}
 	return newSocketReader(s.raw)
@@ -364,20 +365,20 @@ func (s *session) plainReader() *socketReader {
 
 // tooSlow closes a member whose queue is full with 1013.
 func (s *session) tooSlow() {
-	if s.ends.send(websocket.CloseTryAgainLater, "client too slow") {
+	if s.ends.Send(websocket.CloseTryAgainLater, "client too slow") {
 		s.gw.observe.SlowClient(s.ep.Name)
 		s.log.Info("client too slow; closing", "queue", s.gw.cfg.QueueSize)
-		s.wire.closeBehind(closeFrame(websocket.CloseTryAgainLater, "client too slow"))
+		s.wire.CloseBehind(frames.CloseFrame(websocket.CloseTryAgainLater, "client too slow"))
 	}
 }
 
 // streamEnded sends the stream's close frame after everything before it,
 // unless the session has one already.
 func (s *session) streamEnded(frame []byte) {
-	if code, reason := closeFrameContent(frame); s.ends.send(code, reason) {
-		_ = s.wire.closeAfterFrame(frame)
-		s.watch.poke()
+	if code, reason := frames.CloseContent(frame); s.ends.Send(code, reason) {
+		_ = s.wire.CloseAfterFrame(frame)
+		s.watch.Poke()
 		return
 	}
-	_ = s.wire.writeControls()
+	_ = s.wire.WriteControls()
 }

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"errors"
+	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -39,7 +41,7 @@ func (st *stream) Lead() {
 		if errors.Is(err, errTooManyForks) {
 			code = websocket.CloseTryAgainLater
 		}
-		st.end(closeFrame(code, err.Error()), true)
+		st.end(frames.CloseFrame(code, err.Error()), true)
 		return
 	}
 	st.log.Debug("leading the stream", "pid", src.proc.Pid())
@@ -60,7 +62,7 @@ func (st *stream) Deliver(m *broadcast.Message) {
 // once for its own members.
 func (st *stream) fromBus(m *broadcast.Message) *broadcast.Message {
 	if st.g.cfg.Compress && len(m.Data) > 0 && m.Size <= len(m.Data) {
-		st.g.compressShared(m, m.Data[0]&0x0f, m.Data[0]&finBit != 0, m.Data[len(m.Data)-m.Size:])
+		st.g.compressShared(m, m.Data[0]&0x0f, m.Data[0]&frames.FinBit != 0, m.Data[len(m.Data)-m.Size:])
 	}
 	return m
 }
@@ -106,7 +108,7 @@ func (st *stream) Audience(instances int) {
 // have been missed. The process, if this instance runs it, is stopped; the
 // other instances' members stay, and another instance takes the lead.
 func (st *stream) Fail(error) {
-	st.end(closeFrame(websocket.CloseServiceRestart, "service restart"), false)
+	st.end(frames.CloseFrame(websocket.CloseServiceRestart, "service restart"), false)
 	if src := st.leader.Load(); src != nil {
 		src.proc.Stop()
 	}
@@ -136,7 +138,7 @@ func (st *stream) input(s *session, p []byte) error {
 		case !errors.Is(err, context.DeadlineExceeded):
 			s.log.Info("client input lost: the bus failed", "err", err, "bytes", len(p))
 			return nil
-		case s.ends.closingByUs() || peerHungUp(s.raw):
+		case s.ends.ClosingByUs() || wsconn.PeerHungUp(s.raw):
 			return errClientGone
 		}
 	}

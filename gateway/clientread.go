@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"io"
 	"net"
 	"syscall"
@@ -58,7 +59,7 @@ func (in *clientInput) end(err error) error {
 	in.batch.deliverRest(err)
 	in.batch.release()
 	if err == io.EOF {
-		err = &websocket.CloseError{Code: closeAbnormal, Text: io.ErrUnexpectedEOF.Error()}
+		err = &websocket.CloseError{Code: wsconn.CloseAbnormal, Text: io.ErrUnexpectedEOF.Error()}
 	}
 	return err
 }
@@ -106,7 +107,7 @@ func (in *clientInput) Message(text bool, payload []byte) error {
 // Ping answers the client's ping.
 func (in *clientInput) Ping(payload []byte) {
 	in.s.heard()
-	in.s.wire.answerPing(payload) // controlFrame copies it
+	in.s.wire.AnswerPing(payload) // frames.ControlFrame copies it
 }
 
 // Pong notes the client is there.
@@ -121,9 +122,9 @@ func (in *clientInput) Close(code int, reason string) {
 // protocolError answers a client that broke the protocol with a close
 // frame.
 func (s *session) protocolError(code int, reason string) {
-	if s.ends.send(code, reason) {
+	if s.ends.Send(code, reason) {
 		s.log.Info("client broke the protocol; closing", "remote", s.remote, "code", code, "reason", reason)
-		s.wire.control(closeFrame(code, reason))
+		s.wire.Control(frames.CloseFrame(code, reason))
 	}
 }
 
@@ -167,7 +168,7 @@ type socketReader struct {
 // newSocketReader returns a reader of conn's socket, or nil when conn has
 // none (TLS, say).
 func newSocketReader(conn net.Conn) *socketReader {
-	rc := rawConnOf(conn)
+	rc := wsconn.RawConnOf(conn)
 	if rc == nil {
 		return nil
 	}
@@ -176,7 +177,7 @@ func newSocketReader(conn net.Conn) *socketReader {
 
 // maxReadTurn is the most a read takes from its socket before what it
 // decoded goes to the stdin: the reader comes straight back for the rest.
-const maxReadTurn = batchLimit
+const maxReadTurn = wsconn.BatchLimit
 
 // read reads what the socket holds, up to maxReadTurn bytes, and passes it
 // to use, a pooled buffer at a time; use may change what it is given but

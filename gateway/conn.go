@@ -3,13 +3,14 @@ package gateway
 import (
 	"bufio"
 	"crypto/tls"
+	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"net"
 	"net/http"
 	"sync"
 )
 
-// batchLimit is the most a batch of frames holds before it is written anyway.
-const batchLimit = 64 << 10
+// wsconn.BatchLimit is the most a batch of frames holds before it is written anyway.
 
 // clientReadBufferSize is the buffer a broadcast member's client is read
 // into, and a client under TLS.
@@ -29,7 +30,7 @@ type clientConn struct {
 
 // Write passes the handshake response through.
 func (c *clientConn) Write(p []byte) (int, error) {
-	c.deflate = c.deflate || acceptsDeflate(p)
+	c.deflate = c.deflate || frames.AcceptsDeflate(p)
 	return c.Conn.Write(p)
 }
 
@@ -66,7 +67,7 @@ const smallBufferSize = 1 << 10
 // bufferPool, smallBufferPool and readBufferPool hold the buffers that
 // sessions use only while data moves, so that an idle session holds none.
 var (
-	bufferPool      = sync.Pool{New: func() any { return newBuffer(batchLimit) }}
+	bufferPool      = sync.Pool{New: func() any { return newBuffer(wsconn.BatchLimit) }}
 	smallBufferPool = sync.Pool{New: func() any { return newBuffer(smallBufferSize) }}
 	readBufferPool  = sync.Pool{New: func() any { return newBuffer(clientReadBufferSize) }}
 )
@@ -76,7 +77,7 @@ func newBuffer(size int) *[]byte {
 	return &b
 }
 
-// getBuffer returns an empty buffer of batchLimit bytes.
+// getBuffer returns an empty buffer of wsconn.BatchLimit bytes.
 func getBuffer() *[]byte { return take(&bufferPool) }
 
 // getSmallBuffer returns an empty buffer of smallBufferSize bytes.
@@ -94,41 +95,11 @@ func take(pool *sync.Pool) *[]byte {
 // putBuffer gives a buffer back to its pool; one that has grown is let go.
 func putBuffer(b *[]byte) {
 	switch cap(*b) {
-	case batchLimit:
+	case wsconn.BatchLimit:
 		bufferPool.Put(b)
 	case smallBufferSize:
 		smallBufferPool.Put(b)
 	case clientReadBufferSize:
 		readBufferPool.Put(b)
-	}
-}
-
-// frameBufferCap is the capacity of a frame batch's buffer: the batch is
-// written once it holds batchLimit bytes, and the frame that gets it there
-// carries less than batchLimit of payload (a longer line is sent in pieces),
-// so the buffer never grows. A buffer that grew would not go back to the
-// pool, and a new one would be allocated for every batch: measured, with 20
-// clients reading yes, 2.3 GB allocated in 2 s and a GC every 3 ms, which
-// with a hundred clients starved the shutdown of CPU.
-const frameBufferCap = 2*batchLimit + maxFrameHeader
-
-// frameBufferPool holds the frame batches' buffers, used only while data
-// moves.
-var frameBufferPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, frameBufferCap)
-	return &b
-}}
-
-func getFrameBuffer() *[]byte {
-	b := frameBufferPool.Get().(*[]byte)
-	*b = (*b)[:0]
-	return b
-}
-
-// putFrameBuffer gives a batch's buffer back, unless a frame over the usual
-// size (a JSON line under --passstderr) made it grow.
-func putFrameBuffer(b *[]byte) {
-	if cap(*b) == frameBufferCap {
-		frameBufferPool.Put(b)
 	}
 }

@@ -36,12 +36,6 @@ const (
 const (
 	// handshakeTimeout bounds writing the handshake response.
 	handshakeTimeout = 5 * time.Second
-	// closeWait is how long a peer has to answer our close frame before the
-	// TCP connection is closed anyway; the contract is "within a second".
-	closeWait = time.Second
-	// controlWriteWait bounds how long a close frame we start (shutdown,
-	// refusal, a client's error) may wait to be taken by the client.
-	controlWriteWait = time.Second
 	// closeReplyWait bounds how long a client whose side has ended may take
 	// to take our answer to its close frame and what is in its way. Output
 	// goes nowhere meanwhile and the feeder, which also reaps the child, is

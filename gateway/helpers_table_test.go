@@ -3,7 +3,6 @@ package gateway
 import (
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 func TestHeaderEnvNameTable(t *testing.T) {
@@ -44,45 +43,6 @@ func TestHeaderEnvNameTable(t *testing.T) {
 			got, ok := headerEnvName(c.header)
 			if got != c.want || ok != c.wantOK {
 				t.Errorf("headerEnvName(%q) = %q, %v; want %q, %v", c.header, got, ok, c.want, c.wantOK)
-			}
-		})
-	}
-}
-
-func TestTruncateReasonTable(t *testing.T) {
-	t.Parallel()
-	a := func(n int) string { return strings.Repeat("a", n) }
-	cases := []struct {
-		name   string
-		reason string
-		want   string
-	}{
-		{"empty kept", "", ""},
-		{"short kept", "exit status 1", "exit status 1"},
-		{"122 bytes kept", a(122), a(122)},
-		{"exactly 123 bytes kept", a(123), a(123)},
-		{"124 bytes cut to 123", a(124), a(123)},
-		{"long ASCII cut to 123", a(1000), a(123)},
-		{"2-byte character ending at 123 kept", a(121) + "é" + "b", a(121) + "é"},
-		{"2-byte character across the cut dropped whole", a(122) + "é", a(122)},
-		{"3-byte character ending at 123 kept", a(120) + "€" + "b", a(120) + "€"},
-		{"3-byte character one byte over dropped whole", a(121) + "€", a(121)},
-		{"3-byte character two bytes over dropped whole", a(122) + "€", a(122)},
-		{"4-byte character over the cut dropped whole", a(120) + "😀", a(120)},
-		{"4-byte character ending at 123 kept", a(119) + "😀" + "b", a(119) + "😀"},
-		{"4-byte characters only", strings.Repeat("😀", 40), strings.Repeat("😀", 30)},
-		{"multi-byte text of exactly 123 bytes kept", strings.Repeat("€", 41), strings.Repeat("€", 41)},
-		{"continuation bytes only cut to nothing", strings.Repeat("\x80", 200), ""},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			got := truncateReason(c.reason)
-			if got != c.want {
-				t.Errorf("truncateReason(%d bytes) = %q (%d bytes), want %q (%d bytes)", len(c.reason), got, len(got), c.want, len(c.want))
-			}
-			if len(got) > 123 || !strings.HasPrefix(c.reason, got) || utf8.ValidString(c.reason) && !utf8.ValidString(got) {
-				t.Errorf("truncateReason(%d bytes) = %q: not a valid prefix of at most 123 bytes", len(c.reason), got)
 			}
 		})
 	}

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"errors"
+	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"os"
 	"time"
 	"unicode/utf8"
@@ -23,7 +25,7 @@ var errClientGone = errors.New("client hung up")
 // that would take the batch past the bound has the batch written first; one
 // bigger than the bound is written by itself, from where the decoder holds
 // it, without a copy.
-const maxStdinBatch = batchLimit
+const maxStdinBatch = wsconn.BatchLimit
 
 // stdinBatch gathers whole client messages, each as a line in text mode,
 // for one write to the child's stdin, in a pooled buffer held only while
@@ -43,7 +45,7 @@ type stdinBatch struct {
 // than the bound. Text that is not UTF-8 is refused (errInvalidText) and
 // not added.
 func (b *stdinBatch) add(payload []byte, text bool) error {
-	if !b.open || b.s.ends.closingByUs() {
+	if !b.open || b.s.ends.ClosingByUs() {
 		return nil // the child stopped reading, or the session is closing
 	}
 	if text && !utf8.Valid(payload) {
@@ -110,13 +112,13 @@ func (b *stdinBatch) write(p, tail []byte) error {
 // deliverRest writes the whole messages still batched when the client's
 // side ended with them, by a close frame or a drop that came in the same
 // read: they were received, so the child gets them. A child that does not
-// read gets closeWait to take them; a session that is closing anyway gives
+// read gets wsconn.CloseWait to take them; a session that is closing anyway gives
 // them up.
 func (b *stdinBatch) deliverRest(err error) {
-	if b.buf == nil || !b.open || errors.Is(err, errClientGone) || b.s.ends.closingByUs() {
+	if b.buf == nil || !b.open || errors.Is(err, errClientGone) || b.s.ends.ClosingByUs() {
 		return
 	}
-	if err := b.s.writeLastInput(*b.buf, closeWait); err != nil {
+	if err := b.s.writeLastInput(*b.buf, wsconn.CloseWait); err != nil {
 		b.s.log.Debug("messages not delivered at the client's end", "bytes", len(*b.buf), "err", err)
 	}
 	b.release()
@@ -192,7 +194,7 @@ func (s *session) writeStdinParts(in *childStdin, head, tail []byte) error {
 // writeTurn writes buf to in, whose turn the session holds.
 func (s *session) writeTurn(in *childStdin, buf []byte) error {
 	for len(buf) > 0 {
-		if s.ends.closingByUs() {
+		if s.ends.ClosingByUs() {
 			return nil // the input is no longer wanted
 		}
 		in.pushDeadline()
@@ -204,7 +206,7 @@ func (s *session) writeTurn(in *childStdin, buf []byte) error {
 		case !errors.Is(err, os.ErrDeadlineExceeded):
 			s.log.Debug("child stdin closed", "err", err)
 			return errStdinClosed
-		case peerHungUp(s.raw):
+		case wsconn.PeerHungUp(s.raw):
 			return errClientGone
 		default:
 			s.probeClient()
@@ -224,7 +226,7 @@ func (s *session) writeTurn(in *childStdin, buf []byte) error {
 // which peerHungUp sees at the next check. A client still there ignores the
 // pong; one at a time is queued (wire.control).
 func (s *session) probeClient() {
-	s.wire.control(controlFrame(opPong, nil))
+	s.wire.Control(frames.ControlFrame(frames.OpPong, nil))
 }
 
 // waitStdinTurn waits until no other client writes to the shared stdin.
@@ -241,7 +243,7 @@ func (s *session) waitStdinTurn(in *childStdin) error {
 		case in.turn <- struct{}{}:
 			return nil
 		case <-tick.C:
-			if s.ends.closingByUs() || peerHungUp(s.raw) {
+			if s.ends.ClosingByUs() || wsconn.PeerHungUp(s.raw) {
 				return errClientGone
 			}
 			s.probeClient()

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"sync"
 
 	"github.com/wsgate/wsgate/broadcast"
@@ -121,17 +122,17 @@ func (m *member) sendNow() bool {
 	var scratch [takeBatch]*broadcast.Message // on the stack: no allocation per line
 	for {
 		// A chunk at most: writeNow writes a batch of one.
-		taken := m.sub.Take(scratch[:0], writeChunk)
+		taken := m.sub.Take(scratch[:0], wsconn.WriteChunk)
 		if len(taken) == 0 {
-			return !w.controlsWaiting()
+			return !w.ControlsWaiting()
 		}
 		if n := m.encode(taken); n < len(taken) {
 			m.taken = append(m.taken[:0], taken[n:]...)
-			s.out.shrink()
+			s.out.Shrink()
 			return false
 		}
-		if !w.writeNow(&s.out) {
-			s.out.shrink() // the pump may be a while coming
+		if !w.WriteNow(&s.out) {
+			s.out.Shrink() // the pump may be a while coming
 			return false
 		}
 	}
@@ -148,10 +149,10 @@ func (m *member) encode(msgs []*broadcast.Message) int {
 		if s.deflate && msg.Compressed != nil {
 			data = msg.Compressed
 		}
-		if msg.Last || s.out.full(len(data)) {
+		if msg.Last || s.out.Full(len(data)) {
 			return i
 		}
-		s.out.encoded(data, msg.Size)
+		s.out.Encoded(data, msg.Size)
 	}
 	return len(msgs)
 }
@@ -172,7 +173,7 @@ func (m *member) pump() {
 // It stops at a write that fails: the wire then takes nothing more.
 func (m *member) drain() {
 	s, w := m.s, m.s.wire
-	if w.write(&s.out) != nil { // what sendNow could not finish, if anything
+	if w.Write(&s.out) != nil { // what sendNow could not finish, if anything
 		return
 	}
 	var scratch [takeBatch]*broadcast.Message // on the stack: no allocation per line
@@ -180,18 +181,18 @@ func (m *member) drain() {
 	m.taken = nil                             // an idle member holds no buffer
 	for {
 		if len(taken) == 0 {
-			if taken = m.sub.Take(scratch[:0], batchLimit); len(taken) == 0 {
+			if taken = m.sub.Take(scratch[:0], wsconn.BatchLimit); len(taken) == 0 {
 				return
 			}
 		}
 		n := m.encode(taken)
 		if n < len(taken) && taken[n].Last {
-			_ = w.write(&s.out)
+			_ = w.Write(&s.out)
 			s.streamEnded(taken[n].Data)
 			return
 		}
 		taken = taken[n:]
-		if w.write(&s.out) != nil {
+		if w.Write(&s.out) != nil {
 			return
 		}
 	}

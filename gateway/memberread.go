@@ -1,6 +1,8 @@
 package gateway
 
-import "github.com/wsgate/wsgate/internal/readiness"
+import (
+	"github.com/wsgate/wsgate/internal/readiness"
+)
 
 // A broadcast member over plain TCP or a Unix socket is read without
 // gorilla, and without a goroutine while it waits: an idle viewer of a

@@ -5,9 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"io"
 	"log/slog"
-	"net"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -73,23 +74,23 @@ func closeCodeFor(status process.Status) int {
 type sessionOut struct{ s *session }
 
 func (o sessionOut) frame(op byte, fin bool, payload []byte, ends bool) error {
-	if o.s.out.full(maxFrameHeader + len(payload) + deflateSlack) {
-		if err := o.s.wire.write(&o.s.out); err != nil {
+	if o.s.out.Full(frames.MaxHeader + len(payload) + frames.DeflateSlack) {
+		if err := o.s.wire.Write(&o.s.out); err != nil {
 			return err
 		}
 	}
 	switch {
 	case !o.s.deflate:
-		o.s.out.frame(op, fin, payload, ends)
-	case op != opContinuation && fin: // a whole message
-		o.s.out.message(op, payload, true)
+		o.s.out.Frame(op, fin, payload, ends)
+	case op != frames.OpContinuation && fin: // a whole message
+		o.s.out.Message(op, payload, true)
 	default: // a frame of a line streamed in several
-		o.s.out.deflatedFrame(op, fin, payload, ends)
+		o.s.out.DeflatedFrame(op, fin, payload, ends)
 	}
 	return nil
 }
 
-func (o sessionOut) flush() error { return o.s.wire.write(&o.s.out) }
+func (o sessionOut) flush() error { return o.s.wire.Write(&o.s.out) }
 
 func (o sessionOut) streams() bool { return true }
 
@@ -100,16 +101,16 @@ func (o sessionOut) streams() bool { return true }
 func (o sessionOut) failed(err error) error {
 	s := o.s
 	if errors.Is(err, errLineTooLong) {
-		_ = s.wire.write(&s.out)
+		_ = s.wire.Write(&s.out)
 		s.log.Error("output line over the limit; closing", "limit", s.gw.cfg.MaxLineSize)
 		s.closeWith(websocket.CloseMessageTooBig, "output line too long")
 	}
-	s.out.reset()
-	if werr := s.wire.writeControls(); werr != nil && !errors.Is(werr, errWireClosed) {
+	s.out.Reset()
+	if werr := s.wire.WriteControls(); werr != nil && !errors.Is(werr, wsconn.ErrClosing) {
 		s.log.Debug("client not writable", "err", werr)
 		reason := "write failed"
-		if isTimeout(werr) {
-			reason = reasonWriteTimeout
+		if wsconn.IsTimeout(werr) {
+			reason = wsconn.ReasonWriteTimeout
 		}
 		s.drop(reason) // the reader returns, and the session ends
 	}
@@ -159,7 +160,7 @@ func (l *lineSink) write(p []byte) error {
 	if whole && len(l.pending) > l.maxLine {
 		return errLineTooLong // gathered lines are bounded here
 	}
-	if len(l.pending) < batchLimit/2 || whole {
+	if len(l.pending) < wsconn.BatchLimit/2 || whole {
 		return nil
 	}
 	// A long line: send what is safe to send now, keep the rest.
@@ -202,7 +203,7 @@ func (l *lineSink) endLine(line []byte) error {
 		return l.text(l.sanitize(line))
 	}
 	l.long = 0
-	return l.out.frame(opContinuation, true, l.sanitize(line), true)
+	return l.out.frame(frames.OpContinuation, true, l.sanitize(line), true)
 }
 
 // part sends a piece of a long line: the first frame of its message, or
@@ -211,9 +212,9 @@ func (l *lineSink) part(piece []byte) error {
 	if l.long+len(piece) > l.maxLine {
 		return errLineTooLong
 	}
-	op := byte(opContinuation)
+	op := byte(frames.OpContinuation)
 	if l.long == 0 {
-		op = opText
+		op = frames.OpText
 	}
 	l.long += len(piece)
 	return l.out.frame(op, false, l.sanitize(piece), false)
@@ -223,7 +224,7 @@ func (l *lineSink) part(piece []byte) error {
 // --passstderr as JSON naming its stream. A stderr line is logged too.
 func (l *lineSink) text(line []byte) error {
 	if l.stream == "" {
-		return l.out.frame(opText, true, line, true)
+		return l.out.frame(frames.OpText, true, line, true)
 	}
 	if l.stream == "stderr" {
 		logStderrRecord(l.log, line, false)
@@ -232,7 +233,7 @@ func (l *lineSink) text(line []byte) error {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(streamLine{Stream: l.stream, Data: string(line)})
-	return l.out.frame(opText, true, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true)
+	return l.out.frame(frames.OpText, true, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true)
 }
 
 // streamLine is one line of stdout or stderr under --passstderr, sent as
@@ -248,7 +249,7 @@ func (l *lineSink) sanitize(text []byte) []byte {
 	if replaced && !l.replaced.Swap(true) {
 		l.log.Info("child printed invalid UTF-8; replaced with U+FFFD")
 	}
-	if cap(l.scratch) > batchLimit {
+	if cap(l.scratch) > wsconn.BatchLimit {
 		l.scratch = nil
 	}
 	return text
@@ -283,7 +284,7 @@ func runeCut(data []byte) int {
 type chunkSink struct{ out frameOut }
 
 func (c chunkSink) Write(p []byte) (int, error) {
-	if err := c.out.frame(opBinary, true, p, true); err != nil {
+	if err := c.out.frame(frames.OpBinary, true, p, true); err != nil {
 		return 0, c.out.failed(err)
 	}
 	return len(p), nil
@@ -359,11 +360,6 @@ func trimCR(line []byte) []byte {
 		return line[:n-1]
 	}
 	return line
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // errLineTooLong reports a line of output over the outbound limit.

@@ -3,11 +3,11 @@ package gateway
 import (
 	"context"
 	"errors"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/internal/frames"
@@ -15,10 +15,6 @@ import (
 	"github.com/wsgate/wsgate/internal/logs"
 	"github.com/wsgate/wsgate/process"
 )
-
-// closeAbnormal is the code logged for a connection that ended without any
-// close frame (RFC 6455 reserves 1006 for exactly this).
-const closeAbnormal = websocket.CloseAbnormalClosure
 
 // session is one WebSocket connection and the child behind it.
 //
@@ -49,11 +45,11 @@ type session struct {
 	start       time.Time
 
 	proc   *process.Process
-	wire   *wire
-	watch  *watchdog
-	out    frameBatch  // frames waiting for the wire: pumpOutput's own
-	stdin  *childStdin // its own child's; a member's input goes to its stream
-	member *member     // the session's place in a broadcast stream; nil in per-connection mode
+	wire   *wsconn.Wire
+	watch  *wsconn.Watchdog
+	out    wsconn.Batch // frames waiting for the wire: pumpOutput's own
+	stdin  *childStdin  // its own child's; a member's input goes to its stream
+	member *member      // the session's place in a broadcast stream; nil in per-connection mode
 	// reader reads a member's client through the readiness set; nil for
 	// a session read by its own goroutine.
 	reader atomic.Pointer[memberInput]
@@ -63,7 +59,7 @@ type session struct {
 	// (permessage-deflate was negotiated).
 	deflate bool
 
-	ends         closeRecord
+	ends         wsconn.CloseRecord
 	endedSound   bool         // the client's side ended with a close or an EOF, not a reset
 	heardAt      atomic.Int64 // unix nanoseconds the client was last heard from
 	dropReason   atomic.Pointer[string]
@@ -91,21 +87,21 @@ func newSession(g *Gateway, hw *hijackWriter, q *request) *session {
 		ended:   make(chan struct{}),
 		deflate: hw.conn.deflate,
 	}
-	limitUnsent(hw.raw)
-	s.wire = newWire(s.client, hw.raw, g.cfg.WriteTimeout)
+	wsconn.LimitUnsent(hw.raw)
+	s.wire = wsconn.NewWire(s.client, hw.raw, g.cfg.WriteTimeout)
 	name := q.endpoint.Name // not all of q: every session holds this closure
-	s.wire.written = func(msgs, payload int64) {
+	s.wire.Written = func(msgs, payload int64) {
 		s.msgsOut.Add(msgs)
 		g.observe.Messages(name, Out, msgs, payload)
 	}
 	s.heard()
-	s.watch = &watchdog{
-		wire:         s.wire,
-		interval:     g.cfg.PingInterval,
-		writeTimeout: g.cfg.WriteTimeout,
-		heard:        func() time.Time { return time.Unix(0, s.heardAt.Load()) },
-		delivered:    s.ends.deliver,
-		drop:         s.drop,
+	s.watch = &wsconn.Watchdog{
+		Wire:    s.wire,
+		Interval:       g.cfg.PingInterval,
+		WriteTimeout:   g.cfg.WriteTimeout,
+		Heard:          func() time.Time { return time.Unix(0, s.heardAt.Load()) },
+		CloseDelivered: s.ends.Deliver,
+		Drop:           s.drop,
 	}
 	s.life = startLifetime(s, g.cfg, q.identity.Expires)
 	return s
@@ -118,11 +114,11 @@ func (s *session) refuse(ref *refusal) {
 	if s.req != nil {
 		s.gw.noteRefusal(s.req, ref)
 	}
-	s.ends.send(code, reason)
-	s.wire.abandon(time.Now().Add(controlWriteWait))
-	s.wire.control(closeFrame(code, reason))
-	_ = s.wire.writeControls() // this goroutine is the only writer
-	_ = s.client.SetReadDeadline(time.Now().Add(closeWait))
+	s.ends.Send(code, reason)
+	s.wire.Abandon(time.Now().Add(wsconn.ControlWriteWait))
+	s.wire.Control(frames.CloseFrame(code, reason))
+	_ = s.wire.WriteControls() // this goroutine is the only writer
+	_ = s.client.SetReadDeadline(time.Now().Add(wsconn.CloseWait))
 	s.clientEnded(s.copyInput()) // what it sends meanwhile is dropped: we are closing
 	s.settle()
 	s.client.Close()
@@ -143,22 +139,22 @@ func (s *session) run(ctx context.Context) {
 	s.stdin = newChildStdin(proc.Stdin())
 	s.req = nil // all that is needed of it is in the child's environment
 	s.log = s.log.With("pid", proc.Pid())
-	s.wire.wake = proc.Wake // the feeder writes what is asked while the child is quiet
+	s.wire.Wake = proc.Wake // the feeder writes what is asked while the child is quiet
 	s.gw.setLive(proc, true)
 	defer s.gw.setLive(proc, false)
 	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri)
 
 	s.pumped = make(chan struct{})
 	go s.pumpOutput()
-	s.watch.start()
+	s.watch.Start()
 	stopShutdownWatch := context.AfterFunc(ctx, s.goingAway)
 	s.clientEnded(s.copyInput())
 	stopShutdownWatch()
 
 	s.proc.Stop()
-	s.wire.abandon(time.Now().Add(closeReplyWait))
+	s.wire.Abandon(time.Now().Add(closeReplyWait))
 	<-s.pumped
-	s.watch.stop()
+	s.watch.Stop()
 	s.settle()
 	s.client.Close()
 	s.logAccess()
@@ -177,13 +173,13 @@ func (s *session) pumpOutput() {
 	}))
 	s.gw.observe.ChildEnded(s.ep.Name)
 	code, reason := closeCodeFor(status), status.String()
-	if !s.ends.send(code, reason) {
-		_ = s.wire.writeControls() // the close frame already asked for, if not written yet
+	if !s.ends.Send(code, reason) {
+		_ = s.wire.WriteControls() // the close frame already asked for, if not written yet
 		return
 	}
 	s.log.Debug("child ended; closing", "code", code, "reason", reason)
-	_ = s.wire.closeAfterData(code, reason)
-	s.watch.poke()
+	_ = s.wire.CloseAfterData(code, reason)
+	s.watch.Poke()
 }
 
 // processSpec is what to run for the admitted request q, with its CGI
@@ -221,11 +217,11 @@ func (s *session) heard() { s.heardAt.Store(time.Now().UnixNano()) }
 // onClose records the client's close code and answers it.
 func (s *session) onClose(code int, text string) {
 	s.heard()
-	s.ends.receive(code, text)
+	s.ends.Receive(code, text)
 	if code == websocket.CloseNoStatusReceived {
 		code = websocket.CloseNormalClosure
 	}
-	s.wire.control(closeFrame(code, ""))
+	s.wire.Control(frames.CloseFrame(code, ""))
 }
 
 // goingAway closes the session because the gateway is shutting down.
@@ -237,9 +233,9 @@ func (s *session) goingAway() {
 // closeWith sends a close frame ahead of any output not yet written, unless
 // one was sent or received already; the watchdog bounds the handshake.
 func (s *session) closeWith(code int, reason string) {
-	if s.ends.send(code, reason) {
-		s.wire.control(closeFrame(code, reason))
-		s.watch.poke()
+	if s.ends.Send(code, reason) {
+		s.wire.Control(frames.CloseFrame(code, reason))
+		s.watch.Poke()
 	}
 }
 
@@ -253,7 +249,7 @@ const pingFlood = 1000
 // nothing while it pings us far faster than our pongs can go out is not
 // merely slow: it floods us with pings, and the log says so.
 func (s *session) drop(reason string) {
-	if reason == reasonWriteTimeout && s.wire.pingsUnanswered() >= pingFlood {
+	if reason == wsconn.ReasonWriteTimeout && s.wire.PingsUnanswered() >= pingFlood {
 		reason = "ping flood: client reads nothing"
 	}
 	s.dropReason.CompareAndSwap(nil, &reason)
@@ -272,9 +268,9 @@ func (s *session) clientEnded(err error) {
 		pe *frames.ProtocolError
 	)
 	closed := errors.As(err, &ce)
-	sound := closed || isTimeout(err) // not reset, nor closed by us
+	sound := closed || wsconn.IsTimeout(err) // not reset, nor closed by us
 	switch {
-	case closed && ce.Code != closeAbnormal:
+	case closed && ce.Code != wsconn.CloseAbnormal:
 		// onClose has recorded it
 	case errors.As(err, &pe):
 		// answered with its close frame (protocolError)
@@ -285,7 +281,7 @@ func (s *session) clientEnded(err error) {
 		} else if errors.Is(err, errClientGone) {
 			reason = "client hung up"
 		}
-		s.ends.lose(reason)
+		s.ends.Lose(reason)
 		s.log.Debug("client gone", "reason", reason, "err", err)
 	}
 	s.endedSound = sound
@@ -298,18 +294,18 @@ func (s *session) settle() {
 	if !s.endedSound {
 		return
 	}
-	if unsent, ok := s.wire.acknowledge(); ok && unsent == 0 && s.wire.closeWritten.Load() {
-		s.ends.deliver()
+	if unsent, ok := s.wire.Acknowledge(); ok && unsent == 0 && s.wire.CloseWritten() {
+		s.ends.Deliver()
 	}
 }
 
 // logAccess writes the access line and tells the observer the connection
 // has ended.
 func (s *session) logAccess() {
-	code, reason := s.ends.outcome()
+	code, reason := s.ends.Outcome()
 	duration := time.Since(s.start)
 	s.gw.observe.ConnectionClosed(s.ep.Name, code, duration)
-	msgsOut, bytesOut := s.wire.delivered()
+	msgsOut, bytesOut := s.wire.Delivered()
 	attrs := []any{"remote", s.remote}
 	if s.peer.Proxy != "" {
 		attrs = append(attrs, "proxy", s.peer.Proxy)
@@ -357,18 +353,4 @@ func rootCause(err error) error {
 		}
 		err = inner
 	}
-}
-
-// truncateReason fits a close reason in a control frame (123 bytes), cut at
-// a character boundary.
-func truncateReason(reason string) string {
-	const max = 123
-	if len(reason) <= max {
-		return reason
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(reason[cut]) {
-		cut--
-	}
-	return reason[:cut]
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -17,7 +19,7 @@ import (
 // source is the process of a stream this instance leads, and the frameOut
 // of its output: each message is framed once, published to the local
 // members at once, and to the bus at each flush (a batch of at most
-// batchLimit bytes), when the pipe holds nothing more for now. Lines are
+// wsconn.BatchLimit bytes), when the pipe holds nothing more for now. Lines are
 // gathered whole, so that every member and every replay starts at the start
 // of a message.
 type source struct {
@@ -81,7 +83,7 @@ func (src *source) pumpOutput() {
 	}))
 	g.observe.ChildEnded(st.endpoint)
 	exit := status.String()
-	src.endAfterBatch(closeFrame(closeCodeFor(status), exit))
+	src.endAfterBatch(frames.CloseFrame(closeCodeFor(status), exit))
 	st.leader.Store(nil)
 	st.fanout.Wait() // its delivery workers have woken every member for the end
 	published, joined, _ := st.fanout.Stats()
@@ -108,7 +110,7 @@ func (src *source) frame(op byte, fin bool, payload []byte, ends bool) error {
 	src.st.fanout.Publish(msg)
 	src.batch = append(src.batch, msg)
 	src.size += len(msg.Data)
-	if src.size >= batchLimit {
+	if src.size >= wsconn.BatchLimit {
 		return src.flush()
 	}
 	return nil
@@ -136,7 +138,7 @@ func (src *source) streams() bool { return false }
 func (src *source) failed(err error) error {
 	if errors.Is(err, errLineTooLong) {
 		src.log.Error("output line over the limit; closing every client", "limit", src.st.g.cfg.MaxLineSize)
-		src.endAfterBatch(closeFrame(websocket.CloseMessageTooBig, "output line too long"))
+		src.endAfterBatch(frames.CloseFrame(websocket.CloseMessageTooBig, "output line too long"))
 		src.proc.Stop()
 	}
 	return err
@@ -146,7 +148,7 @@ func (src *source) failed(err error) error {
 // every member, and under --compress compressed once for the members that
 // negotiated permessage-deflate.
 func (g *Gateway) sharedMessage(op byte, fin bool, payload []byte) *broadcast.Message {
-	data := appendFrameHeader(make([]byte, 0, maxFrameHeader+len(payload)), op, fin, len(payload))
+	data := frames.AppendHeader(make([]byte, 0, frames.MaxHeader+len(payload)), op, fin, len(payload))
 	msg := &broadcast.Message{Data: append(data, payload...), Size: len(payload)}
 	g.compressShared(msg, op, fin, payload)
 	return msg
@@ -155,8 +157,8 @@ func (g *Gateway) sharedMessage(op byte, fin bool, payload []byte) *broadcast.Me
 // compressShared gives msg its compressed frame under --compress, when
 // that is smaller.
 func (g *Gateway) compressShared(msg *broadcast.Message, op byte, fin bool, payload []byte) {
-	if g.cfg.Compress && op != opContinuation && fin {
-		if f := appendMessageFrame(nil, op, payload, true); f[0]&rsv1Bit != 0 {
+	if g.cfg.Compress && op != frames.OpContinuation && fin {
+		if f := frames.AppendMessage(nil, op, payload, true); f[0]&frames.RSV1Bit != 0 {
 			msg.Compressed = f
 		}
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"net"
 	"testing"
 	"time"
@@ -34,26 +35,26 @@ func TestWatchdogPokedBeforeItStartsLooksWithinAClosePoll(t *testing.T) {
 	t.Parallel()
 	server, _ := loopbackPair(t)
 	looked := make(chan struct{}, 1)
-	d := &watchdog{
-		wire:         newWire(server, server, time.Hour),
-		interval:     time.Hour,
-		writeTimeout: time.Hour,
-		heard: func() time.Time { // every check asks, here
+	d := &wsconn.Watchdog{
+		Wire:  wsconn.NewWire(server, server, time.Hour),
+		Interval:     time.Hour,
+		WriteTimeout: time.Hour,
+		Heard: func() time.Time { // every check asks, here
 			select {
 			case looked <- struct{}{}:
 			default:
 			}
 			return time.Now()
 		},
-		delivered: func() {},
-		drop:      func(string) {},
+		CloseDelivered: func() {},
+		Drop:           func(string) {},
 	}
-	d.poke()
-	d.start()
-	defer d.stop()
+	d.Poke()
+	d.Start()
+	defer d.Stop()
 	select {
 	case <-looked:
-	case <-time.After(100 * closePoll): // far more than one poll, far less than the interval
+	case <-time.After(100 * wsconn.ClosePoll): // far more than one poll, far less than the interval
 		t.Fatal("the watchdog did not look after a poke made before it started")
 	}
 }

@@ -8,11 +8,11 @@ import (
 	"sync"
 )
 
-// deflateTail ends every compressed message. RFC 7692 section 7.2.2 has the
+// inflateTail ends every compressed message. RFC 7692 section 7.2.2 has the
 // receiver append 00 00 ff ff (the empty stored block the sender dropped);
 // the empty final stored block after it makes flate report io.EOF for a
 // message that ends on a block boundary, and an error for one cut short.
-var deflateTail = [...]byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+var inflateTail = [...]byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
 // keepOut is the largest output buffer kept in the pool; larger ones are
 // left to the garbage collector so that one big message is not held forever.
@@ -32,7 +32,7 @@ var inflaters = sync.Pool{New: func() any {
 	return inf
 }}
 
-// source reads a message then deflateTail. It is an io.ByteReader so that
+// source reads a message then inflateTail. It is an io.ByteReader so that
 // flate reads it directly instead of wrapping it in a bufio.Reader.
 type source struct {
 	data, tail []byte
@@ -72,7 +72,7 @@ func (s *source) ReadByte() (byte, error) {
 // message that is not UTF-8.
 func inflate(h Handler, text bool, in []byte, limit int64) error {
 	inf := inflaters.Get().(*inflater)
-	inf.src = source{data: in, tail: deflateTail[:]}
+	inf.src = source{data: in, tail: inflateTail[:]}
 	if err := inf.fr.(flate.Resetter).Reset(&inf.src, nil); err != nil {
 		panic(err) // Reset without a dictionary cannot fail
 	}

@@ -1,4 +1,4 @@
-package gateway
+package frames
 
 import (
 	"bytes"
@@ -25,18 +25,18 @@ const (
 	// costs nothing, where the others clear 640 KiB of tables, once per
 	// message without context takeover. gorilla's default level is the same.
 	deflateLevel = flate.BestSpeed
-	// minDeflateSize is the shortest payload worth compressing. Measured on
+	// MinDeflateSize is the shortest payload worth compressing. Measured on
 	// JSON and log lines: under 100 bytes nothing shrinks, at 128 about a
 	// tenth goes, while each message costs several µs of CPU whatever its
 	// size (compress/flate builds Huffman tables for every block).
-	minDeflateSize = 128
-	// rsv1Bit marks the first frame of a compressed message.
-	rsv1Bit = 0x40
-	// deflateSlack bounds how much bigger than its payload a compressed
+	MinDeflateSize = 128
+	// RSV1Bit marks the first frame of a compressed message.
+	RSV1Bit = 0x40
+	// DeflateSlack bounds how much bigger than its payload a compressed
 	// frame's payload can be, for a payload of less than 128 KiB: what does
 	// not shrink goes in stored blocks of 5-byte headers, and a sync flush
 	// adds an empty one and a byte of padding.
-	deflateSlack = 16
+	DeflateSlack = 16
 )
 
 // deflateTail is what a sync flush ends with, and what RFC 7692 has the
@@ -83,48 +83,48 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// appendMessageFrame appends payload as a whole message of opcode op in one
+// AppendMessage appends payload as a whole message of opcode op in one
 // frame: with deflate, compressed (RSV1 set) when that makes it smaller,
 // else as it is. The frame depends on op, payload and deflate alone, so a
 // message can be framed once and the frame written to any number of clients.
-func appendMessageFrame(dst []byte, op byte, payload []byte, deflate bool) []byte {
-	if deflate && len(payload) >= minDeflateSize {
+func AppendMessage(dst []byte, op byte, payload []byte, deflate bool) []byte {
+	if deflate && len(payload) >= MinDeflateSize {
 		start := len(dst)
-		dst = appendDeflatedFrame(dst, op, true, payload)
-		var header [maxFrameHeader]byte
-		if len(dst)-start < len(appendFrameHeader(header[:0], op, true, len(payload)))+len(payload) {
+		dst = AppendDeflatedFrame(dst, op, true, payload)
+		var header [MaxHeader]byte
+		if len(dst)-start < len(AppendHeader(header[:0], op, true, len(payload)))+len(payload) {
 			return dst
 		}
 		dst = dst[:start]
 	}
-	return append(appendFrameHeader(dst, op, true, len(payload)), payload...)
+	return append(AppendHeader(dst, op, true, len(payload)), payload...)
 }
 
-// appendDeflatedFrame appends one frame of a compressed message: its part
+// AppendDeflatedFrame appends one frame of a compressed message: its part
 // of the payload compressed on its own, RSV1 on the message's first frame
 // (op not a continuation), the tail cut on its last (fin).
-func appendDeflatedFrame(dst []byte, op byte, fin bool, payload []byte) []byte {
-	if op != opContinuation {
-		op |= rsv1Bit
+func AppendDeflatedFrame(dst []byte, op byte, fin bool, payload []byte) []byte {
+	if op != OpContinuation {
+		op |= RSV1Bit
 	}
 	start := len(dst)
-	dst = appendDeflated(append(dst, make([]byte, maxFrameHeader)...), payload, fin)
+	dst = appendDeflated(append(dst, make([]byte, MaxHeader)...), payload, fin)
 	// The payload went after room for the longest header: move it up to
 	// the header it needs.
-	body := start + maxFrameHeader
+	body := start + MaxHeader
 	n := len(dst) - body
-	var header [maxFrameHeader]byte
-	h := appendFrameHeader(header[:0], op, fin, n)
+	var header [MaxHeader]byte
+	h := AppendHeader(header[:0], op, fin, n)
 	copy(dst[start+len(h):], dst[body:])
 	copy(dst[start:], h)
 	return dst[:start+len(h)+n]
 }
 
-// acceptsDeflate reports whether resp, a handshake response as gorilla
+// AcceptsDeflate reports whether resp, a handshake response as gorilla
 // writes it, accepts permessage-deflate. Reading gorilla's answer, rather
 // than judging the request again, keeps what wsgate writes and decodes in
 // step with what gorilla negotiated.
-func acceptsDeflate(resp []byte) bool {
+func AcceptsDeflate(resp []byte) bool {
 	head, _, _ := bytes.Cut(resp, []byte("\r\n\r\n"))
 	for _, line := range bytes.Split(head, []byte("\r\n")) {
 		name, value, ok := bytes.Cut(line, []byte(":"))
@@ -134,20 +134,4 @@ func acceptsDeflate(resp []byte) bool {
 		}
 	}
 	return false
-}
-
-// message adds a whole message in one frame to the batch, compressed when
-// deflate is set and that makes it smaller (appendMessageFrame).
-func (b *frameBatch) message(op byte, payload []byte, deflate bool) {
-	b.hold()
-	b.buf = appendMessageFrame(b.buf, op, payload, deflate)
-	b.added(len(payload), true)
-}
-
-// deflatedFrame adds one frame of a compressed message sent in several
-// (appendDeflatedFrame); ends says it is the last of its message.
-func (b *frameBatch) deflatedFrame(op byte, fin bool, payload []byte, ends bool) {
-	b.hold()
-	b.buf = appendDeflatedFrame(b.buf, op, fin, payload)
-	b.added(len(payload), ends)
 }

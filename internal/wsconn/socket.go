@@ -1,4 +1,4 @@
-package gateway
+package wsconn
 
 import (
 	"net"
@@ -8,10 +8,10 @@ import (
 	"github.com/wsgate/wsgate/internal/pollnow"
 )
 
-// peerHungUp reports whether the peer of conn has closed or reset the
+// PeerHungUp reports whether the peer of conn has closed or reset the
 // connection, even while unread data is queued before its FIN.
-func peerHungUp(conn net.Conn) bool {
-	raw := rawConnOf(conn)
+func PeerHungUp(conn net.Conn) bool {
+	raw := RawConnOf(conn)
 	if raw == nil {
 		return false
 	}
@@ -38,9 +38,9 @@ const tcpNotSentLowat = 25
 // from the kernel to the child's pipe.
 const notSentLimit = 128 << 10
 
-// limitUnsent applies notSentLimit to a TCP connection; other kinds are left
+// LimitUnsent applies notSentLimit to a TCP connection; other kinds are left
 // as they are.
-func limitUnsent(conn net.Conn) {
+func LimitUnsent(conn net.Conn) {
 	tc, ok := conn.(*net.TCPConn)
 	if !ok {
 		return
@@ -95,7 +95,7 @@ type socketWriter struct {
 // newSocketWriter returns a writer to conn's socket, or nil when conn has
 // none.
 func newSocketWriter(conn net.Conn) *socketWriter {
-	rc := rawConnOf(conn)
+	rc := RawConnOf(conn)
 	if rc == nil {
 		return nil
 	}
@@ -133,9 +133,9 @@ func (sw *socketWriter) writeFD(fd uintptr) bool {
 	}
 }
 
-// rawConnOf returns the raw connection of conn's socket, or nil when conn
+// RawConnOf returns the raw connection of conn's socket, or nil when conn
 // has none of its own (TLS, say).
-func rawConnOf(conn net.Conn) syscall.RawConn {
+func RawConnOf(conn net.Conn) syscall.RawConn {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return nil

@@ -1,14 +1,14 @@
-package gateway
+package wsconn
 
 import (
 	"strconv"
 	"sync"
 )
 
-// closeRecord is how a session's connection ended, for its access line:
+// CloseRecord is how a session's connection ended, for its access line:
 // the first close frame sent or received, whether ours reached the client,
 // and why the connection was lost if it was.
-type closeRecord struct {
+type CloseRecord struct {
 	mu        sync.Mutex
 	code      int // of the first close frame; 0 while none
 	reason    string
@@ -17,9 +17,9 @@ type closeRecord struct {
 	lost      string
 }
 
-// send records a close frame of ours, unless one was sent or received
+// Send records a close frame of ours, unless one was sent or received
 // already or the connection is lost, and reports whether it was the first.
-func (c *closeRecord) send(code int, reason string) bool {
+func (c *CloseRecord) Send(code int, reason string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.code != 0 || c.lost != "" {
@@ -29,9 +29,9 @@ func (c *closeRecord) send(code int, reason string) bool {
 	return true
 }
 
-// receive records the client's close frame: the first, or the answer to
+// Receive records the client's close frame: the first, or the answer to
 // ours.
-func (c *closeRecord) receive(code int, reason string) {
+func (c *CloseRecord) Receive(code int, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.code == 0 {
@@ -40,23 +40,23 @@ func (c *closeRecord) receive(code int, reason string) {
 	c.delivered = true
 }
 
-// closingByUs reports whether we sent the first close frame: from then on
+// ClosingByUs reports whether we sent the first close frame: from then on
 // the client's input is no longer wanted.
-func (c *closeRecord) closingByUs() bool {
+func (c *CloseRecord) ClosingByUs() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ours
 }
 
-// deliver records that our close frame reached the client.
-func (c *closeRecord) deliver() {
+// Deliver records that our close frame reached the client.
+func (c *CloseRecord) Deliver() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.delivered = true
 }
 
-// lose records that the connection ended without a close handshake.
-func (c *closeRecord) lose(reason string) {
+// Lose records that the connection ended without a close handshake.
+func (c *CloseRecord) Lose(reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lost == "" {
@@ -64,16 +64,20 @@ func (c *closeRecord) lose(reason string) {
 	}
 }
 
-// outcome returns the close code and reason the client saw: 1006 when it
+// Outcome returns the close code and reason the client saw: 1006 when it
 // got no close frame.
-func (c *closeRecord) outcome() (int, string) {
+func (c *CloseRecord) Outcome() (int, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
 	case c.code == 0:
-		return closeAbnormal, c.lost
+		return CloseAbnormal, c.lost
 	case c.ours && !c.delivered && c.lost != "":
-		return closeAbnormal, c.lost + "; close " + strconv.Itoa(c.code) + " not delivered"
+		return CloseAbnormal, c.lost + "; close " + strconv.Itoa(c.code) + " not delivered"
 	}
 	return c.code, c.reason
 }
+
+// CloseAbnormal is the code logged for a connection that ended without any
+// close frame (RFC 6455 reserves 1006 for exactly this).
+const CloseAbnormal = 1006

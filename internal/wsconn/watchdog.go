@@ -1,20 +1,21 @@
-package gateway
+package wsconn
 
 import (
+	"github.com/wsgate/wsgate/internal/frames"
 	"math"
 	"sync"
 	"time"
 )
 
-// reasonWriteTimeout is why a client that accepted nothing for the write
+// ReasonWriteTimeout is why a client that accepted nothing for the write
 // timeout is dropped.
-const reasonWriteTimeout = "write timeout"
+const ReasonWriteTimeout = "write timeout"
 
-// closePoll is how often a closing connection is looked at: whether the
+// ClosePoll is how often a closing connection is looked at: whether the
 // client still takes in what it was sent, and whether it has all of it.
-const closePoll = 100 * time.Millisecond
+const ClosePoll = 100 * time.Millisecond
 
-// watchdog judges whether a session's client is still there, pings it, and
+// Watchdog judges whether a session's client is still there, pings it, and
 // bounds the close handshake. It runs on a timer, holding no goroutine
 // between checks; drop is how it ends a client it gives up on.
 //
@@ -23,13 +24,13 @@ const closePoll = 100 * time.Millisecond
 // stuck behind that backlog, so its progress counts as the answer. While the
 // socket holds data for it, it is judged by the write timeout alone, as a
 // client that accepts nothing; else by pongWait.
-type watchdog struct {
-	wire         *wire
-	interval     time.Duration // ping interval; 0 turns pings off
-	writeTimeout time.Duration
-	heard        func() time.Time // when the client was last heard from
-	delivered    func()           // our close frame reached the client
-	drop         func(reason string)
+type Watchdog struct {
+	Wire           *Wire
+	Interval       time.Duration // ping interval; 0 turns pings off
+	WriteTimeout   time.Duration
+	Heard          func() time.Time // when the client was last heard from
+	CloseDelivered func()           // our close frame reached the client
+	Drop           func(reason string)
 
 	mu       sync.Mutex
 	timer    *time.Timer
@@ -40,31 +41,41 @@ type watchdog struct {
 	nextPing time.Time
 }
 
+// Timeouts of the close handshake.
+const (
+	// CloseWait is how long a peer has to answer our close frame before the
+	// TCP connection is closed anyway; the contract is "within a second".
+	CloseWait = time.Second
+	// ControlWriteWait bounds how long a close frame we start (shutdown,
+	// refusal, a client's error) may wait to be taken by the client.
+	ControlWriteWait = time.Second
+)
+
 // pongWait is how long a client may go unheard before it is dropped: two
 // ping intervals, so that one lost ping is not enough.
 func pongWait(interval time.Duration) time.Duration { return 2 * interval }
 
-// start begins watching. With pings off, the watchdog only wakes for the
+// Start begins watching. With pings off, the watchdog only wakes for the
 // close handshake.
-func (d *watchdog) start() {
+func (d *Watchdog) Start() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.nextPing = time.Now().Add(d.interval)
-	first := d.interval
+	d.nextPing = time.Now().Add(d.Interval)
+	first := d.Interval
 	switch {
 	case d.poked:
-		first = closePoll
+		first = ClosePoll
 	case first <= 0:
 		first = math.MaxInt64 // only a poke wakes it
 	}
 	d.timer = time.AfterFunc(first, d.tick)
 }
 
-// poke makes the watchdog look soon: a close frame was asked for or sent.
-// A poke before start is kept for it: a child that exits at once can have
+// Poke makes the watchdog look soon: a close frame was asked for or sent.
+// A Poke before start is kept for it: a child that exits at once can have
 // its close frame written before the session's goroutine starts the
-// watchdog, and without its poke the close would wait for the first ping.
-func (d *watchdog) poke() {
+// watchdog, and without its Poke the close would wait for the first ping.
+func (d *Watchdog) Poke() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
@@ -72,12 +83,12 @@ func (d *watchdog) poke() {
 	case d.timer == nil:
 		d.poked = true
 	default:
-		d.timer.Reset(closePoll)
+		d.timer.Reset(ClosePoll)
 	}
 }
 
-// stop ends the watching; a check under way may still finish.
-func (d *watchdog) stop() {
+// Stop ends the watching; a check under way may still finish.
+func (d *Watchdog) Stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stopped = true
@@ -86,7 +97,7 @@ func (d *watchdog) stop() {
 	}
 }
 
-func (d *watchdog) tick() {
+func (d *Watchdog) tick() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
@@ -95,7 +106,7 @@ func (d *watchdog) tick() {
 	next, reason := d.check(time.Now())
 	if reason != "" {
 		d.stopped = true
-		d.drop(reason)
+		d.Drop(reason)
 		return
 	}
 	if next > 0 {
@@ -105,38 +116,38 @@ func (d *watchdog) tick() {
 
 // check looks at the client at now and returns when to look next (0: only
 // when poked), or why to drop it.
-func (d *watchdog) check(now time.Time) (time.Duration, string) {
-	unsent, known := d.wire.acknowledge()
+func (d *Watchdog) check(now time.Time) (time.Duration, string) {
+	unsent, known := d.Wire.Acknowledge()
 	if known && unsent < d.unsent {
-		d.wire.progressed(now) // the client took in what the socket held
+		d.Wire.progressed(now) // the client took in what the socket held
 	}
 	d.unsent = unsent
-	stalled := now.Sub(d.wire.lastProgress()) >= d.writeTimeout
+	stalled := now.Sub(d.Wire.lastProgress()) >= d.WriteTimeout
 	switch {
-	case d.wire.closeWritten.Load():
+	case d.Wire.closeWritten.Load():
 		return d.checkClosing(now, unsent, stalled)
-	case !d.wire.closeAsked().IsZero():
-		if now.Sub(d.wire.closeAsked()) >= controlWriteWait {
+	case !d.Wire.closeAsked().IsZero():
+		if now.Sub(d.Wire.closeAsked()) >= ControlWriteWait {
 			return 0, "client did not take the close frame"
 		}
-		return closePoll, ""
+		return ClosePoll, ""
 	}
-	backlog := unsent > 0 || d.wire.busy.Load()
+	backlog := unsent > 0 || d.Wire.busy.Load()
 	switch {
 	case backlog && stalled:
-		return 0, reasonWriteTimeout
-	case d.interval <= 0:
+		return 0, ReasonWriteTimeout
+	case d.Interval <= 0:
 		return 0, ""
-	case !backlog && now.Sub(d.lastHeard()) >= pongWait(d.interval):
+	case !backlog && now.Sub(d.lastHeard()) >= pongWait(d.Interval):
 		return 0, "ping timeout"
 	}
 	if !now.Before(d.nextPing) {
-		d.wire.control(controlFrame(opPing, nil))
-		d.nextPing = now.Add(d.interval)
+		d.Wire.Control(frames.ControlFrame(frames.OpPing, nil))
+		d.nextPing = now.Add(d.Interval)
 	}
 	next := d.nextPing.Sub(now)
 	if !backlog { // look again right when the client would be overdue
-		next = min(next, d.lastHeard().Add(pongWait(d.interval)).Sub(now)+time.Millisecond)
+		next = min(next, d.lastHeard().Add(pongWait(d.Interval)).Sub(now)+time.Millisecond)
 	}
 	return next, ""
 }
@@ -145,33 +156,33 @@ func (d *watchdog) check(now time.Time) (time.Duration, string) {
 // the child's exit, the client gets what it needs to take in the rest while
 // it makes progress; a close that jumped ahead of the data (shutdown, an
 // error) must be taken in, whatever was in the socket before it, within
-// controlWriteWait of being asked for, so that shutdown keeps its bound. Then
-// the client has closeWait to answer.
-func (d *watchdog) checkClosing(now time.Time, unsent int, stalled bool) (time.Duration, string) {
+// ControlWriteWait of being asked for, so that shutdown keeps its bound. Then
+// the client has CloseWait to answer.
+func (d *Watchdog) checkClosing(now time.Time, unsent int, stalled bool) (time.Duration, string) {
 	if unsent > 0 {
 		d.drained = time.Time{}
-		urgent := d.wire.urgentSince()
+		urgent := d.Wire.urgentSince()
 		switch {
-		case !urgent.IsZero() && now.Sub(urgent) >= controlWriteWait:
+		case !urgent.IsZero() && now.Sub(urgent) >= ControlWriteWait:
 			return 0, "client did not take the close frame"
 		case stalled:
 			return 0, "client stopped reading"
 		}
-		return closePoll, ""
+		return ClosePoll, ""
 	}
 	if d.drained.IsZero() {
 		d.drained = now
-		d.delivered()
+		d.CloseDelivered()
 	}
-	if now.Sub(d.drained) >= closeWait {
+	if now.Sub(d.drained) >= CloseWait {
 		return 0, "no answer to the close frame"
 	}
-	return closePoll, ""
+	return ClosePoll, ""
 }
 
 // lastHeard is when the client was last heard from or took in data.
-func (d *watchdog) lastHeard() time.Time {
-	heard, progress := d.heard(), d.wire.lastProgress()
+func (d *Watchdog) lastHeard() time.Time {
+	heard, progress := d.Heard(), d.Wire.lastProgress()
 	if progress.After(heard) {
 		return progress
 	}
