@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wsgate/wsgate/internal/httpserver"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -376,8 +377,8 @@ func (c *CLI) mainPort() int {
 // listeners says where to listen: each --address (all interfaces when none)
 // on the main port, and the Unix socket. A Unix socket alone replaces TCP.
 // Sockets passed by systemd replace both. TLS is the caller's to add.
-func (c *CLI) listeners(inherited []net.Listener) gateway.Listeners {
-	ls := gateway.Listeners{Inherited: inherited, RedirectPort: c.mainPort()}
+func (c *CLI) listeners(inherited []net.Listener) httpserver.Listeners {
+	ls := httpserver.Listeners{Inherited: inherited, RedirectPort: c.mainPort()}
 	switch {
 	case len(inherited) > 0:
 	case c.listensOnTCP():
@@ -395,7 +396,7 @@ func (c *CLI) listeners(inherited []net.Listener) gateway.Listeners {
 // loopbackOnly reports whether every main listener of ls is on loopback,
 // so that the gateway refuses a Host that DNS rebinding could send. A Unix
 // socket is not: a reverse proxy reaches it with the public name as Host.
-func loopbackOnly(ls gateway.Listeners) bool {
+func loopbackOnly(ls httpserver.Listeners) bool {
 	addrs := ls.Addrs
 	for _, l := range ls.Inherited { // systemd's sockets instead of ours
 		if l.Addr().Network() != "tcp" {

@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/wsgate/wsgate/internal/httpserver"
 	"io"
 	"log/slog"
 	"net"
@@ -131,7 +132,7 @@ type wiring struct {
 	logger    *slog.Logger
 	gw        *gateway.Gateway
 	bus       *redisbus.Bus // nil without --bus
-	listeners gateway.Listeners
+	listeners httpserver.Listeners
 	grace     time.Duration // gateway.Config.CloseGrace
 	cert      *certificate  // with --ssl, for reloads
 	auth      auth.Methods  // who may connect; its --basicauth is reloaded
@@ -244,7 +245,7 @@ func (w *wiring) serve() int {
 		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", w.cli.metricsListenError(err))
 		return exitFailure
 	}
-	srv, err := gateway.Listen(w.listeners, gw, logger)
+	srv, err := httpserver.Listen(w.listeners, gw, logger)
 	if err != nil {
 		closeAll(metricsListeners)
 		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", w.cli.listenError(err))
@@ -415,7 +416,7 @@ func (m *metricsServer) stop() {
 
 // shutdown stops the server gracefully; a second signal, or the stop sequence
 // overrunning its bound, kills every child at once.
-func shutdown(srv *gateway.Server, gw *gateway.Gateway, signals <-chan os.Signal, grace time.Duration, logger *slog.Logger) int {
+func shutdown(srv *httpserver.Server, gw *gateway.Gateway, signals <-chan os.Signal, grace time.Duration, logger *slog.Logger) int {
 	ctx, cancel := context.WithTimeout(context.Background(), process.StopBound(grace)+shutdownSlack)
 	defer cancel()
 	go func() {

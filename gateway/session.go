@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"github.com/wsgate/wsgate/internal/cgienv"
 	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
 	"net"
@@ -96,7 +97,7 @@ func newSession(g *Gateway, hw *hijackWriter, q *request) *session {
 	}
 	s.heard()
 	s.watch = &wsconn.Watchdog{
-		Wire:    s.wire,
+		Wire:           s.wire,
 		Interval:       g.cfg.PingInterval,
 		WriteTimeout:   g.cfg.WriteTimeout,
 		Heard:          func() time.Time { return time.Unix(0, s.heardAt.Load()) },
@@ -185,27 +186,27 @@ func (s *session) pumpOutput() {
 // processSpec is what to run for the admitted request q, with its CGI
 // environment.
 func processSpec(cfg Config, q *request) process.Spec {
-	env := cgiEnv{
-		req:        q.r,
-		remote:     q.client.Addr,
-		https:      q.client.HTTPS,
-		id:         q.id,
-		scriptName: q.endpoint.ScriptName,
-		pathInfo:   q.endpoint.PathInfo,
-		software:   cfg.ServerSoftware,
-		passEnv:    cfg.PassEnv,
-		identity:   q.identity,
+	env := cgienv.Env{
+		Request:    q.r,
+		Remote:     q.client.Addr,
+		HTTPS:      q.client.HTTPS,
+		ID:         q.id,
+		ScriptName: q.endpoint.ScriptName,
+		PathInfo:   q.endpoint.PathInfo,
+		Software:   cfg.ServerSoftware,
+		PassEnv:    cfg.PassEnv,
+		Identity:   q.identity,
 	}
 	if len(cfg.Subprotocols) > 0 {
-		env.subprotocol = &q.protocol
+		env.Subprotocol = &q.protocol
 	}
 	if cfg.ReverseLookup {
-		env.remoteHost = lookupHost(q.client.Addr)
+		env.RemoteHost = cgienv.LookupHost(q.client.Addr)
 	}
 	return process.Spec{
 		Path:           q.endpoint.Path,
 		Args:           q.endpoint.Args,
-		Env:            env.list(),
+		Env:            env.List(),
 		Grace:          cfg.CloseGrace,
 		TerminalStdout: cfg.LineBuffer,
 	}

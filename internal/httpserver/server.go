@@ -1,4 +1,9 @@
-package gateway
+// Package httpserver serves an HTTP handler, a WebSocket gateway, on its
+// listeners: TCP addresses, a Unix socket, sockets systemd passes, TLS, and a
+// plain port that redirects to the main one. It bounds what a request may
+// take before it is handled, and at shutdown closes at once the connections
+// that have not sent a whole request yet, then lets the handler drain.
+package httpserver
 
 import (
 	"context"
@@ -51,9 +56,18 @@ type Listeners struct {
 	RedirectPort int
 }
 
-// Server serves a Gateway on its listeners.
+// Handler is what a Server serves: an http.Handler that can drain the
+// connections it took over (hijacked), which http.Server cannot.
+type Handler interface {
+	http.Handler
+	// Shutdown ends every connection the handler serves, and waits until
+	// they have ended or ctx is done.
+	Shutdown(ctx context.Context) error
+}
+
+// Server serves a Handler on its listeners.
 type Server struct {
-	gw        *Gateway
+	gw        Handler
 	main      *http.Server
 	redirect  *http.Server
 	listeners []net.Listener // main listeners
@@ -64,7 +78,7 @@ type Server struct {
 
 // Listen opens every listener of ls for gw. On error, the ones already open
 // are closed.
-func Listen(ls Listeners, gw *Gateway, logger *slog.Logger) (*Server, error) {
+func Listen(ls Listeners, gw Handler, logger *slog.Logger) (*Server, error) {
 	fresh := newFreshConns()
 	s := &Server{
 		gw:    gw,
@@ -163,6 +177,15 @@ func redirectHandler(port int, tls bool) http.Handler {
 func (s *Server) Addrs() []net.Addr {
 	addrs := make([]net.Addr, len(s.listeners))
 	for i, l := range s.listeners {
+		addrs[i] = l.Addr()
+	}
+	return addrs
+}
+
+// RedirectAddrs returns the addresses of the redirecting listeners.
+func (s *Server) RedirectAddrs() []net.Addr {
+	addrs := make([]net.Addr, len(s.redirects))
+	for i, l := range s.redirects {
 		addrs[i] = l.Addr()
 	}
 	return addrs

@@ -1,4 +1,9 @@
-package gateway
+// Package cgienv builds the environment of a program run for an HTTP
+// request, as CGI and websocketd have it: the request's variables
+// (SERVER_*, REQUEST_*, SCRIPT_NAME, PATH_INFO, REMOTE_*, AUTH_TYPE,
+// REMOTE_USER, HTTP_<NAME> for each header), the variables passed through,
+// and nothing else of the server's own environment.
+package cgienv
 
 import (
 	"context"
@@ -11,80 +16,90 @@ import (
 	"github.com/wsgate/wsgate/internal/httppolicy"
 )
 
-// cgiEnv is the environment of one connection's child: the CGI variables of
+// Env is the environment of one connection's program: the CGI variables of
 // the handshake request, the passed-through variables, and nothing else.
-type cgiEnv struct {
-	req        *http.Request
-	remote     string // the client's address: the socket's, or a trusted proxy's word
-	https      bool   // the client spoke TLS, to us or to a trusted proxy
-	id         string
-	scriptName string
-	pathInfo   string
-	remoteHost string
-	software   string
-	passEnv    []string
-	// subprotocol is the subprotocol chosen, set as WEBSOCKET_PROTOCOL
+type Env struct {
+	// Request is the handshake.
+	Request *http.Request
+	// Remote is the client's address: the socket's, or a trusted proxy's
+	// word.
+	Remote string
+	// HTTPS says the client spoke TLS, to us or to a trusted proxy.
+	HTTPS bool
+	// ID is UNIQUE_ID.
+	ID string
+	// ScriptName and PathInfo are how the URL path splits.
+	ScriptName, PathInfo string
+	// RemoteHost is the client's name, when it was looked up; else
+	// REMOTE_HOST is its address.
+	RemoteHost string
+	// Software is SERVER_SOFTWARE.
+	Software string
+	// PassEnv holds "NAME=value" entries passed through.
+	PassEnv []string
+	// Subprotocol is the subprotocol chosen, set as WEBSOCKET_PROTOCOL
 	// when subprotocols are served; nil when they are not.
-	subprotocol *string
-	// identity is who admission found the client to be.
-	identity auth.Identity
+	Subprotocol *string
+	// Identity is who admission found the client to be.
+	Identity auth.Identity
 }
 
-func (e cgiEnv) list() []string {
-	r := e.req
-	remoteAddr, remotePort := httppolicy.SplitHostPort(e.remote)
+// List returns the environment as "NAME=value" entries.
+func (e Env) List() []string {
+	r := e.Request
+	remoteAddr, remotePort := httppolicy.SplitHostPort(e.Remote)
 	serverName, serverPort := httppolicy.SplitHostPort(r.Host)
 	if serverPort == "" {
 		serverPort = localPort(r)
 	}
-	remoteHost := e.remoteHost
+	remoteHost := e.RemoteHost
 	if remoteHost == "" {
 		remoteHost = remoteAddr
 	}
 	env := make([]string, 0, 32+len(r.Header))
-	env = append(env, e.passEnv...)
+	env = append(env, e.PassEnv...)
 	add := func(name, value string) { env = append(env, name+"="+value) }
-	add("SERVER_SOFTWARE", e.software)
+	add("SERVER_SOFTWARE", e.Software)
 	add("GATEWAY_INTERFACE", "CGI/1.1")
 	add("SERVER_PROTOCOL", r.Proto)
 	add("SERVER_NAME", serverName)
 	add("SERVER_PORT", serverPort)
 	add("REQUEST_METHOD", r.Method)
 	add("REQUEST_URI", r.URL.RequestURI())
-	add("SCRIPT_NAME", e.scriptName)
-	add("PATH_INFO", e.pathInfo)
+	add("SCRIPT_NAME", e.ScriptName)
+	add("PATH_INFO", e.PathInfo)
 	add("PATH_TRANSLATED", r.URL.Path) // websocketd's choice: the URL path
 	add("QUERY_STRING", r.URL.RawQuery)
 	add("REMOTE_ADDR", remoteAddr)
 	add("REMOTE_HOST", remoteHost)
 	add("REMOTE_PORT", remotePort)
 	add("REMOTE_IDENT", "")
-	add("REMOTE_USER", e.identity.User)
-	add("AUTH_TYPE", e.identity.Type)
-	env = append(env, e.identity.Vars...)
+	add("REMOTE_USER", e.Identity.User)
+	add("AUTH_TYPE", e.Identity.Type)
+	env = append(env, e.Identity.Vars...)
 	add("CONTENT_LENGTH", "")
 	add("CONTENT_TYPE", "")
-	add("UNIQUE_ID", e.id)
-	if e.https {
+	add("UNIQUE_ID", e.ID)
+	if e.HTTPS {
 		add("HTTPS", "on")
 	}
-	if e.subprotocol != nil {
-		add("WEBSOCKET_PROTOCOL", *e.subprotocol)
+	if e.Subprotocol != nil {
+		add("WEBSOCKET_PROTOCOL", *e.Subprotocol)
 	}
 	add("HTTP_HOST", r.Host)
 	for name, values := range r.Header {
-		if envName, ok := headerEnvName(name); ok {
+		if envName, ok := HeaderEnvName(name); ok {
 			add(envName, strings.Join(values, ", "))
 		}
 	}
 	return env
 }
 
-// headerEnvName maps a request header to its HTTP_ variable. Names with
+// HeaderEnvName maps a request header to its HTTP_ variable. Names with
 // characters other than letters, digits and '-' are dropped, so that two
 // headers cannot map to one name, and Proxy never becomes HTTP_PROXY
 // (httpoxy). Host is set from the request itself.
-func headerEnvName(name string) (string, bool) {
+func HeaderEnvName(name string) (string, bool) {
 	if name == "" {
 		return "", false
 	}
@@ -103,8 +118,8 @@ func headerEnvName(name string) (string, bool) {
 // reverseLookupTimeout bounds the DNS lookup of --reverselookup.
 const reverseLookupTimeout = 2 * time.Second
 
-// lookupHost returns the client's DNS name, or "" when it has none.
-func lookupHost(remoteAddr string) string {
+// LookupHost returns the client's DNS name, or "" when it has none.
+func LookupHost(remoteAddr string) string {
 	host, _ := httppolicy.SplitHostPort(remoteAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), reverseLookupTimeout)
 	defer cancel()

@@ -1,7 +1,6 @@
-package gateway
+package wsconn
 
 import (
-	"github.com/wsgate/wsgate/internal/wsconn"
 	"net"
 	"testing"
 	"time"
@@ -35,8 +34,8 @@ func TestWatchdogPokedBeforeItStartsLooksWithinAClosePoll(t *testing.T) {
 	t.Parallel()
 	server, _ := loopbackPair(t)
 	looked := make(chan struct{}, 1)
-	d := &wsconn.Watchdog{
-		Wire:  wsconn.NewWire(server, server, time.Hour),
+	d := &Watchdog{
+		Wire:         NewWire(server, server, time.Hour),
 		Interval:     time.Hour,
 		WriteTimeout: time.Hour,
 		Heard: func() time.Time { // every check asks, here
@@ -54,7 +53,7 @@ func TestWatchdogPokedBeforeItStartsLooksWithinAClosePoll(t *testing.T) {
 	defer d.Stop()
 	select {
 	case <-looked:
-	case <-time.After(100 * wsconn.ClosePoll): // far more than one poll, far less than the interval
+	case <-time.After(100 * ClosePoll): // far more than one poll, far less than the interval
 		t.Fatal("the watchdog did not look after a poke made before it started")
 	}
 }
