@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wsgate/wsgate/internal/childout"
 	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
@@ -75,12 +76,7 @@ func (src *source) pumpOutput() {
 	defer g.forks.release()
 	defer g.setLive(src.proc, false)
 	defer src.stopOnShutdown()
-	status := src.proc.Feed(outputWriters(g.cfg, sinkConfig{
-		out:      src,
-		maxLine:  g.cfg.MaxLineSize,
-		log:      src.log,
-		replaced: &src.replaced,
-	}))
+	status := src.proc.Feed(g.childOutput(src, src.log, &src.replaced))
 	g.observe.ChildEnded(st.endpoint)
 	exit := status.String()
 	src.endAfterBatch(frames.CloseFrame(closeCodeFor(status), exit))
@@ -100,24 +96,24 @@ func (src *source) pumpOutput() {
 func (src *source) endAfterBatch(frame []byte) {
 	everywhere := src.st.g.ctx.Err() == nil
 	if everywhere {
-		_ = src.flush() // an error failed the link, which ended the stream
+		_ = src.Flush() // an error failed the link, which ended the stream
 	}
 	src.st.end(frame, everywhere)
 }
 
-func (src *source) frame(op byte, fin bool, payload []byte, ends bool) error {
+func (src *source) Frame(op byte, fin bool, payload []byte, ends bool) error {
 	msg := src.st.g.sharedMessage(op, fin, payload)
 	src.st.fanout.Publish(msg)
 	src.batch = append(src.batch, msg)
 	src.size += len(msg.Data)
 	if src.size >= wsconn.BatchLimit {
-		return src.flush()
+		return src.Flush()
 	}
 	return nil
 }
 
-// flush publishes the batch to the bus.
-func (src *source) flush() error {
+// Flush publishes the batch to the bus.
+func (src *source) Flush() error {
 	if len(src.batch) == 0 {
 		return nil
 	}
@@ -130,13 +126,13 @@ func (src *source) flush() error {
 	return err
 }
 
-func (src *source) streams() bool { return false }
+func (src *source) Streams() bool { return false }
 
-// failed ends the stream everywhere with 1009 when a line is over the
+// Failed ends the stream everywhere with 1009 when a line is over the
 // limit, and stops the process, as one client's would be. An error of the
-// bus has failed the link already, which stopped the process.
-func (src *source) failed(err error) error {
-	if errors.Is(err, errLineTooLong) {
+// bus has Failed the link already, which stopped the process.
+func (src *source) Failed(err error) error {
+	if errors.Is(err, childout.ErrLineTooLong) {
 		src.log.Error("output line over the limit; closing every client", "limit", src.st.g.cfg.MaxLineSize)
 		src.endAfterBatch(frames.CloseFrame(websocket.CloseMessageTooBig, "output line too long"))
 		src.proc.Stop()
