@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -356,11 +357,11 @@ func (s *session) endMember() {
 
 // plainReader returns a reader of the member's socket, unless the
 // connection is under TLS: then the session's goroutine reads it.
-func (s *session) plainReader() *socketReader {
+func (s *session) plainReader() *wsconn.SocketReader {
 	if !s.wire.WritesDirectly() {
 		return nil
 	}
-	return newSocketReader(s.raw)
+	return wsconn.NewSocketReader(s.raw)
 }
 
 // tooSlow closes a member whose queue is full with 1013.

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"github.com/wsgate/wsgate/internal/wsconn"
 	"io"
-	"net"
-	"syscall"
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/internal/frames"
@@ -137,14 +135,14 @@ func (s *session) protocolError(code int, reason string) {
 // of the session's.
 func (s *session) blockingReader() func(use func(p []byte) error) error {
 	if s.client == s.raw {
-		if sr := newSocketReader(s.raw); sr != nil {
+		if sr := wsconn.NewSocketReader(s.raw); sr != nil {
 			if s.member == nil {
-				sr.pooled = getBuffer // one reader per child: it reads in big turns
+				sr.Pooled = wsconn.GetBuffer // one reader per child: it reads in big turns
 			}
-			return sr.readWhenReady
+			return sr.ReadWhenReady
 		}
 	}
-	buf := make([]byte, clientReadBufferSize)
+	buf := make([]byte, wsconn.ReadBufferSize)
 	return func(use func(p []byte) error) error {
 		n, err := s.client.Read(buf)
 		if n > 0 {
@@ -154,98 +152,4 @@ func (s *session) blockingReader() func(use func(p []byte) error) error {
 		}
 		return err
 	}
-}
-
-// socketReader reads a socket's data as far as it is there, so that a
-// reader holds a buffer only while it reads.
-type socketReader struct {
-	rc syscall.RawConn
-	// pooled returns the buffer a read turn reads into;
-	// getReadBuffer unless set.
-	pooled func() *[]byte
-}
-
-// newSocketReader returns a reader of conn's socket, or nil when conn has
-// none (TLS, say).
-func newSocketReader(conn net.Conn) *socketReader {
-	rc := wsconn.RawConnOf(conn)
-	if rc == nil {
-		return nil
-	}
-	return &socketReader{rc: rc, pooled: getReadBuffer}
-}
-
-// maxReadTurn is the most a read takes from its socket before what it
-// decoded goes to the stdin: the reader comes straight back for the rest.
-const maxReadTurn = wsconn.BatchLimit
-
-// read reads what the socket holds, up to maxReadTurn bytes, and passes it
-// to use, a pooled buffer at a time; use may change what it is given but
-// not keep it. A member's buffer is small (clientReadBufferSize) because
-// every member may be reading at once: a thousand subscribers answering
-// the same line start a thousand reads, and with 64 KiB each they once
-// took 17 MB of heap together (gctrace), most of the idle gateway's RSS.
-// It returns use's error, io.EOF at the end of the stream, or the read's;
-// nil when the socket has nothing more for now, or the turn is used up.
-// It never waits: the readiness set does, for a member.
-func (r *socketReader) read(use func(p []byte) error) error { return r.turn(use, false) }
-
-// readWhenReady is read for a reader that has nothing else to do: while
-// the socket has nothing to read, it waits in the runtime's poller, holding
-// no buffer, until it has (data, its end or an error) or its read deadline
-// passes.
-func (r *socketReader) readWhenReady(use func(p []byte) error) error { return r.turn(use, true) }
-
-// turn is read, waiting first if wait is set.
-func (r *socketReader) turn(use func(p []byte) error, wait bool) error {
-	var buf *[]byte
-	defer func() {
-		if buf != nil {
-			putBuffer(buf)
-		}
-	}()
-	for taken := 0; taken < maxReadTurn; {
-		var (
-			n    int
-			rerr error
-		)
-		err := r.rc.Read(func(fd uintptr) bool {
-			if buf == nil {
-				buf = r.pooled()
-			}
-			for {
-				n, rerr = syscall.Read(int(fd), (*buf)[:cap(*buf)])
-				if rerr != syscall.EINTR {
-					break
-				}
-			}
-			if rerr == syscall.EAGAIN && wait && taken == 0 {
-				putBuffer(buf) // none is held while the poller waits
-				buf = nil
-				return false
-			}
-			return true
-		})
-		switch {
-		case err != nil:
-			return err
-		case rerr == syscall.EAGAIN:
-			return nil
-		case rerr != nil:
-			return rerr
-		case n == 0:
-			if taken > 0 {
-				return nil // the end is told by the next read, after what came before it is delivered
-			}
-			return io.EOF
-		}
-		if err := use((*buf)[:n]); err != nil {
-			return err
-		}
-		if n < cap(*buf) {
-			return nil // all there was: a read more would only say EAGAIN
-		}
-		taken += n
-	}
-	return nil
 }

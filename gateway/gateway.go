@@ -7,6 +7,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -496,7 +497,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, q *request) {
 			held, ref, m = nil, joinRefusal(err), nil
 		}
 	}
-	hw := &hijackWriter{ResponseWriter: w}
+	hw := &wsconn.HijackWriter{ResponseWriter: w}
 	_, err := g.upgrader.Upgrade(hw, g.offersForGorilla(q.r, q.client), g.handshakeHeader(q.protocol))
 	if err != nil {
 		g.log.Debug("handshake failed", "remote", q.client.Addr, "path", q.r.URL.Path, "err", err)

@@ -31,7 +31,7 @@ const maxStdinBatch = wsconn.BatchLimit
 // for one write to the child's stdin, in a pooled buffer held only while
 // messages wait. It is bounded (maxStdinBatch): writing it blocks while the
 // stdin takes nothing, and so, through TCP, holds the client back. A
-// member's buffer starts small (see smallBufferSize) and grows up to the
+// member's buffer starts small (see wsconn.SmallBufferSize) and grows up to the
 // bound.
 type stdinBatch struct {
 	s     *session
@@ -71,9 +71,9 @@ func (b *stdinBatch) add(payload []byte, text bool) error {
 		return b.write(payload, nil)
 	}
 	if b.buf == nil && b.small {
-		b.buf = getSmallBuffer()
+		b.buf = wsconn.GetSmallBuffer()
 	} else if b.buf == nil {
-		b.buf = getBuffer()
+		b.buf = wsconn.GetBuffer()
 	}
 	*b.buf = append(*b.buf, payload...)
 	if line {
@@ -127,7 +127,7 @@ func (b *stdinBatch) deliverRest(err error) {
 // release gives the buffer back to the pool.
 func (b *stdinBatch) release() {
 	if b.buf != nil {
-		putBuffer(b.buf)
+		wsconn.PutBuffer(b.buf)
 		b.buf = nil
 	}
 }

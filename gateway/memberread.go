@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"github.com/wsgate/wsgate/internal/readiness"
+	"github.com/wsgate/wsgate/internal/wsconn"
 )
 
 // A broadcast member over plain TCP or a Unix socket is read without
@@ -21,14 +22,14 @@ import (
 // the member is to be read by a goroutine of its own (copyInput). Once it
 // reports true, the session is the readiness set's: it ends, logs and
 // leaves the gateway from the goroutine of its last read (memberInput.end).
-func (s *session) watchMember(sr *socketReader) bool {
+func (s *session) watchMember(sr *wsconn.SocketReader) bool {
 	set, err := s.gw.memberSockets()
 	if err != nil {
 		s.log.Warn("broadcast member read by a goroutine of its own", "err", err)
 		return false
 	}
 	in := &memberInput{clientInput: newClientInput(s), sr: sr}
-	in.watch = set.Watch(sr.rc, in.readable)
+	in.watch = set.Watch(sr.RawConn(), in.readable)
 	s.reader.Store(in) // before Arm: a drop from now on fires the watch
 	if err := in.watch.Arm(); err != nil {
 		in.end(err)
@@ -44,7 +45,7 @@ func (in *memberInput) readable() { go in.readTurn() }
 // stdin, on a goroutine of its own, then waits for more with no goroutine,
 // or ends the session.
 func (in *memberInput) readTurn() {
-	err := in.deliver(in.sr.read(in.decode))
+	err := in.deliver(in.sr.Read(in.decode))
 	if err == nil {
 		if err = in.watch.Arm(); err == nil {
 			return
@@ -66,6 +67,6 @@ func (in *memberInput) end(err error) {
 // memberInput is the input of a member read through the readiness set.
 type memberInput struct {
 	clientInput
-	sr    *socketReader
+	sr    *wsconn.SocketReader
 	watch *readiness.Watch
 }

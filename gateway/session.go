@@ -72,11 +72,11 @@ type session struct {
 
 // newSession makes the session of a connection whose handshake hw has
 // answered, for the admitted request q.
-func newSession(g *Gateway, hw *hijackWriter, q *request) *session {
+func newSession(g *Gateway, hw *wsconn.HijackWriter, q *request) *session {
 	s := &session{
 		gw:      g,
-		client:  hw.conn.Conn,
-		raw:     hw.raw,
+		client:  hw.Conn(),
+		raw:     hw.Raw(),
 		req:     q,
 		peer:    q.client,
 		remote:  q.client.Addr,
@@ -86,10 +86,10 @@ func newSession(g *Gateway, hw *hijackWriter, q *request) *session {
 		log:     sessionLogger(g.log, q),
 		start:   time.Now(),
 		ended:   make(chan struct{}),
-		deflate: hw.conn.deflate,
+		deflate: hw.Deflate(),
 	}
-	wsconn.LimitUnsent(hw.raw)
-	s.wire = wsconn.NewWire(s.client, hw.raw, g.cfg.WriteTimeout)
+	wsconn.LimitUnsent(hw.Raw())
+	s.wire = wsconn.NewWire(s.client, hw.Raw(), g.cfg.WriteTimeout)
 	name := q.endpoint.Name // not all of q: every session holds this closure
 	s.wire.Written = func(msgs, payload int64) {
 		s.msgsOut.Add(msgs)

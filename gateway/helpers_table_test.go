@@ -1,3 +1,0 @@
-package gateway
-
-import ()
