@@ -230,7 +230,7 @@ type capacity struct {
 // contract's order. It returns nil and the refusal of the first limit
 // reached, holding nothing.
 func (g *Gateway) reserve(q *request) (*capacity, *refusal) {
-	if !g.conns.acquire() {
+	if !g.conns.Acquire() {
 		return nil, &refusedTooMany
 	}
 	held := &capacity{g: g}
@@ -243,7 +243,7 @@ func (g *Gateway) reserve(q *request) (*capacity, *refusal) {
 		held.addr = &key
 	}
 	if !g.cfg.Broadcast { // a shared child takes its slot when it starts
-		if !g.forks.acquire() {
+		if !g.forks.Acquire() {
 			held.release()
 			return nil, &refusedTooMany
 		}
@@ -258,11 +258,11 @@ func (c *capacity) release() {
 	if c == nil || !c.released.CompareAndSwap(false, true) {
 		return
 	}
-	c.g.conns.release()
+	c.g.conns.Release()
 	if c.addr != nil {
 		c.g.perAddr.Release(*c.addr)
 	}
 	if c.fork {
-		c.g.forks.release()
+		c.g.forks.Release()
 	}
 }

@@ -7,6 +7,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"github.com/wsgate/wsgate/internal/plainhttp"
 	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
 	"math/rand/v2"
@@ -194,8 +195,8 @@ type Gateway struct {
 	cfg       Config
 	log       *slog.Logger
 	upgrader  websocket.Upgrader
-	forks     *limit // children, shared ones included
-	conns     *limit // WebSocket connections
+	forks     *fairness.Limit // children, shared ones included
+	conns     *fairness.Limit // WebSocket connections
 	shared    registry
 	endpoints httppolicy.Router
 	origins   httppolicy.Origins
@@ -204,7 +205,7 @@ type Gateway struct {
 	observe   *counting
 	rate      *fairness.RateLimiter // nil without a RateLimit
 	perAddr   *fairness.Counter     // nil without a MaxConnsPerAddr
-	plain     *plainHandler
+	plain     *plainhttp.Handler
 	wsHeaders http.Header // --header and --header-ws, for gorilla to write
 
 	// plainSteps and upgradeSteps are admission's checks (admission.go).
@@ -240,9 +241,9 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		forks:   newLimit(cfg.MaxForks),
+		forks:   fairness.NewLimit(cfg.MaxForks),
 		shared:  registry{streams: make(map[string]*stream)},
-		conns:   newLimit(cfg.MaxConns),
+		conns:   fairness.NewLimit(cfg.MaxConns),
 		proxies: httppolicy.Proxies(cfg.TrustedProxies),
 		observe: &counting{Observer: cfg.Observer},
 		live:    make(map[*process.Process]struct{}),
@@ -300,22 +301,22 @@ func newRouter(cfg Config) (httppolicy.Router, error) {
 	return httppolicy.CommandRouter{Command: cfg.Command}, nil
 }
 
-func (g *Gateway) newPlainHandler() (*plainHandler, error) {
-	h := &plainHandler{console: g.cfg.DevConsole, endpoints: g.endpoints, forks: g.forks}
+func (g *Gateway) newPlainHandler() (*plainhttp.Handler, error) {
+	h := &plainhttp.Handler{Console: g.cfg.DevConsole, Endpoints: g.endpoints, Forks: g.forks}
 	if g.cfg.CGIDir != "" {
 		r, err := httppolicy.NewDirRouter(g.cfg.CGIDir)
 		if err != nil {
 			return nil, &ConfigError{Field: "CGIDir", Err: err}
 		}
-		h.cgi = &r
-		h.cgiEnv = append([]string{"SERVER_SOFTWARE=" + g.cfg.ServerSoftware}, g.cfg.PassEnv...)
+		h.CGI = &r
+		h.CGIEnv = append([]string{"SERVER_SOFTWARE=" + g.cfg.ServerSoftware}, g.cfg.PassEnv...)
 	}
 	if g.cfg.StaticDir != "" {
-		static, err := newStaticHandler(g.cfg.StaticDir)
+		static, err := plainhttp.NewStatic(g.cfg.StaticDir)
 		if err != nil {
 			return nil, &ConfigError{Field: "StaticDir", Err: err}
 		}
-		h.static = static
+		h.Static = static
 	}
 	return h, nil
 }
@@ -334,7 +335,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !q.upgrade {
 		addHeaders(w, g.cfg.HeadersHTTP)
-		g.plain.serve(w, q.r, identityEnv(q.identity))
+		g.plain.Serve(w, q.r, identityEnv(q.identity))
 		return
 	}
 	if !g.track() {
@@ -615,34 +616,4 @@ func (g *Gateway) writeHandshakeError(w http.ResponseWriter, _ *http.Request, st
 // as websocketd's. It needs to be unique, not secret.
 func newSessionID() string {
 	return strconv.FormatUint(rand.Uint64()>>1, 10)
-}
-
-// limit counts what runs at once against a maximum: children, connections.
-type limit struct {
-	slots chan struct{} // nil when unlimited
-}
-
-func newLimit(max int) *limit {
-	if max <= 0 {
-		return &limit{}
-	}
-	return &limit{slots: make(chan struct{}, max)}
-}
-
-func (f *limit) acquire() bool {
-	if f.slots == nil {
-		return true
-	}
-	select {
-	case f.slots <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-func (f *limit) release() {
-	if f.slots != nil {
-		<-f.slots
-	}
 }

@@ -40,12 +40,12 @@ type source struct {
 // its feeder; the registry's lock is held.
 func (st *stream) leadLocked() (*source, error) {
 	g := st.g
-	if !g.forks.acquire() {
+	if !g.forks.Acquire() {
 		return nil, errTooManyForks
 	}
 	proc, err := process.Start(st.spec)
 	if err != nil {
-		g.forks.release()
+		g.forks.Release()
 		g.observe.ChildStartFailed(st.endpoint)
 		g.log.Error("command failed to start", "path", st.key, "err", err)
 		return nil, fmt.Errorf("%w: %v", errNoStart, rootCause(err))
@@ -73,7 +73,7 @@ func (st *stream) leadLocked() (*source, error) {
 func (src *source) pumpOutput() {
 	st, g := src.st, src.st.g
 	defer g.sessions.Done()
-	defer g.forks.release()
+	defer g.forks.Release()
 	defer g.setLive(src.proc, false)
 	defer src.stopOnShutdown()
 	status := src.proc.Feed(g.childOutput(src, src.log, &src.replaced))

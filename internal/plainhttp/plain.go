@@ -1,4 +1,7 @@
-package gateway
+// Package plainhttp serves the requests that are not WebSocket handshakes:
+// the developer console for an endpoint's path, CGI scripts, static files,
+// else 404.
+package plainhttp
 
 import (
 	_ "embed"
@@ -11,42 +14,49 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/wsgate/wsgate/internal/fairness"
 	"github.com/wsgate/wsgate/internal/httppolicy"
 )
 
 //go:embed console.html
 var consolePage []byte
 
-// plainHandler serves requests that are not WebSocket handshakes: the
+// Handler serves requests that are not WebSocket handshakes: the
 // developer console, then CGI scripts, then static files, else 404. A file
 // under the static directory wins over the console, which answers only the
 // paths that name no file there.
-type plainHandler struct {
-	console   bool
-	endpoints httppolicy.Router
-	cgi       *httppolicy.DirRouter
-	cgiEnv    []string
-	static    *staticFiles
-	forks     *limit
+type Handler struct {
+	// Console serves the developer console for GET requests to the paths
+	// Endpoints routes.
+	Console   bool
+	Endpoints httppolicy.Router
+	// CGI routes the CGI scripts, run with CGIEnv; nil for none.
+	CGI    *httppolicy.DirRouter
+	CGIEnv []string
+	// Static serves static files; nil for none.
+	Static *StaticFiles
+	// Forks bounds the CGI scripts running at once, with the gateway's
+	// children.
+	Forks *fairness.Limit
 }
 
-// serve serves r for a client admission found to be identity: the
+// Serve serves r for a client admission found to be identity: the
 // AUTH_TYPE, REMOTE_USER and AUTH_* entries a CGI script gets.
-func (h *plainHandler) serve(w http.ResponseWriter, r *http.Request, identity []string) {
-	if h.console && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !h.static.has(r.URL.Path) {
-		if _, err := h.endpoints.Route(r.URL.Path); err == nil {
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, identity []string) {
+	if h.Console && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !h.Static.has(r.URL.Path) {
+		if _, err := h.Endpoints.Route(r.URL.Path); err == nil {
 			serveConsole(w)
 			return
 		}
 	}
-	if h.cgi != nil {
-		if e, err := h.cgi.Route(r.URL.Path); err == nil {
+	if h.CGI != nil {
+		if e, err := h.CGI.Route(r.URL.Path); err == nil {
 			h.serveCGI(w, r, e, identity)
 			return
 		}
 	}
-	if h.static != nil {
-		h.static.ServeHTTP(w, r)
+	if h.Static != nil {
+		h.Static.ServeHTTP(w, r)
 		return
 	}
 	http.NotFound(w, r)
@@ -62,30 +72,30 @@ func serveConsole(w http.ResponseWriter) {
 	_, _ = w.Write(consolePage)
 }
 
-func (h *plainHandler) serveCGI(w http.ResponseWriter, r *http.Request, e httppolicy.Endpoint, identity []string) {
-	if !h.forks.acquire() {
+func (h *Handler) serveCGI(w http.ResponseWriter, r *http.Request, e httppolicy.Endpoint, identity []string) {
+	if !h.Forks.Acquire() {
 		http.Error(w, "too many connections", http.StatusTooManyRequests)
 		return
 	}
-	defer h.forks.release()
+	defer h.Forks.Release()
 	handler := &cgi.Handler{
 		Path: e.Path,
 		Root: e.ScriptName,
 		Dir:  filepath.Dir(e.Path),
-		Env:  append(slices.Clip(h.cgiEnv), identity...),
+		Env:  append(slices.Clip(h.CGIEnv), identity...),
 	}
 	handler.ServeHTTP(w, r)
 }
 
-// staticFiles serves the files under a directory. Paths cannot leave it,
+// StaticFiles serves the files under a directory. Paths cannot leave it,
 // through ".." or through symlinks.
-type staticFiles struct {
+type StaticFiles struct {
 	root *os.Root
 	http.Handler
 }
 
-// newStaticHandler serves the files under dir.
-func newStaticHandler(dir string) (*staticFiles, error) {
+// NewStatic returns a handler of the files under dir.
+func NewStatic(dir string) (*StaticFiles, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
@@ -95,12 +105,12 @@ func newStaticHandler(dir string) (*staticFiles, error) {
 		root.Close()
 		return nil, errors.New(dir + " is not a directory")
 	}
-	return &staticFiles{root: root, Handler: http.FileServerFS(root.FS())}, nil
+	return &StaticFiles{root: root, Handler: http.FileServerFS(root.FS())}, nil
 }
 
 // has reports whether urlPath names a file to serve: a file, or a
-// directory with an index.html. A nil staticFiles has none.
-func (f *staticFiles) has(urlPath string) bool {
+// directory with an index.html. A nil StaticFiles has none.
+func (f *StaticFiles) has(urlPath string) bool {
 	if f == nil {
 		return false
 	}
