@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/base64"
+	"github.com/wsgate/wsgate/internal/observe"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -39,15 +40,15 @@ type request struct {
 // one without (capacity) completes the handshake and closes at once with
 // its close code, since browsers cannot read an HTTP status.
 type refusal struct {
-	status int           // HTTP status; 0 for a refusal told by a close frame
-	code   int           // close code, when status is 0
-	reason string        // what the client is told, and the log says
-	detail string        // told the client after the reason, not logged as the message
-	attrs  []any         // more for the log line
-	metric RefusalReason // what it is counted as; "" for nothing
-	level  slog.Level    // how loud the log line is
-	hint   string        // what would let it in, for the log line
-	header http.Header   // response headers of an HTTP refusal, if any
+	status int                   // HTTP status; 0 for a refusal told by a close frame
+	code   int                   // close code, when status is 0
+	reason string                // what the client is told, and the log says
+	detail string                // told the client after the reason, not logged as the message
+	attrs  []any                 // more for the log line
+	metric observe.RefusalReason // what it is counted as; "" for nothing
+	level  slog.Level            // how loud the log line is
+	hint   string                // what would let it in, for the log line
+	header http.Header           // response headers of an HTTP refusal, if any
 }
 
 // A step is one check of admission: nil lets the request on.
@@ -86,7 +87,7 @@ func (g *Gateway) checkPath(q *request) *refusal {
 	if !httppolicy.HasControlChar(q.r.URL.Path) {
 		return nil
 	}
-	return &refusal{status: http.StatusBadRequest, reason: "control character in path", metric: RefusedBadRequest, level: slog.LevelInfo}
+	return &refusal{status: http.StatusBadRequest, reason: "control character in path", metric: observe.RefusedBadRequest, level: slog.LevelInfo}
 }
 
 // checkHost refuses, when every listener is on loopback, a Host that is not
@@ -102,7 +103,7 @@ func (g *Gateway) checkHost(q *request) *refusal {
 		httppolicy.LoopbackHost(r.Host) || g.origins.AllowsHost(r.Host, r.TLS != nil) {
 		return nil
 	}
-	return &refusal{status: http.StatusForbidden, reason: "host not allowed", metric: RefusedOrigin,
+	return &refusal{status: http.StatusForbidden, reason: "host not allowed", metric: observe.RefusedOrigin,
 		level: slog.LevelWarn, hint: httppolicy.HostHint(r.Host)}
 }
 
@@ -110,7 +111,7 @@ func (g *Gateway) checkHost(q *request) *refusal {
 func (g *Gateway) checkEndpoint(q *request) *refusal {
 	e, err := g.endpoints.Route(q.r.URL.Path)
 	if err != nil {
-		return &refusal{status: http.StatusNotFound, reason: "no such endpoint", metric: RefusedNotFound, level: slog.LevelDebug}
+		return &refusal{status: http.StatusNotFound, reason: "no such endpoint", metric: observe.RefusedNotFound, level: slog.LevelDebug}
 	}
 	q.endpoint = e
 	return nil
@@ -122,7 +123,7 @@ func (g *Gateway) checkOrigin(q *request) *refusal {
 		return nil
 	}
 	origin := q.r.Header.Get("Origin")
-	return &refusal{status: http.StatusForbidden, reason: "origin not allowed", metric: RefusedOrigin,
+	return &refusal{status: http.StatusForbidden, reason: "origin not allowed", metric: observe.RefusedOrigin,
 		level: slog.LevelWarn, hint: httppolicy.OriginHint(origin)}
 }
 
@@ -137,7 +138,7 @@ func (g *Gateway) checkSubprotocol(q *request) *refusal {
 	served := strings.Join(g.protocols, ", ")
 	return &refusal{status: http.StatusBadRequest, reason: "no subprotocol in common", detail: "this endpoint serves " + served,
 		attrs:  []any{"offered", strings.Join(httppolicy.Offered(q.r), ","), "served", strings.Join(g.protocols, ",")},
-		metric: RefusedBadRequest, level: slog.LevelInfo,
+		metric: observe.RefusedBadRequest, level: slog.LevelInfo,
 		hint: "serve one of them with --subprotocol"}
 }
 
@@ -147,7 +148,7 @@ func (g *Gateway) checkSubprotocol(q *request) *refusal {
 func checkHandshake(q *request) *refusal {
 	r := q.r
 	bad := func(status int, reason string) *refusal {
-		return &refusal{status: status, reason: reason, metric: RefusedBadRequest, level: slog.LevelInfo}
+		return &refusal{status: status, reason: reason, metric: observe.RefusedBadRequest, level: slog.LevelInfo}
 	}
 	switch {
 	case r.Method != http.MethodGet:
@@ -196,7 +197,7 @@ func (g *Gateway) noteRefusal(q *request, ref *refusal) {
 	if q.client.Proxy != "" {
 		attrs = append(attrs, "proxy", q.client.Proxy)
 	}
-	if origin := q.r.Header.Get("Origin"); origin != "" && ref.metric == RefusedOrigin {
+	if origin := q.r.Header.Get("Origin"); origin != "" && ref.metric == observe.RefusedOrigin {
 		attrs = append(attrs, "origin", origin, "host", q.client.Host)
 	}
 	attrs = append(attrs, ref.attrs...)
@@ -209,9 +210,9 @@ func (g *Gateway) noteRefusal(q *request, ref *refusal) {
 // Refusals told by a close frame after the upgrade.
 var (
 	refusedTooMany = refusal{code: websocket.CloseTryAgainLater, reason: errTooManyForks.Error(),
-		metric: RefusedLimit, level: slog.LevelInfo, hint: "raise --maxconns or --maxforks"}
+		metric: observe.RefusedLimit, level: slog.LevelInfo, hint: "raise --maxconns or --maxforks"}
 	refusedBus = refusal{code: websocket.CloseTryAgainLater, reason: errBusUnavailable.Error(),
-		metric: RefusedBus, level: slog.LevelInfo}
+		metric: observe.RefusedBus, level: slog.LevelInfo}
 )
 
 // capacity is what a connection holds of the gateway's limits: its

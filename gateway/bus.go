@@ -5,6 +5,7 @@ import (
 	"errors"
 	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/wsconn"
+	"github.com/wsgate/wsgate/process"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -72,7 +73,7 @@ func (st *stream) fromBus(m *broadcast.Message) *broadcast.Message {
 // the stream ends.
 func (st *stream) Input(p []byte) {
 	if src := st.leader.Load(); src != nil {
-		if err := src.stdin.writeUntil(p, st.done); err != nil {
+		if err := src.stdin.WriteUntil(p, st.done); err != nil {
 			st.log.Debug("input from another instance not written", "err", err)
 		}
 	}
@@ -126,7 +127,7 @@ func (st *stream) input(s *session, p []byte) error {
 		}
 		select {
 		case <-st.done:
-			return errStdinClosed
+			return process.ErrStdinClosed
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), stdinCheckInterval)
@@ -148,7 +149,7 @@ func (st *stream) input(s *session, p []byte) error {
 // wait.
 func (st *stream) lastInput(p []byte, wait time.Duration) error {
 	if src := st.leader.Load(); src != nil {
-		return src.stdin.writeLast(p, wait)
+		return src.stdin.WriteLast(p, wait)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()

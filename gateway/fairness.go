@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/wsgate/wsgate/internal/observe"
 	"log/slog"
 	"math"
 	"net/http"
@@ -23,7 +24,7 @@ const reasonPerAddress = "too many connections from your address"
 // refusedPerAddress is the refusal of a connection over MaxConnsPerAddr,
 // told by a close frame after the upgrade, as the other limits are.
 var refusedPerAddress = refusal{code: websocket.CloseTryAgainLater, reason: reasonPerAddress,
-	metric: RefusedPerAddress, level: slog.LevelInfo, hint: "raise --maxconnsperip; behind a reverse proxy, name it with --trustedproxy"}
+	metric: observe.RefusedPerAddress, level: slog.LevelInfo, hint: "raise --maxconnsperip; behind a reverse proxy, name it with --trustedproxy"}
 
 // newFairness makes the limiter and the counter cfg asks for.
 func newFairness(cfg Config) (*fairness.RateLimiter, *fairness.Counter) {
@@ -49,7 +50,7 @@ func (g *Gateway) checkRate(q *request) *refusal {
 		return nil
 	}
 	return &refusal{status: http.StatusTooManyRequests, reason: "too many handshakes from your address",
-		metric: RefusedRate, level: slog.LevelInfo, hint: "raise --ratelimit",
+		metric: observe.RefusedRate, level: slog.LevelInfo, hint: "raise --ratelimit",
 		header: http.Header{"Retry-After": {retryAfter(wait)}}}
 }
 

@@ -7,6 +7,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"github.com/wsgate/wsgate/internal/observe"
 	"github.com/wsgate/wsgate/internal/plainhttp"
 	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
@@ -161,7 +162,7 @@ type Config struct {
 	// Logger receives every log line; slog.Default() when nil.
 	Logger *slog.Logger
 	// Observer is told what happens, for metrics; nil for none.
-	Observer Observer
+	Observer observe.Observer
 }
 
 func (c Config) withDefaults() Config {
@@ -181,7 +182,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	if c.Observer == nil {
-		c.Observer = NopObserver{}
+		c.Observer = observe.NopObserver{}
 	}
 	if c.Bus == nil {
 		c.Bus = broadcast.Local{}
@@ -340,7 +341,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !g.track() {
 		g.refuseHTTP(w, q, &refusal{status: http.StatusServiceUnavailable, reason: "server shutting down",
-			metric: RefusedShutdown, level: slog.LevelDebug})
+			metric: observe.RefusedShutdown, level: slog.LevelDebug})
 		return
 	}
 	q.id = newSessionID()
@@ -607,7 +608,7 @@ func (g *Gateway) handshakeHeader(protocol string) http.Header {
 // and a one-line reason. Admission has checked what gorilla checks, so
 // this is a connection that failed under the upgrade.
 func (g *Gateway) writeHandshakeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
-	g.observe.HandshakeRefused(RefusedBadRequest)
+	g.observe.HandshakeRefused(observe.RefusedBadRequest)
 	w.Header().Set("Sec-Websocket-Version", "13")
 	http.Error(w, reason.Error(), status)
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/wsgate/wsgate/internal/observe"
 	"log/slog"
 	"net/http"
 
@@ -48,7 +49,7 @@ func (g *Gateway) checkIdentity(q *request) *refusal {
 // logged: its status, with the challenges of a 401, at WARN, with what
 // would change it.
 func authRefusal(ref *auth.Refusal) *refusal {
-	r := &refusal{status: ref.Status, reason: ref.Reason, metric: RefusedAuth, level: slog.LevelWarn, hint: ref.Detail}
+	r := &refusal{status: ref.Status, reason: ref.Reason, metric: observe.RefusedAuth, level: slog.LevelWarn, hint: ref.Detail}
 	if len(ref.Challenges) > 0 {
 		r.header = http.Header{"Www-Authenticate": ref.Challenges}
 	}

@@ -3,8 +3,9 @@ package gateway
 import (
 	"errors"
 	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/observe"
 	"github.com/wsgate/wsgate/internal/wsconn"
-	"os"
+	"github.com/wsgate/wsgate/process"
 	"time"
 	"unicode/utf8"
 )
@@ -53,7 +54,7 @@ func (b *stdinBatch) add(payload []byte, text bool) error {
 	}
 	b.s.msgsIn.Add(1)
 	b.s.bytesIn.Add(int64(len(payload)))
-	b.s.gw.observe.Messages(b.s.ep.Name, In, 1, int64(len(payload)))
+	b.s.gw.observe.Messages(b.s.ep.Name, observe.In, 1, int64(len(payload)))
 	line := !b.s.gw.cfg.Binary
 	size := len(payload)
 	if line {
@@ -102,7 +103,7 @@ func (b *stdinBatch) write(p, tail []byte) error {
 		return nil
 	}
 	err := b.s.writeStdin(p, tail)
-	if errors.Is(err, errStdinClosed) {
+	if errors.Is(err, process.ErrStdinClosed) {
 		b.open = false
 		return nil
 	}
@@ -132,23 +133,6 @@ func (b *stdinBatch) release() {
 	}
 }
 
-// errStdinClosed marks a child that no longer reads its stdin.
-var errStdinClosed = errors.New("child's stdin closed")
-
-// childStdin is a child's stdin as its clients' readers write it: one
-// reader in per-connection mode, every member's in broadcast mode. A write
-// holds it whole, so that what one client sent is never interleaved with
-// what another did.
-type childStdin struct {
-	file     *os.File
-	turn     chan struct{} // holds a token while a write is under way
-	deadline time.Time     // when a blocked write next wakes; the holder's
-}
-
-func newChildStdin(file *os.File) *childStdin {
-	return &childStdin{file: file, turn: make(chan struct{}, 1)}
-}
-
 // writeStdin writes head then tail to the child's stdin, or a stream's on
 // a bus, as one write: nothing another client sends goes between them.
 func (s *session) writeStdin(head, tail []byte) error {
@@ -166,7 +150,7 @@ func (s *session) writeLastInput(buf []byte, wait time.Duration) error {
 	if s.member != nil && s.member.bs != nil {
 		return s.member.bs.lastInput(buf, wait)
 	}
-	return s.stdin.writeLast(buf, wait)
+	return s.stdin.WriteLast(buf, wait)
 }
 
 // writeStdinTo writes to a child's stdin. A child that does not read blocks
@@ -175,43 +159,61 @@ func (s *session) writeLastInput(buf []byte, wait time.Duration) error {
 // stdinCheckInterval to see whether the client has hung up or the session is
 // closing, since the socket is not being read and would not tell by itself
 // (probeClient).
-func (s *session) writeStdinTo(in *childStdin, buf []byte) error {
+func (s *session) writeStdinTo(in *process.Stdin, buf []byte) error {
 	return s.writeStdinParts(in, buf, nil)
 }
 
 // writeStdinParts is writeStdinTo for head then tail, in one turn.
-func (s *session) writeStdinParts(in *childStdin, head, tail []byte) error {
-	if err := s.waitStdinTurn(in); err != nil || len(head)+len(tail) == 0 {
+func (s *session) writeStdinParts(in *process.Stdin, head, tail []byte) error {
+	if err := in.Take(s.stdinWaiting); err != nil || len(head)+len(tail) == 0 {
 		return err
 	}
-	defer func() { <-in.turn }()
+	defer in.Release()
 	if err := s.writeTurn(in, head); err != nil {
 		return err
 	}
 	return s.writeTurn(in, tail)
 }
 
+// errNotWanted gives up a write to stdin of a session that is closing.
+var errNotWanted = errors.New("input no longer wanted")
+
 // writeTurn writes buf to in, whose turn the session holds.
-func (s *session) writeTurn(in *childStdin, buf []byte) error {
-	for len(buf) > 0 {
-		if s.ends.ClosingByUs() {
-			return nil // the input is no longer wanted
-		}
-		in.pushDeadline()
-		n, err := in.file.Write(buf)
-		buf = buf[n:]
-		switch {
-		case err == nil:
-			return nil
-		case !errors.Is(err, os.ErrDeadlineExceeded):
-			s.log.Debug("child stdin closed", "err", err)
-			return errStdinClosed
-		case wsconn.PeerHungUp(s.raw):
-			return errClientGone
-		default:
-			s.probeClient()
-		}
+func (s *session) writeTurn(in *process.Stdin, buf []byte) error {
+	if len(buf) == 0 || s.ends.ClosingByUs() {
+		return nil // the input is no longer wanted
 	}
+	err := in.Write(buf, s.stdinBlocked)
+	switch {
+	case errors.Is(err, errNotWanted):
+		return nil
+	case errors.Is(err, process.ErrStdinClosed):
+		s.log.Debug("child stdin closed")
+	}
+	return err
+}
+
+// stdinBlocked is asked every stdinCheckInterval while the child takes
+// nothing: the socket is not being read meanwhile and would not tell that
+// the client hung up by itself (probeClient).
+func (s *session) stdinBlocked() error {
+	switch {
+	case s.ends.ClosingByUs():
+		return errNotWanted
+	case wsconn.PeerHungUp(s.raw):
+		return errClientGone
+	}
+	s.probeClient()
+	return nil
+}
+
+// stdinWaiting is asked every stdinCheckInterval while another client
+// writes to the shared stdin.
+func (s *session) stdinWaiting() error {
+	if s.ends.ClosingByUs() || wsconn.PeerHungUp(s.raw) {
+		return errClientGone
+	}
+	s.probeClient()
 	return nil
 }
 
@@ -227,79 +229,4 @@ func (s *session) writeTurn(in *childStdin, buf []byte) error {
 // pong; one at a time is queued (wire.control).
 func (s *session) probeClient() {
 	s.wire.Control(frames.ControlFrame(frames.OpPong, nil))
-}
-
-// waitStdinTurn waits until no other client writes to the shared stdin.
-func (s *session) waitStdinTurn(in *childStdin) error {
-	select {
-	case in.turn <- struct{}{}:
-		return nil
-	default:
-	}
-	tick := time.NewTicker(stdinCheckInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case in.turn <- struct{}{}:
-			return nil
-		case <-tick.C:
-			if s.ends.ClosingByUs() || wsconn.PeerHungUp(s.raw) {
-				return errClientGone
-			}
-			s.probeClient()
-		}
-	}
-}
-
-// pushDeadline sets the next wake-up of a blocked write, at most once per
-// half interval, since it is called for every write.
-func (in *childStdin) pushDeadline() {
-	now := time.Now()
-	if now.After(in.deadline.Add(-stdinCheckInterval / 2)) {
-		in.deadline = now.Add(stdinCheckInterval)
-		_ = in.file.SetWriteDeadline(in.deadline)
-	}
-}
-
-// writeLast writes p within wait, if its turn comes within wait.
-func (in *childStdin) writeLast(p []byte, wait time.Duration) error {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case in.turn <- struct{}{}:
-	case <-timer.C:
-		return os.ErrDeadlineExceeded
-	}
-	defer func() { <-in.turn }()
-	in.deadline = time.Now().Add(wait)
-	_ = in.file.SetWriteDeadline(in.deadline)
-	_, err := in.file.Write(p)
-	return err
-}
-
-// writeUntil writes p whole, in its turn, unless stop is closed first or
-// the child stops reading its stdin: for input from another instance.
-func (in *childStdin) writeUntil(p []byte, stop <-chan struct{}) error {
-	select {
-	case in.turn <- struct{}{}:
-	case <-stop:
-		return errStdinClosed
-	}
-	defer func() { <-in.turn }()
-	for {
-		in.pushDeadline()
-		n, err := in.file.Write(p)
-		p = p[n:]
-		switch {
-		case err == nil:
-			return nil
-		case !errors.Is(err, os.ErrDeadlineExceeded):
-			return errStdinClosed
-		}
-		select {
-		case <-stop:
-			return errStdinClosed
-		default:
-		}
-	}
 }

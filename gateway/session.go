@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/wsgate/wsgate/internal/cgienv"
+	"github.com/wsgate/wsgate/internal/observe"
 	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
 	"net"
@@ -48,9 +49,9 @@ type session struct {
 	proc   *process.Process
 	wire   *wsconn.Wire
 	watch  *wsconn.Watchdog
-	out    wsconn.Batch // frames waiting for the wire: pumpOutput's own
-	stdin  *childStdin  // its own child's; a member's input goes to its stream
-	member *member      // the session's place in a broadcast stream; nil in per-connection mode
+	out    wsconn.Batch   // frames waiting for the wire: pumpOutput's own
+	stdin  *process.Stdin // its own child's; a member's input goes to its stream
+	member *member        // the session's place in a broadcast stream; nil in per-connection mode
 	// reader reads a member's client through the readiness set; nil for
 	// a session read by its own goroutine.
 	reader atomic.Pointer[memberInput]
@@ -93,7 +94,7 @@ func newSession(g *Gateway, hw *wsconn.HijackWriter, q *request) *session {
 	name := q.endpoint.Name // not all of q: every session holds this closure
 	s.wire.Written = func(msgs, payload int64) {
 		s.msgsOut.Add(msgs)
-		g.observe.Messages(name, Out, msgs, payload)
+		g.observe.Messages(name, observe.Out, msgs, payload)
 	}
 	s.heard()
 	s.watch = &wsconn.Watchdog{
@@ -137,7 +138,7 @@ func (s *session) run(ctx context.Context) {
 	}
 	s.gw.observe.ChildStarted(s.ep.Name)
 	s.proc = proc
-	s.stdin = newChildStdin(proc.Stdin())
+	s.stdin = process.NewStdin(proc.Stdin(), stdinCheckInterval)
 	s.req = nil // all that is needed of it is in the child's environment
 	s.log = s.log.With("pid", proc.Pid())
 	s.wire.Wake = proc.Wake // the feeder writes what is asked while the child is quiet

@@ -26,7 +26,7 @@ import (
 type source struct {
 	st             *stream
 	proc           *process.Process
-	stdin          *childStdin
+	stdin          *process.Stdin
 	log            *slog.Logger
 	start          time.Time
 	stopOnShutdown func() bool
@@ -54,7 +54,7 @@ func (st *stream) leadLocked() (*source, error) {
 	src := &source{
 		st:    st,
 		proc:  proc,
-		stdin: newChildStdin(proc.Stdin()),
+		stdin: process.NewStdin(proc.Stdin(), stdinCheckInterval),
 		log:   st.log.With("pid", proc.Pid()),
 		start: time.Now(),
 	}

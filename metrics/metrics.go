@@ -1,9 +1,10 @@
 // Package metrics exposes what a gateway does as Prometheus metrics: it
-// implements gateway.Observer with client_golang and serves /metrics and
+// implements observe.Observer with client_golang and serves /metrics and
 // /healthz on a listener of its own, never on the gateway's.
 package metrics
 
 import (
+	"github.com/wsgate/wsgate/internal/observe"
 	"net/http"
 	"runtime"
 	"sync"
@@ -12,14 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/wsgate/wsgate/gateway"
 )
 
 // sessionBuckets are the upper bounds of the session duration histogram, in
 // seconds: from a refused connection to a dashboard left open all day.
 var sessionBuckets = []float64{0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600}
 
-// Metrics is a gateway.Observer that counts in Prometheus metrics, all
+// Metrics is a observe.Observer that counts in Prometheus metrics, all
 // named wsgate_*, next to the Go runtime's and the process's. It is safe for
 // concurrent use.
 type Metrics struct {
@@ -49,7 +49,7 @@ type traffic struct {
 	msgsIn, bytesIn, msgsOut, bytesOut prometheus.Counter
 }
 
-var _ gateway.Observer = (*Metrics)(nil)
+var _ observe.Observer = (*Metrics)(nil)
 
 // New returns the metrics of a wsgate of the given version, registered with
 // a registry of their own.
@@ -95,7 +95,7 @@ func New(version string) *Metrics {
 		Name: "wsgate_build_info", Help: "Always 1: the version of wsgate and of Go it was built with.",
 	}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	for _, reason := range gateway.RefusalReasons {
+	for _, reason := range observe.RefusalReasons {
 		m.refused.WithLabelValues(string(reason)) // every reason shows, at 0 until it happens
 	}
 	m.registry.MustRegister(
@@ -108,7 +108,7 @@ func New(version string) *Metrics {
 }
 
 // HandshakeRefused counts a refused handshake.
-func (m *Metrics) HandshakeRefused(reason gateway.RefusalReason) {
+func (m *Metrics) HandshakeRefused(reason observe.RefusalReason) {
 	m.refused.WithLabelValues(string(reason)).Inc()
 }
 
@@ -120,7 +120,7 @@ func (m *Metrics) ConnectionOpened(endpoint string) {
 // ConnectionClosed counts an ended connection and its duration.
 func (m *Metrics) ConnectionClosed(endpoint string, code int, duration time.Duration) {
 	m.connections.WithLabelValues(endpoint).Dec()
-	m.connectionsTotal.WithLabelValues(endpoint, gateway.CloseCodeLabel(code)).Inc()
+	m.connectionsTotal.WithLabelValues(endpoint, observe.CloseCodeLabel(code)).Inc()
 	m.sessionDuration.WithLabelValues(endpoint).Observe(duration.Seconds())
 }
 
@@ -141,10 +141,10 @@ func (m *Metrics) ChildEnded(endpoint string) {
 }
 
 // Messages counts messages and their payload bytes.
-func (m *Metrics) Messages(endpoint string, dir gateway.Direction, messages, bytes int64) {
+func (m *Metrics) Messages(endpoint string, dir observe.Direction, messages, bytes int64) {
 	t := m.trafficOf(endpoint)
 	msgs, size := t.msgsIn, t.bytesIn
-	if dir == gateway.Out {
+	if dir == observe.Out {
 		msgs, size = t.msgsOut, t.bytesOut
 	}
 	if messages > 0 {
@@ -161,10 +161,10 @@ func (m *Metrics) trafficOf(endpoint string) *traffic {
 		return t.(*traffic)
 	}
 	t := &traffic{
-		msgsIn:   m.messages.WithLabelValues(endpoint, string(gateway.In)),
-		bytesIn:  m.bytes.WithLabelValues(endpoint, string(gateway.In)),
-		msgsOut:  m.messages.WithLabelValues(endpoint, string(gateway.Out)),
-		bytesOut: m.bytes.WithLabelValues(endpoint, string(gateway.Out)),
+		msgsIn:   m.messages.WithLabelValues(endpoint, string(observe.In)),
+		bytesIn:  m.bytes.WithLabelValues(endpoint, string(observe.In)),
+		msgsOut:  m.messages.WithLabelValues(endpoint, string(observe.Out)),
+		bytesOut: m.bytes.WithLabelValues(endpoint, string(observe.Out)),
 	}
 	actual, _ := m.traffic.LoadOrStore(endpoint, t)
 	return actual.(*traffic)
