@@ -551,7 +551,7 @@ func (g *Gateway) serveSession(s *session, m *member, ref *refusal) {
 // sessionEnded tells the gateway a session has ended and logged, which
 // Shutdown and Abort wait for.
 func (g *Gateway) sessionEnded(s *session) {
-	s.life.stop()
+	s.life.Stop()
 	s.held.release()
 	g.setOpen(s, false)
 	close(s.ended)

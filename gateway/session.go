@@ -41,8 +41,8 @@ type session struct {
 	remote, uri string // of the handshake, for the logs
 	ep          httppolicy.Endpoint
 	id          string
-	held        *capacity // the limits' slots it holds; released when it ends
-	life        *lifetime // its bounds in time, if it has any (lifetime.go)
+	held        *capacity        // the limits' slots it holds; released when it ends
+	life        *wsconn.Lifetime // its bounds in time, if it has any
 	log         *slog.Logger
 	start       time.Time
 
@@ -105,7 +105,7 @@ func newSession(g *Gateway, hw *wsconn.HijackWriter, q *request) *session {
 		CloseDelivered: s.ends.Deliver,
 		Drop:           s.drop,
 	}
-	s.life = startLifetime(s, g.cfg, q.identity.Expires)
+	s.startLifetime()
 	return s
 }
 
