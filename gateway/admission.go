@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/base64"
 	"github.com/wsgate/wsgate/internal/observe"
 	"log/slog"
 	"net/http"
@@ -143,31 +142,12 @@ func (g *Gateway) checkSubprotocol(q *request) *refusal {
 }
 
 // checkHandshake refuses a handshake that the upgrade would refuse, before
-// anything is started or held for it: the checks of RFC 6455 section 4.2.1
-// that gorilla makes, with its statuses.
+// anything is started or held for it.
 func checkHandshake(q *request) *refusal {
-	r := q.r
-	bad := func(status int, reason string) *refusal {
-		return &refusal{status: status, reason: reason, metric: observe.RefusedBadRequest, level: slog.LevelInfo}
-	}
-	switch {
-	case r.Method != http.MethodGet:
-		return bad(http.StatusMethodNotAllowed, "websocket: the handshake must be a GET request")
-	case r.Header.Get("Sec-Websocket-Version") != "13":
-		ref := bad(http.StatusBadRequest, "websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header")
-		ref.header = http.Header{"Sec-Websocket-Version": {"13"}}
-		return ref
-	case !validChallengeKey(r.Header.Get("Sec-Websocket-Key")):
-		return bad(http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 encoded value of 16-byte in length")
+	if bad := httppolicy.CheckHandshake(q.r); bad != nil {
+		return &refusal{status: bad.Status, reason: bad.Reason, header: bad.Header, metric: observe.RefusedBadRequest, level: slog.LevelInfo}
 	}
 	return nil
-}
-
-// validChallengeKey reports whether key is the base64 of 16 bytes (RFC 6455
-// section 4.1).
-func validChallengeKey(key string) bool {
-	decoded, err := base64.StdEncoding.DecodeString(key)
-	return err == nil && len(decoded) == 16
 }
 
 // refuseHTTP answers a request refused before any upgrade, counts the
