@@ -44,15 +44,6 @@ var (
 	errBusUnavailable = errors.New("bus unavailable")
 )
 
-// Joining a stream.
-const (
-	// attachTimeout bounds the handshake's wait for the bus.
-	attachTimeout = 2 * time.Second
-	// joinAttempts is how often a join tries again when the stream it found
-	// ended meanwhile.
-	joinAttempts = 3
-)
-
 // stream is one broadcast stream on this instance.
 type stream struct {
 	g        *Gateway
@@ -325,12 +316,6 @@ func (s *session) enter(ctx context.Context, m *member) {
 	m.ready(s)
 }
 
-// goingAwayMember closes a member because the gateway is shutting down. Its
-// shared child is the gateway's to stop.
-func (s *session) goingAwayMember() {
-	s.closeWith(websocket.CloseGoingAway, "server shutting down")
-}
-
 // runMember serves a member under TLS, or one the readiness set cannot
 // take, until the client's side ends: the session's goroutine reads the
 // client and writes to the shared stdin (copyInput); the
@@ -366,20 +351,15 @@ func (s *session) plainReader() *wsconn.SocketReader {
 
 // tooSlow closes a member whose queue is full with 1013.
 func (s *session) tooSlow() {
-	if s.ends.Send(websocket.CloseTryAgainLater, "client too slow") {
+	if s.close(websocket.CloseTryAgainLater, "client too slow", closeBehind) {
 		s.gw.observe.SlowClient(s.ep.Name)
 		s.log.Info("client too slow; closing", "queue", s.gw.cfg.QueueSize)
-		s.wire.CloseBehind(frames.CloseFrame(websocket.CloseTryAgainLater, "client too slow"))
 	}
 }
 
 // streamEnded sends the stream's close frame after everything before it,
 // unless the session has one already.
 func (s *session) streamEnded(frame []byte) {
-	if code, reason := frames.CloseContent(frame); s.ends.Send(code, reason) {
-		_ = s.wire.CloseAfterFrame(frame)
-		s.watch.Poke()
-		return
-	}
-	_ = s.wire.WriteControls()
+	code, reason := frames.CloseContent(frame)
+	s.close(code, reason, closeAfterData)
 }

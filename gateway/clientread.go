@@ -113,16 +113,15 @@ func (in *clientInput) Pong([]byte) { in.s.heard() }
 
 // Close records the client's close frame and answers it.
 func (in *clientInput) Close(code int, reason string) {
-	in.s.onClose(code, reason)
+	in.s.answerClose(code, reason)
 	in.closed = &websocket.CloseError{Code: code, Text: reason}
 }
 
 // protocolError answers a client that broke the protocol with a close
 // frame.
 func (s *session) protocolError(code int, reason string) {
-	if s.ends.Send(code, reason) {
+	if s.close(code, reason, closeAhead) {
 		s.log.Info("client broke the protocol; closing", "remote", s.remote, "code", code, "reason", reason)
-		s.wire.Control(frames.CloseFrame(code, reason))
 	}
 }
 

@@ -1,7 +1,3 @@
-// Package gateway is wsgate's HTTP and WebSocket side: it upgrades requests,
-// runs one supervised child process per connection, frames the child's lines
-// as messages, and shuts every session down cleanly. It reads no flags: the
-// caller describes what to run in a Config.
 package gateway
 
 import (
@@ -25,28 +21,6 @@ import (
 	"github.com/wsgate/wsgate/internal/httppolicy"
 	"github.com/wsgate/wsgate/internal/readiness"
 	"github.com/wsgate/wsgate/process"
-)
-
-// Defaults for the zero values of Config.
-const (
-	DefaultMaxMessageSize = 1 << 20  // websocketd's --maxframesize default
-	DefaultMaxLineSize    = 16 << 20 // the outbound limit on one line
-	DefaultWriteTimeout   = 60 * time.Second
-	DefaultQueueSize      = 1024 // messages per broadcast client
-)
-
-// Timeouts of the handshake and of the close handshake.
-const (
-	// handshakeTimeout bounds writing the handshake response.
-	handshakeTimeout = 5 * time.Second
-	// closeReplyWait bounds how long a client whose side has ended may take
-	// to take our answer to its close frame and what is in its way. Output
-	// goes nowhere meanwhile and the feeder, which also reaps the child, is
-	// held no longer: well within the stop sequence's first steps.
-	closeReplyWait = 250 * time.Millisecond
-	// stdinCheckInterval is how often a write to a child that does not read
-	// its stdin wakes to check whether the client hung up meanwhile.
-	stdinCheckInterval = time.Second
 )
 
 // Config says what the gateway runs and how. The zero value of each limit
@@ -390,7 +364,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	// Members first: cancelling stops the shared children, and a child
 	// that exits at once would end its stream (1000) ahead of the 1001.
 	for _, s := range members {
-		s.goingAwayMember()
+		s.goingAway()
 	}
 	g.cancel() // sessions with a child of their own go away by themselves
 
@@ -407,10 +381,6 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-
-// abortWait bounds how long Abort waits for the children and sessions it
-// ends.
-const abortWait = time.Second
 
 // Abort ends every child and every session at once, for a shutdown that
 // cannot wait: each child's group gets SIGKILL, and each connection still
@@ -467,7 +437,7 @@ func (g *Gateway) setOpen(s *session, open bool) {
 	late := g.closed && s.member != nil
 	g.mu.Unlock()
 	if late {
-		s.goingAwayMember()
+		s.goingAway()
 	}
 }
 

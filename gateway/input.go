@@ -20,14 +20,6 @@ const reasonInvalidText = "invalid UTF-8 in text message"
 // reading what it had sent.
 var errClientGone = errors.New("client hung up")
 
-// maxStdinBatch bounds the decoded bytes a batch of client messages holds
-// while it waits for the stdin, however many messages one read decodes: 64
-// KiB of compressed frames can inflate to dozens of megabytes. A message
-// that would take the batch past the bound has the batch written first; one
-// bigger than the bound is written by itself, from where the decoder holds
-// it, without a copy.
-const maxStdinBatch = wsconn.BatchLimit
-
 // stdinBatch gathers whole client messages, each as a line in text mode,
 // for one write to the child's stdin, in a pooled buffer held only while
 // messages wait. It is bounded (maxStdinBatch): writing it blocks while the

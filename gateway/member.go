@@ -109,10 +109,6 @@ func (m *member) done() bool {
 	return true
 }
 
-// takeBatch is how many messages a member's writer takes from the stream at
-// a time, into an array on its stack: a chunk's worth of short lines.
-const takeBatch = 256
-
 // sendNow sends the messages waiting, as far as the client's socket takes
 // them at once, and reports whether all went: if not, the pump is to send
 // the rest (what the batch holds, then m.taken, then the stream's). Control

@@ -116,9 +116,8 @@ func (s *session) refuse(ref *refusal) {
 	if s.req != nil {
 		s.gw.noteRefusal(s.req, ref)
 	}
-	s.ends.Send(code, reason)
 	s.wire.Abandon(time.Now().Add(wsconn.ControlWriteWait))
-	s.wire.Control(frames.CloseFrame(code, reason))
+	s.close(code, reason, closeAhead)
 	_ = s.wire.WriteControls() // this goroutine is the only writer
 	_ = s.client.SetReadDeadline(time.Now().Add(wsconn.CloseWait))
 	s.clientEnded(s.copyInput()) // what it sends meanwhile is dropped: we are closing
@@ -170,13 +169,9 @@ func (s *session) pumpOutput() {
 	status := s.proc.Feed(s.gw.childOutput(sessionOut{s}, s.log, &s.replacedUTF8))
 	s.gw.observe.ChildEnded(s.ep.Name)
 	code, reason := closeCodeFor(status), status.String()
-	if !s.ends.Send(code, reason) {
-		_ = s.wire.WriteControls() // the close frame already asked for, if not written yet
-		return
+	if s.close(code, reason, closeAfterData) {
+		s.log.Debug("child ended; closing", "code", code, "reason", reason)
 	}
-	s.log.Debug("child ended; closing", "code", code, "reason", reason)
-	_ = s.wire.CloseAfterData(code, reason)
-	s.watch.Poke()
 }
 
 // processSpec is what to run for the admitted request q, with its CGI
@@ -210,36 +205,6 @@ func processSpec(cfg Config, q *request) process.Spec {
 
 // heard notes that the client was heard from.
 func (s *session) heard() { s.heardAt.Store(time.Now().UnixNano()) }
-
-// onClose records the client's close code and answers it.
-func (s *session) onClose(code int, text string) {
-	s.heard()
-	s.ends.Receive(code, text)
-	if code == websocket.CloseNoStatusReceived {
-		code = websocket.CloseNormalClosure
-	}
-	s.wire.Control(frames.CloseFrame(code, ""))
-}
-
-// goingAway closes the session because the gateway is shutting down.
-func (s *session) goingAway() {
-	s.closeWith(websocket.CloseGoingAway, "server shutting down")
-	s.proc.Stop()
-}
-
-// closeWith sends a close frame ahead of any output not yet written, unless
-// one was sent or received already; the watchdog bounds the handshake.
-func (s *session) closeWith(code int, reason string) {
-	if s.ends.Send(code, reason) {
-		s.wire.Control(frames.CloseFrame(code, reason))
-		s.watch.Poke()
-	}
-}
-
-// pingFlood is how many of a client's pings answered only by a later pong
-// make one that accepts nothing a ping flood rather than merely slow: more
-// than a client pinging every 100 ms sends in the default write timeout.
-const pingFlood = 1000
 
 // drop ends a client that is gone or too slow: the watchdog's verdict, or
 // Abort's. The first reason given is the one logged. A client that accepts
