@@ -1,11 +1,11 @@
 package gateway
 
 import (
+	"errors"
 	"github.com/wsgate/wsgate/internal/observe"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync/atomic"
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/internal/auth"
@@ -195,55 +195,17 @@ var (
 		metric: observe.RefusedBus, level: slog.LevelInfo}
 )
 
-// capacity is what a connection holds of the gateway's limits: its
-// connection slot, its address's and, in per-connection mode, its child's.
-// Whoever ends the connection releases it, exactly once, however it ends;
-// a refused connection holds none.
-type capacity struct {
-	g        *Gateway
-	fork     bool          // holds a --maxforks slot too
-	addr     *fairness.Key // the address whose --maxconnsperip slot it holds, if any
-	released atomic.Bool
-}
-
-// reserve takes a connection slot, one of the client address's, and a
-// child slot when the connection will run a child of its own, in the
-// contract's order. It returns nil and the refusal of the first limit
-// reached, holding nothing.
-func (g *Gateway) reserve(q *request) (*capacity, *refusal) {
-	if !g.conns.Acquire() {
+// reserve takes the capacity a connection needs: a connection slot, one
+// of its address's, and a child slot when it will run a child of its own (a
+// shared child takes its slot when it starts). It returns nil and the
+// refusal of the first limit reached, holding nothing.
+func (g *Gateway) reserve(q *request) (*fairness.Held, *refusal) {
+	held, err := g.capacity.Reserve(q.client.Addr, !g.cfg.Broadcast)
+	switch {
+	case errors.Is(err, fairness.ErrTooManyFromAddress):
+		return nil, &refusedPerAddress
+	case err != nil:
 		return nil, &refusedTooMany
 	}
-	held := &capacity{g: g}
-	if g.perAddr != nil {
-		key := fairness.KeyOf(q.client.Addr)
-		if !g.perAddr.Acquire(key) {
-			held.release()
-			return nil, &refusedPerAddress
-		}
-		held.addr = &key
-	}
-	if !g.cfg.Broadcast { // a shared child takes its slot when it starts
-		if !g.forks.Acquire() {
-			held.release()
-			return nil, &refusedTooMany
-		}
-		held.fork = true
-	}
 	return held, nil
-}
-
-// release gives back what c holds, the first time it is called. A nil
-// capacity holds nothing.
-func (c *capacity) release() {
-	if c == nil || !c.released.CompareAndSwap(false, true) {
-		return
-	}
-	c.g.conns.Release()
-	if c.addr != nil {
-		c.g.perAddr.Release(*c.addr)
-	}
-	if c.fork {
-		c.g.forks.Release()
-	}
 }

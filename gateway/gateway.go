@@ -170,16 +170,15 @@ type Gateway struct {
 	cfg       Config
 	log       *slog.Logger
 	upgrader  websocket.Upgrader
-	forks     *fairness.Limit // children, shared ones included
-	conns     *fairness.Limit // WebSocket connections
+	forks     *fairness.Limit   // children, shared ones included
+	capacity  fairness.Capacity // what connections may hold: slots, per address, children
 	shared    registry
 	endpoints httppolicy.Router
 	origins   httppolicy.Origins
 	protocols httppolicy.Subprotocols
 	proxies   httppolicy.Proxies
-	observe   *counting
+	observe   *observe.Counting
 	rate      *fairness.RateLimiter // nil without a RateLimit
-	perAddr   *fairness.Counter     // nil without a MaxConnsPerAddr
 	plain     *plainhttp.Handler
 	wsHeaders http.Header // --header and --header-ws, for gorilla to write
 
@@ -218,9 +217,8 @@ func New(cfg Config) (*Gateway, error) {
 		log:     cfg.Logger,
 		forks:   fairness.NewLimit(cfg.MaxForks),
 		shared:  registry{streams: make(map[string]*stream)},
-		conns:   fairness.NewLimit(cfg.MaxConns),
 		proxies: httppolicy.Proxies(cfg.TrustedProxies),
-		observe: &counting{Observer: cfg.Observer},
+		observe: &observe.Counting{Observer: cfg.Observer},
 		live:    make(map[*process.Process]struct{}),
 		open:    make(map[*session]struct{}),
 	}
@@ -245,7 +243,9 @@ func New(cfg Config) (*Gateway, error) {
 	if g.protocols, err = httppolicy.NewSubprotocols(cfg.Subprotocols); err != nil {
 		return nil, &ConfigError{Field: "Subprotocols", Err: err}
 	}
-	g.rate, g.perAddr = newFairness(cfg)
+	var perAddress *fairness.Counter
+	g.rate, perAddress = newFairness(cfg)
+	g.capacity = fairness.Capacity{Conns: fairness.NewLimit(cfg.MaxConns), Forks: g.forks, PerAddress: perAddress}
 	g.plainSteps, g.upgradeSteps = g.admissionSteps(false), g.admissionSteps(true)
 	if g.plain, err = g.newPlainHandler(); err != nil {
 		return nil, err
@@ -465,7 +465,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, q *request) {
 	if ref == nil && g.cfg.Broadcast {
 		m = &member{}
 		if err := g.join(m, q); err != nil { // before the response: see join
-			held.release()
+			held.Release()
 			held, ref, m = nil, joinRefusal(err), nil
 		}
 	}
@@ -476,7 +476,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, q *request) {
 		if m != nil {
 			g.leave(m)
 		}
-		held.release()
+		held.Release()
 		g.sessions.Done()
 		return
 	}
@@ -522,7 +522,7 @@ func (g *Gateway) serveSession(s *session, m *member, ref *refusal) {
 // Shutdown and Abort wait for.
 func (g *Gateway) sessionEnded(s *session) {
 	s.life.Stop()
-	s.held.release()
+	s.held.Release()
 	g.setOpen(s, false)
 	close(s.ended)
 	g.sessions.Done()

@@ -119,9 +119,9 @@ func TestPerAddress_ASlotIsGivenBackExactlyOnce(t *testing.T) {
 		readUntilClose(t, c, 5*time.Second)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for tg.gw.perAddr.Addresses() != 0 {
+	for tg.gw.capacity.PerAddress.Addresses() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the address still holds %d slots after its connections ended", tg.gw.perAddr.Addresses())
+			t.Fatalf("the address still holds %d slots after its connections ended", tg.gw.capacity.PerAddress.Addresses())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

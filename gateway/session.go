@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/wsgate/wsgate/internal/cgienv"
+	"github.com/wsgate/wsgate/internal/fairness"
 	"github.com/wsgate/wsgate/internal/observe"
 	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
@@ -41,7 +42,7 @@ type session struct {
 	remote, uri string // of the handshake, for the logs
 	ep          httppolicy.Endpoint
 	id          string
-	held        *capacity        // the limits' slots it holds; released when it ends
+	held        *fairness.Held   // the limits' slots it holds; released when it ends
 	life        *wsconn.Lifetime // its bounds in time, if it has any
 	log         *slog.Logger
 	start       time.Time

@@ -4,6 +4,7 @@
 package observe
 
 import (
+	"sync/atomic"
 	"time"
 )
 
@@ -119,3 +120,40 @@ func (NopObserver) SlowClient(string) {}
 
 // BroadcastSubscribers does nothing.
 func (NopObserver) BroadcastSubscribers(string, int) {}
+
+// Counting passes every event on to an Observer and counts the open
+// connections and running children. It is safe for concurrent use.
+type Counting struct {
+	Observer
+	connections, children atomic.Int64
+}
+
+// ConnectionOpened counts the connection and passes the event on.
+func (c *Counting) ConnectionOpened(endpoint string) {
+	c.connections.Add(1)
+	c.Observer.ConnectionOpened(endpoint)
+}
+
+// ConnectionClosed counts the connection out and passes the event on.
+func (c *Counting) ConnectionClosed(endpoint string, code int, d time.Duration) {
+	c.connections.Add(-1)
+	c.Observer.ConnectionClosed(endpoint, code, d)
+}
+
+// ChildStarted counts the child and passes the event on.
+func (c *Counting) ChildStarted(endpoint string) {
+	c.children.Add(1)
+	c.Observer.ChildStarted(endpoint)
+}
+
+// ChildEnded counts the child out and passes the event on.
+func (c *Counting) ChildEnded(endpoint string) {
+	c.children.Add(-1)
+	c.Observer.ChildEnded(endpoint)
+}
+
+// Connections returns the open connections.
+func (c *Counting) Connections() int { return int(c.connections.Load()) }
+
+// Children returns the running children.
+func (c *Counting) Children() int { return int(c.children.Load()) }
