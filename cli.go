@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/wsgate/wsgate/internal/httpserver"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/httppolicy"
+	"github.com/wsgate/wsgate/internal/httpserver"
 	"github.com/wsgate/wsgate/internal/logs"
 )
 

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"errors"
-	"github.com/wsgate/wsgate/internal/observe"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/wsgate/wsgate/internal/auth"
 	"github.com/wsgate/wsgate/internal/fairness"
 	"github.com/wsgate/wsgate/internal/httppolicy"
+	"github.com/wsgate/wsgate/internal/observe"
 )
 
 // Admission: one pipeline decides every request before anything runs or is

@@ -3,8 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"github.com/wsgate/wsgate/internal/frames"
-	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -12,7 +10,9 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"github.com/wsgate/wsgate/process"
 )
 

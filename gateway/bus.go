@@ -3,13 +3,13 @@ package gateway
 import (
 	"context"
 	"errors"
-	"github.com/wsgate/wsgate/internal/frames"
-	"github.com/wsgate/wsgate/internal/wsconn"
-	"github.com/wsgate/wsgate/process"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/wsconn"
+	"github.com/wsgate/wsgate/process"
 )
 
 // What a stream's bus tells it (the stream is its link's

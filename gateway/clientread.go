@@ -2,11 +2,11 @@ package gateway
 
 import (
 	"errors"
-	"github.com/wsgate/wsgate/internal/wsconn"
 	"io"
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/wsconn"
 )
 
 // Every client is read the same way, whatever the mode: its reader reads

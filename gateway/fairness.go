@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"github.com/wsgate/wsgate/internal/observe"
 	"log/slog"
 	"math"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/internal/fairness"
+	"github.com/wsgate/wsgate/internal/observe"
 )
 
 // Fairness: one client address cannot take what is meant for all. Its

@@ -3,9 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"github.com/wsgate/wsgate/internal/observe"
-	"github.com/wsgate/wsgate/internal/plainhttp"
-	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -19,7 +16,10 @@ import (
 	"github.com/wsgate/wsgate/internal/auth"
 	"github.com/wsgate/wsgate/internal/fairness"
 	"github.com/wsgate/wsgate/internal/httppolicy"
+	"github.com/wsgate/wsgate/internal/observe"
+	"github.com/wsgate/wsgate/internal/plainhttp"
 	"github.com/wsgate/wsgate/internal/readiness"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"github.com/wsgate/wsgate/process"
 )
 

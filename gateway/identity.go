@@ -1,11 +1,11 @@
 package gateway
 
 import (
-	"github.com/wsgate/wsgate/internal/observe"
 	"log/slog"
 	"net/http"
 
 	"github.com/wsgate/wsgate/internal/auth"
+	"github.com/wsgate/wsgate/internal/observe"
 )
 
 // Identity: who may connect (Config.Auth). The identity step finds who a

@@ -2,12 +2,13 @@ package gateway
 
 import (
 	"errors"
+	"time"
+	"unicode/utf8"
+
 	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/observe"
 	"github.com/wsgate/wsgate/internal/wsconn"
 	"github.com/wsgate/wsgate/process"
-	"time"
-	"unicode/utf8"
 )
 
 // errInvalidText reports a client text message that is not UTF-8.

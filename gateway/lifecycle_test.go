@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"github.com/wsgate/wsgate/internal/wsconn"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/wsconn"
 )
 
 func TestExitStatusBecomesCloseCode(t *testing.T) {

@@ -1,10 +1,10 @@
 package gateway
 
 import (
-	"github.com/wsgate/wsgate/internal/wsconn"
 	"sync"
 
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/wsconn"
 )
 
 // member is a session's place in a broadcast stream: the sink the stream

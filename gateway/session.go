@@ -3,19 +3,19 @@ package gateway
 import (
 	"context"
 	"errors"
-	"github.com/wsgate/wsgate/internal/cgienv"
-	"github.com/wsgate/wsgate/internal/fairness"
-	"github.com/wsgate/wsgate/internal/observe"
-	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/cgienv"
+	"github.com/wsgate/wsgate/internal/fairness"
 	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/httppolicy"
 	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/internal/observe"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"github.com/wsgate/wsgate/process"
 )
 

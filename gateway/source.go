@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/wsgate/wsgate/internal/childout"
-	"github.com/wsgate/wsgate/internal/frames"
-	"github.com/wsgate/wsgate/internal/wsconn"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/childout"
+	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"github.com/wsgate/wsgate/process"
 )
 

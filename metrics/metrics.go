@@ -4,7 +4,6 @@
 package metrics
 
 import (
-	"github.com/wsgate/wsgate/internal/observe"
 	"net/http"
 	"runtime"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/wsgate/wsgate/internal/observe"
 )
 
 // sessionBuckets are the upper bounds of the session duration histogram, in

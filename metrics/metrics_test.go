@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"github.com/wsgate/wsgate/internal/observe"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/wsgate/wsgate/internal/observe"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {

@@ -11,14 +11,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/wsgate/wsgate/internal/frames"
-	"github.com/wsgate/wsgate/internal/wsconn"
 	"io"
 	"log/slog"
 	"sync/atomic"
 	"unicode/utf8"
 
+	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/internal/wsconn"
 )
 
 // stderrRecordSize is the most of one stderr line put in one log record; a

@@ -3,12 +3,13 @@ package wsconn
 import (
 	"bufio"
 	"crypto/tls"
-	"github.com/wsgate/wsgate/internal/frames"
 	"io"
 	"net"
 	"net/http"
 	"sync"
 	"syscall"
+
+	"github.com/wsgate/wsgate/internal/frames"
 )
 
 // ReadBufferSize is the buffer a broadcast member's client is read

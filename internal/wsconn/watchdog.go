@@ -1,10 +1,11 @@
 package wsconn
 
 import (
-	"github.com/wsgate/wsgate/internal/frames"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/frames"
 )
 
 // ReasonWriteTimeout is why a client that accepted nothing for the write

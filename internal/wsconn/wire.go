@@ -3,11 +3,12 @@ package wsconn
 import (
 	"crypto/tls"
 	"errors"
-	"github.com/wsgate/wsgate/internal/frames"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/frames"
 )
 
 // WriteChunk is about how much is written to a client at once: control
