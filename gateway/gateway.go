@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -391,14 +393,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 func (g *Gateway) Abort() {
 	g.mu.Lock()
 	g.closed = true
-	procs := make([]*process.Process, 0, len(g.live))
-	for p := range g.live {
-		procs = append(procs, p)
-	}
-	open := make([]*session, 0, len(g.open))
-	for s := range g.open {
-		open = append(open, s)
-	}
+	procs := slices.Collect(maps.Keys(g.live))
+	open := slices.Collect(maps.Keys(g.open))
 	g.mu.Unlock()
 	for _, p := range procs {
 		p.Kill()

@@ -51,49 +51,35 @@ type traffic struct {
 
 var _ observe.Observer = (*Metrics)(nil)
 
+// gauge and counter make a metric vector with the given labels.
+func gauge(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
+func counter(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
 // New returns the metrics of a wsgate of the given version, registered with
 // a registry of their own.
 func New(version string) *Metrics {
-	endpoint := []string{"endpoint"}
 	m := &Metrics{
-		registry: prometheus.NewRegistry(),
-		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "wsgate_connections", Help: "Open WebSocket connections.",
-		}, endpoint),
-		connectionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_connections_total", Help: "Ended WebSocket connections, by close code (1006: no close frame; other: a code a client chose).",
-		}, []string{"endpoint", "code"}),
-		children: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "wsgate_children", Help: "Running child processes.",
-		}, endpoint),
-		childStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_child_starts_total", Help: "Child processes started.",
-		}, endpoint),
-		childFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_child_start_failures_total", Help: "Child processes that could not be started.",
-		}, endpoint),
-		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_messages_total", Help: "Messages, in: from clients to children, out: from children to clients.",
-		}, []string{"endpoint", "direction"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_bytes_total", Help: "Message payload bytes, in: from clients to children, out: from children to clients.",
-		}, []string{"endpoint", "direction"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_handshakes_refused_total", Help: "WebSocket handshakes refused (limit: closed at once with 1013), by reason.",
-		}, []string{"reason"}),
+		registry:         prometheus.NewRegistry(),
+		connections:      gauge("wsgate_connections", "Open WebSocket connections.", "endpoint"),
+		connectionsTotal: counter("wsgate_connections_total", "Ended WebSocket connections, by close code (1006: no close frame; other: a code a client chose).", "endpoint", "code"),
+		children:         gauge("wsgate_children", "Running child processes.", "endpoint"),
+		childStarts:      counter("wsgate_child_starts_total", "Child processes started.", "endpoint"),
+		childFailures:    counter("wsgate_child_start_failures_total", "Child processes that could not be started.", "endpoint"),
+		messages:         counter("wsgate_messages_total", "Messages, in: from clients to children, out: from children to clients.", "endpoint", "direction"),
+		bytes:            counter("wsgate_bytes_total", "Message payload bytes, in: from clients to children, out: from children to clients.", "endpoint", "direction"),
+		refused:          counter("wsgate_handshakes_refused_total", "WebSocket handshakes refused (limit: closed at once with 1013), by reason.", "reason"),
 		sessionDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "wsgate_session_duration_seconds", Help: "How long WebSocket connections lasted.", Buckets: sessionBuckets,
-		}, endpoint),
-		subscribers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "wsgate_broadcast_subscribers", Help: "Clients sharing a process in broadcast mode.",
-		}, endpoint),
-		slowClients: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_slow_clients_total", Help: "Clients closed with 1013 client too slow.",
-		}, endpoint),
+		}, []string{"endpoint"}),
+		subscribers: gauge("wsgate_broadcast_subscribers", "Clients sharing a process in broadcast mode.", "endpoint"),
+		slowClients: counter("wsgate_slow_clients_total", "Clients closed with 1013 client too slow.", "endpoint"),
 	}
-	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "wsgate_build_info", Help: "Always 1: the version of wsgate and of Go it was built with.",
-	}, []string{"version", "goversion"})
+	buildInfo := gauge("wsgate_build_info", "Always 1: the version of wsgate and of Go it was built with.", "version", "goversion")
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	for _, reason := range observe.RefusalReasons {
 		m.refused.WithLabelValues(string(reason)) // every reason shows, at 0 until it happens
