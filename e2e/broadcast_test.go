@@ -21,11 +21,12 @@ func TestBroadcast_NonReadingClientsKeepMemoryBoundedAndReadersGetEveryLine(t *t
 		idle    = 100
 		readers = 2
 	)
-	// The producer writes 500 lines, then pauses 50 ms: about 10 MB/s. The
+	// The producer writes 500 lines, then pauses 100 ms: about 5 MB/s. The
 	// readers' queues hold 8 MB, so that a reader starved of CPU on a
-	// loaded machine can fall seconds behind without being too slow.
+	// loaded machine can fall over a second behind without being too slow
+	// (at 10 MB/s one was, with both cores busy and the load average at 10).
 	script := writeScript(t, fmt.Sprintf(`read -r go; exec awk 'BEGIN { p = sprintf("%%%ds", ""); gsub(/ /, "x", p);
-		for (i = 1; i <= %d; i++) { printf "%%08d %%s\n", i, p; if (i %% 500 == 0) { fflush(); system("sleep 0.05") } } }'`,
+		for (i = 1; i <= %d; i++) { printf "%%08d %%s\n", i, p; if (i %% 500 == 0) { fflush(); system("sleep 0.1") } } }'`,
 		padding, lines))
 	const queue = 8192
 	// A binary without the race detector, whose memory would dwarf the queues.
