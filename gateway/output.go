@@ -38,6 +38,8 @@ func closeCodeFor(status process.Status) int {
 // compressed when it negotiated permessage-deflate.
 type sessionOut struct{ s *session }
 
+// Frame adds a frame to the session's batch, compressed when the client
+// negotiated permessage-deflate, writing the batch first when it is full.
 func (o sessionOut) Frame(op byte, fin bool, payload []byte, ends bool) error {
 	if o.s.out.Full(frames.MaxHeader + len(payload) + frames.DeflateSlack) {
 		if err := o.s.wire.Write(&o.s.out); err != nil {
@@ -55,8 +57,10 @@ func (o sessionOut) Frame(op byte, fin bool, payload []byte, ends bool) error {
 	return nil
 }
 
+// Flush writes the batch: the pipe holds nothing more for now.
 func (o sessionOut) Flush() error { return o.s.wire.Write(&o.s.out) }
 
+// Streams reports true: one client takes a long line in pieces.
 func (o sessionOut) Streams() bool { return true }
 
 // Failed ends the session's output: a line over the limit closes with 1009

@@ -101,6 +101,8 @@ func (src *source) endAfterBatch(frame []byte) {
 	src.st.end(frame, everywhere)
 }
 
+// Frame publishes a message to the local members at once, framed once for
+// all, and batches it for the bus.
 func (src *source) Frame(op byte, fin bool, payload []byte, ends bool) error {
 	msg := src.st.g.sharedMessage(op, fin, payload)
 	src.st.fanout.Publish(msg)
@@ -126,6 +128,8 @@ func (src *source) Flush() error {
 	return err
 }
 
+// Streams reports false: a stream's lines are gathered whole, so that every
+// member and every replay starts at the start of a message.
 func (src *source) Streams() bool { return false }
 
 // Failed ends the stream everywhere with 1009 when a line is over the
