@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Positions: every message of a stream but its end has a place in it,
@@ -109,13 +110,22 @@ type Tagged struct {
 // tagging is what a message keeps of its tagged form: made once, on first
 // need, for every subscriber that wants it.
 type tagging struct {
-	once   sync.Once
-	tagged *Tagged
+	tagged atomic.Pointer[Tagged]
+	mu     sync.Mutex // held while it is made
 }
 
 // Tagged returns the message's tagged form, made by encode the first time it
 // is asked for, once for every caller.
 func (m *Message) Tagged(encode func(*Message) *Tagged) *Tagged {
-	m.tag.once.Do(func() { m.tag.tagged = encode(m) })
-	return m.tag.tagged
+	if t := m.tag.tagged.Load(); t != nil {
+		return t
+	}
+	m.tag.mu.Lock()
+	defer m.tag.mu.Unlock()
+	if t := m.tag.tagged.Load(); t != nil {
+		return t
+	}
+	t := encode(m)
+	m.tag.tagged.Store(t)
+	return t
 }

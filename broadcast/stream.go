@@ -208,20 +208,26 @@ func (s *Stream) remove(sub *Subscriber) {
 
 // Publish gives m to every subscriber, and keeps it for replay. It never
 // blocks on a subscriber.
-func (s *Stream) Publish(m *Message) {
+func (s *Stream) Publish(m *Message) { s.PublishAll([]*Message{m}) }
+
+// PublishAll publishes msgs, in order, as Publish does each, with one pass
+// of the delivery workers for all of them.
+func (s *Stream) PublishAll(msgs []*Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended {
+	if s.ended || len(msgs) == 0 {
 		return
 	}
-	s.published++
-	if m.Seq == 0 {
-		m.Seq = s.seqAt(s.head.Load())
+	for _, m := range msgs {
+		s.published++
+		if m.Seq == 0 {
+			m.Seq = s.seqAt(s.head.Load())
+		}
+		s.push(m)
 	}
-	s.push(m)
 	s.dataHead.Store(s.head.Load())
 	if len(s.subs) == 0 {
-		s.trim() // no worker passes to let go of what nobody will take
+		s.trim()
 		return
 	}
 	s.kick()

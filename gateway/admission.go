@@ -28,8 +28,9 @@ type request struct {
 	upgrade  bool              // a WebSocket handshake, not a plain request
 	client   httppolicy.Client // who sent it
 	endpoint httppolicy.Endpoint
-	protocol string // the subprotocol chosen, or ""
-	id       string // UNIQUE_ID of the connection
+	protocol string     // the subprotocol chosen, or ""
+	id       string     // UNIQUE_ID of the connection
+	follow   *following // last_event_id (resume.go); nil when not given
 }
 
 // refusal is why a request is not served, and how that is told, counted
@@ -55,7 +56,7 @@ func (g *Gateway) admissionSteps(upgrade bool) []step {
 	if !upgrade {
 		return []step{g.checkPath, g.checkHost}
 	}
-	return []step{g.checkPath, g.checkHost, g.checkEndpoint, g.checkOrigin, g.checkSubprotocol, checkHandshake}
+	return []step{g.checkPath, g.checkHost, g.checkEndpoint, g.checkOrigin, g.checkSubprotocol, checkHandshake, g.checkResume}
 }
 
 // admit resolves r and runs it through the steps, returning the request

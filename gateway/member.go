@@ -15,6 +15,11 @@ import (
 type member struct {
 	bs  *stream // the broadcast stream it is a member of
 	sub *broadcast.Subscriber
+	// follow is what a client that follows positions asked (resume.go);
+	// nil for one that does not. greeting is its first message, until the
+	// writer sends it.
+	follow   *following
+	greeting []byte
 
 	mu         sync.Mutex
 	s          *session // set once the handshake response is sent
@@ -81,7 +86,7 @@ func (m *member) ready(s *session) {
 	if overflowed {
 		s.tooSlow()
 	}
-	if pending {
+	if pending || m.greeting != nil {
 		m.Wake()
 	}
 }
@@ -118,6 +123,9 @@ const takeBatch = 256
 // frames waiting, the stream's end and a TLS connection are the pump's too.
 func (m *member) sendNow() bool {
 	s, w := m.s, m.s.wire
+	if m.greeting != nil && !m.greet() {
+		return false
+	}
 	var scratch [takeBatch]*broadcast.Message // on the stack: no allocation per line
 	for {
 		// A chunk at most: writeNow writes a batch of one.
@@ -144,14 +152,14 @@ func (m *member) sendNow() bool {
 func (m *member) encode(msgs []*broadcast.Message) int {
 	s := m.s
 	for i, msg := range msgs {
-		data := msg.Data
-		if s.deflate && msg.Compressed != nil {
-			data = msg.Compressed
-		}
-		if msg.Last || s.out.full(len(data)) {
+		if msg.Last {
 			return i
 		}
-		s.out.encoded(data, msg.Size)
+		data, size := m.form(msg, s.deflate)
+		if s.out.full(len(data)) {
+			return i
+		}
+		s.out.encoded(data, size)
 	}
 	return len(msgs)
 }
