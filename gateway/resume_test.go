@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 	"github.com/wsgate/wsgate/broadcast"
 )
 
@@ -254,5 +256,89 @@ func TestResumeLinesAreTaggedAndCompressedUnderCompress(t *testing.T) {
 	}
 	if n := wire.read.Load(); n > int64(payload/3) {
 		t.Errorf("%d bytes on the wire for %d of lines: the tagged lines were not compressed", n, payload)
+	}
+}
+
+func TestResumeOnTheBusWorksOnAnyInstanceAndATakeoverContinuesThePositions(t *testing.T) {
+	cfg := script(t, emitLinesScript)
+	cfg.Replay = 50
+	tgs, _ := busGateways(t, 2, cfg)
+	leaderClient := tgs[0].dial(t, "/", nil)
+	waitLeader(t, tgs, "/?", 2*time.Second)
+	relayClient := tgs[1].dial(t, "/", nil) // keeps instance 1 in the stream
+	f := tgs[1].dial(t, "/?last_event_id=", nil)
+	epoch := expectGreeting(t, f, "joined", 0).Epoch
+	send(t, leaderClient, websocket.TextMessage, "emit 10")
+	expectLines(t, f, epoch, 1, 10)
+	f.Close()
+	send(t, leaderClient, websocket.TextMessage, "emit 5")
+	readN(t, relayClient, 15)
+
+	// On the other instance, from where it was.
+	g := tgs[0].dial(t, "/?last_event_id="+epoch+":10", nil)
+	expectGreeting(t, g, "joined", 10)
+	expectLines(t, g, epoch, 11, 15)
+
+	// The leader shuts down: instance 1 takes the stream over, in the same
+	// history, from 15, with a process of its own (whose count starts
+	// again at 1).
+	if err := tgs[0].gw.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, tgs[1:], "/?", 3*time.Second)
+	h := tgs[1].dial(t, "/?last_event_id="+epoch+":15", nil)
+	expectGreeting(t, h, "joined", 15)
+	send(t, relayClient, websocket.TextMessage, "emit 2")
+	for i, m := range readTagged(t, h, 2) {
+		if want := (broadcast.Position{Epoch: epoch, Seq: uint64(16 + i)}); m.pos != want || m.line != strconv.Itoa(1+i) {
+			t.Fatalf("after the takeover: %+v, want the new process's line %d at %v", m, 1+i, want)
+		}
+	}
+}
+
+func TestFencingALeaderThatLostItsLeaseDeliversNothingMoreEvenToItsOwnClients(t *testing.T) {
+	cfg := script(t, pacedLinesScript)
+	cfg.QueueSize = 100000
+	tgs, srv := busGateways(t, 2, cfg)
+	own := tgs[0].dial(t, "/?last_event_id=", nil)
+	waitLeader(t, tgs, "/?", 2*time.Second)
+	relayed := tgs[1].dial(t, "/?last_event_id=", nil)
+	readTagged(t, relayed, 200) // lines flow through the bus
+
+	// Another instance takes the lease (as one would from a leader frozen
+	// past its lease): the leader must not hand its own clients a line the
+	// bus did not take.
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	if err := rdb.Set(context.Background(), "wsgate:{/?}:lease", "another#99", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ownMsgs, ce := readUntilClose(t, own, 10*time.Second)
+	assertClose(t, ce, websocket.CloseServiceRestart, "service restart")
+	relayedMsgs := readFor(t, relayed, 2*time.Second)
+	last := func(msgs []string) uint64 {
+		if len(msgs) == 0 {
+			return 0
+		}
+		return parseTagged(t, msgs[len(msgs)-1]).pos.Seq
+	}
+	busLast, _ := rdb.Get(context.Background(), "wsgate:{/?}:seq").Uint64()
+	t.Logf("the leader's client got to %d, the relay's to %d; the bus holds %d", last(ownMsgs), last(relayedMsgs), busLast)
+	if last(ownMsgs) > busLast {
+		t.Fatalf("the leader's own client got lines up to %d, the bus only took %d: lines no other instance saw", last(ownMsgs), busLast)
+	}
+}
+
+// readFor reads messages for d, or until the connection ends.
+func readFor(t *testing.T, conn *websocket.Conn, d time.Duration) []string {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(d))
+	var msgs []string
+	for {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			return msgs
+		}
+		msgs = append(msgs, string(data))
 	}
 }
