@@ -237,7 +237,7 @@ func (l *link) fail(err error) {
 		l.bus.count(be.kind)
 		switch be.kind {
 		case KindLeaseLost:
-			l.log.Warn("lost the lead of the stream: its process is stopped and the stream ends here, for another instance to lead", "err", be.text)
+			l.log.Warn("lost the lead of the stream; stopping its process", "err", be.text)
 		default:
 			l.log.Error("bus link failed; ending the stream here", "err", be.text)
 		}
