@@ -414,7 +414,7 @@ func TestResume_ARollingRestartOfTwoInstancesBehindHAProxyLosesAndRepeatsNothing
 	for i := range gs {
 		gs[i] = restartAt(t, gs[i], args...)
 		time.Sleep(time.Second) // the balancer sees it up (two checks, 200 ms apart)
-		for _, r := range rs { // spread over both again
+		for _, r := range rs {  // spread over both again
 			r.drop()
 			time.Sleep(50 * time.Millisecond)
 		}
