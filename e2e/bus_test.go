@@ -467,6 +467,13 @@ func TestBus_A1013IsPerClientAndAStoppedInstanceHoldsNoOneBack(t *testing.T) {
 	if closed.Code == websocket.CloseServiceRestart && !strings.Contains(gs[2].logs(), "bus link failed") {
 		t.Error("the stopped instance does not log why its stream ended")
 	}
+	// Why, in Redis's terms: it cut the subscription off.
+	if closed.Code == websocket.CloseServiceRestart && !strings.Contains(gs[2].logs(), "client-output-buffer-limit") {
+		t.Errorf("the stopped instance does not say Redis cut it off:\n%s", gs[2].logs())
+	}
+	if strings.Contains(gs[2].logs(), "can't parse") {
+		t.Errorf("a Redis error reads as a parse error:\n%s", gs[2].logs())
+	}
 	for name, r := range map[string]*reading{"on the leader's instance": local, "on the silent one's": fast} {
 		if err := r.stop(); err != nil {
 			t.Errorf("the reading client %s: %v", name, err)

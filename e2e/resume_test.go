@@ -280,6 +280,9 @@ func (r *resumer) session() error {
 	for {
 		_, data, err := conn.ReadMessage()
 		if err != nil {
+			if !greeted {
+				time.Sleep(100 * time.Millisecond) // refused (1013): the bus is not back yet
+			}
 			return nil // closed: 1001, 1012, 1013; it comes back
 		}
 		m, err := parseTaggedMsg(string(data))
