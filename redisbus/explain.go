@@ -80,7 +80,8 @@ var redisReplies = []struct {
 	{"ERR AUTH", KindAuth, "the bus URL gives a password, but Redis has none set (requirepass): drop it from the URL, or set one in Redis"},
 	{"ERR DB index is out of range", KindNoSuchDB, "Redis has no such database (it has `databases` of them, 16 by default, numbered from 0): name one in range in the bus URL, redis://HOST:PORT/0"},
 	{"ERR invalid DB index", KindNoSuchDB, "the bus URL names no valid database: use a number from 0, redis://HOST:PORT/0"},
-	{"NOPERM", KindPermission, "the Redis user lacks a permission the bus needs (NOPERM): allow it EVALSHA, EVAL, PUBLISH, SUBSCRIBE, PING and INFO, keys ~wsgate:* and channels &wsgate:*"},
+	{"NOPERM", KindPermission, permissionText},
+	{"ERR The user executing the script can't run", KindPermission, permissionText},
 	{"READONLY", KindReadOnly, "Redis answered as a read-only replica (READONLY): point the bus at the master, or name the sentinels (redis+sentinel://) so that wsgate follows failovers"},
 	{"OOM", KindMemory, "Redis is out of memory (OOM: maxmemory reached) and refuses to store lines"},
 	{"LOADING", KindLoading, "Redis is loading its dataset into memory (LOADING) and answers nothing else yet"},
@@ -89,6 +90,10 @@ var redisReplies = []struct {
 	{"MISCONF", KindOther, "Redis cannot save its dataset and refuses writes (MISCONF): see its log"},
 	{"BUSY", KindOther, "Redis is busy running a script (BUSY)"},
 }
+
+// permissionText explains a command, key or channel the ACL user may not
+// use.
+const permissionText = "the Redis user lacks a permission the bus needs (NOPERM): give it the keys ~wsgate:*, the channels &wsgate:* and the commands SECURITY.md lists"
 
 // explain returns err in Redis's terms, with its kind.
 func explain(err error) *busError {

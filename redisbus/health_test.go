@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -122,4 +125,61 @@ func TestHealthARestartedRedisWithAnotherPasswordIsDownWithTheReason(t *testing.
 		up, reason := b.Health()
 		return !up && strings.Contains(reason, "NOAUTH")
 	})
+}
+
+func TestSecurityACLUserIsEnoughForTheBus(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "SECURITY.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*(ACL SETUSER wsgate .*)$`).FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("SECURITY.md shows no ACL SETUSER wsgate line")
+	}
+	const password = "acl-pw-5d2e"
+	args := strings.Fields(strings.Replace(string(m[1]), "LONG-RANDOM-PASSWORD", password, 1))
+	srv := testrun.StartRedis(t)
+	cmd := make([]any, len(args))
+	for i, a := range args {
+		cmd[i] = a
+	}
+	if err := rawClient(t, srv.URL()).Do(context.Background(), cmd...).Err(); err != nil {
+		t.Fatalf("%s: %v", m[1], err)
+	}
+	url := "redis://wsgate:" + password + "@" + srv.Addr() + "/0"
+	a, _ := attachWith(t, url, "/feed", 10)
+	if err := a.bus.Connect(context.Background()); err != nil {
+		t.Fatalf("Connect as the ACL user: %v", err)
+	}
+	b, _ := attachWith(t, url, "/feed", 10)
+	leader, other := leaderAndOther(t, a, b)
+	if err := leader.link.Publish(numbered(1, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.link.Send(context.Background(), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "delivered and taken", func() bool {
+		leader.rec.mu.Lock()
+		inputs := len(leader.rec.inputs)
+		leader.rec.mu.Unlock()
+		return len(other.rec.delivered()) == 5 && inputs == 1
+	})
+	time.Sleep(3 * tickInterval) // ticks run as that user too
+	for _, p := range []*party{a, b} {
+		if err := p.rec.failure(); err != nil {
+			t.Fatalf("a link failed as the ACL user: %v", err)
+		}
+	}
+	if n := a.bus.ErrorCounts()[KindPermission]; n != 0 {
+		t.Fatalf("%d permission errors", n)
+	}
+	// Without a permission the bus needs, Connect says so.
+	if err := rawClient(t, srv.URL()).Do(context.Background(), "ACL", "SETUSER", "wsgate", "-publish").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if be := fatalConnect(t, url); be.kind != KindPermission {
+		t.Fatalf("without PUBLISH: %s %q, want a permission error", be.kind, be.text)
+	}
 }
