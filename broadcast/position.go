@@ -80,9 +80,10 @@ func validEpoch(s string) bool {
 	return true
 }
 
-// epochLength is the length of a new epoch: 36^12 is about 2^62, so that
-// two histories of a stream never share one.
-const epochLength = 12
+// epochLength is the length of a new epoch: 36^8 is about 2^41, so that
+// two histories of one stream never share one, and short, since every line
+// a resuming client gets carries it.
+const epochLength = 8
 
 // NewEpoch returns a new random epoch: lower-case letters and digits.
 func NewEpoch() string {

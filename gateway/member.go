@@ -127,32 +127,36 @@ func (m *member) sendNow() bool {
 		return false
 	}
 	var scratch [takeBatch]*broadcast.Message // on the stack: no allocation per line
+	var taken []*broadcast.Message            // taken and not yet sent, at the start of scratch
 	for {
-		// A chunk at most: writeNow writes a batch of one.
-		taken := m.sub.Take(scratch[:0], writeChunk)
+		// What was left, then a chunk's worth more: tagged lines encode to
+		// more than Take counts, and what does not fit goes in the next.
+		if n := copy(scratch[:], taken); n < len(scratch) {
+			taken = append(scratch[:n], m.sub.Take(scratch[n:n], writeChunk)...)
+		}
 		if len(taken) == 0 {
 			return !w.controlsWaiting()
 		}
-		if n := m.encode(taken); n < len(taken) {
+		// A chunk at most: writeNow writes a batch of one.
+		n := m.encode(taken, writeChunk)
+		if n == 0 || !w.writeNow(&s.out) { // the stream's end, or the socket is full
 			m.taken = append(m.taken[:0], taken[n:]...)
-			s.out.shrink()
-			return false
-		}
-		if !w.writeNow(&s.out) {
 			s.out.shrink() // the pump may be a while coming
 			return false
 		}
+		taken = taken[n:]
 	}
 }
 
 // encode adds the messages to the session's batch, each as encoded once
 // for every member (compressed once for the members that negotiated
 // permessage-deflate), and returns how many it added: it stops before the
-// stream's end, and before a message the batch has no room for.
-func (m *member) encode(msgs []*broadcast.Message) int {
+// stream's end, once the batch holds limit bytes or more, and before a
+// message the batch has no room for.
+func (m *member) encode(msgs []*broadcast.Message, limit int) int {
 	s := m.s
 	for i, msg := range msgs {
-		if msg.Last {
+		if msg.Last || s.out.size() >= limit {
 			return i
 		}
 		data, size := m.form(msg, s.deflate)
@@ -192,7 +196,7 @@ func (m *member) drain() {
 				return
 			}
 		}
-		n := m.encode(taken)
+		n := m.encode(taken, batchLimit)
 		if n < len(taken) && taken[n].Last {
 			_ = w.write(&s.out)
 			s.streamEnded(taken[n].Data)

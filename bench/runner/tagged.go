@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+)
+
+// What wsgate sends a client that follows positions (?last_event_id=):
+// each line as "id: EPOCH:SEQ\n\n" and the line, after a greeting
+// "id: EPOCH:SEQ\nevent: joined\n\n" (or "reset").
+
+// tagPosition is a position in a stream.
+type tagPosition struct {
+	epoch string
+	seq   uint64
+}
+
+// untag splits a tagged message into its line, its position's epoch (a
+// slice of msg: nothing is allocated for each line) and its SEQ.
+func untag(msg []byte) (line, epoch []byte, seq uint64, err error) {
+	head, line, ok := bytes.Cut(msg, []byte("\n\n"))
+	id, isID := bytes.CutPrefix(head, []byte("id: "))
+	epoch, digits, hasColon := bytes.Cut(id, []byte(":"))
+	if !ok || !isID || !hasColon || len(epoch) == 0 || len(digits) == 0 || len(digits) > 19 {
+		return nil, nil, 0, fmt.Errorf("message %q is not a line with its position", excerpt(msg, 0))
+	}
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return nil, nil, 0, fmt.Errorf("message %q is not a line with its position", excerpt(msg, 0))
+		}
+		seq = 10*seq + uint64(d-'0')
+	}
+	return line, epoch, seq, nil
+}
+
+// greeted reads a greeting that says the subscriber joined, and returns
+// its position.
+func greeted(msg []byte) (tagPosition, error) {
+	head, rest, ok := bytes.Cut(msg, []byte("\n\n"))
+	id, event, hasEvent := bytes.Cut(head, []byte("\nevent: "))
+	id, isID := bytes.CutPrefix(id, []byte("id: "))
+	if !ok || !isID || !hasEvent || string(event) != "joined" || len(rest) > 0 {
+		return tagPosition{}, fmt.Errorf("greeting %q, want id: EPOCH:SEQ and event: joined", excerpt(msg, 0))
+	}
+	return parseTagPosition(id)
+}
+
+// parseTagPosition reads EPOCH:SEQ.
+func parseTagPosition(id []byte) (tagPosition, error) {
+	epoch, seq, ok := bytes.Cut(id, []byte(":"))
+	n, err := strconv.ParseUint(string(seq), 10, 64)
+	if !ok || len(epoch) == 0 || err != nil {
+		return tagPosition{}, fmt.Errorf("position %q is not EPOCH:SEQ", id)
+	}
+	return tagPosition{epoch: string(epoch), seq: n}, nil
+}
