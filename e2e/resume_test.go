@@ -444,3 +444,21 @@ func TestResume_ARollingRestartOfTwoInstancesBehindHAProxyLosesAndRepeatsNothing
 		}
 	}
 }
+
+func TestResume_HelpNamesLastEventIDUnderBroadcastAndSentinelUnderBus(t *testing.T) {
+	t.Parallel()
+	help, _, _ := runCLI(t, nil, "--help")
+	for flag, want := range map[string]string{"--broadcast": "last_event_id", "--bus": "redis+sentinel://"} {
+		i := strings.Index(help, "  "+flag)
+		if i < 0 {
+			t.Fatalf("--help has no %s", flag)
+		}
+		end := strings.Index(help[i+3:], "\n  --")
+		if end < 0 {
+			end = len(help) - i - 3
+		}
+		if text := help[i : i+3+end]; !strings.Contains(text, want) {
+			t.Errorf("--help's %s does not name %s:\n%s", flag, want, text)
+		}
+	}
+}

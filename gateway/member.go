@@ -82,11 +82,12 @@ func (m *member) ready(s *session) {
 	m.mu.Lock()
 	m.s = s
 	pending, overflowed := m.pending, m.overflowed
+	greets := m.greeting != nil // read before a writer can start and clear it
 	m.mu.Unlock()
 	if overflowed {
 		s.tooSlow()
 	}
-	if pending || m.greeting != nil {
+	if pending || greets {
 		m.Wake()
 	}
 }
