@@ -21,6 +21,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/httppolicy"
+	"github.com/wsgate/wsgate/internal/httpserver"
 	"github.com/wsgate/wsgate/internal/logs"
 )
 
@@ -56,11 +57,25 @@ type CLI struct {
 	WriteTimeout int   `name:"writetimeout" help:"Seconds a client may accept no data before it is dropped." default:"60" group:"Limits"`
 	MaxConns     int   `name:"maxconns" help:"Most concurrent WebSocket connections; 0 means unlimited. Over it, connections close with 1013." default:"0" group:"Limits"`
 
+	BasicAuth   string        `name:"basicauth" help:"htpasswd file of bcrypt entries (htpasswd -B): handshakes and plain HTTP need a user and password from it (401 otherwise). Re-read on SIGHUP." placeholder:"FILE" type:"path" group:"Who may connect"`
+	JWTKey      string        `name:"jwtkey" help:"Accept JSON Web Tokens signed with this key: an HMAC secret, a PEM public key or a JWKS document. The token comes from Authorization: Bearer, the --jwtcookie cookie or the access_token parameter." placeholder:"FILE" type:"path" group:"Who may connect"`
+	JWTAudience string        `name:"jwtaudience" help:"With --jwtkey: a token's aud must name this." placeholder:"AUD" group:"Who may connect"`
+	JWTIssuer   string        `name:"jwtissuer" help:"With --jwtkey: a token's iss must be this." placeholder:"ISS" group:"Who may connect"`
+	JWTCookie   string        `name:"jwtcookie" help:"With --jwtkey: the cookie a token may come in." placeholder:"NAME" group:"Who may connect"`
+	UserHeader  string        `name:"userheader" help:"Header in which a --trustedproxy names the user it authenticated (nginx auth_request, oauth2-proxy's X-Auth-Request-User); believed from a trusted proxy only." placeholder:"NAME" group:"Who may connect"`
+	AuthCmd     string        `name:"authcmd" help:"Program run before each request is let in, with its CGI environment and HTTP_AUTHORIZATION: exit 0 admits (its REMOTE_USER=... and AUTH_<NAME>=... lines reach the program), 1 gets 401, others 403." placeholder:"PROGRAM" group:"Who may connect"`
+	AuthTimeout time.Duration `name:"authtimeout" help:"How long --authcmd may take; past it the request gets 503. Default: ${default}." default:"5s" placeholder:"DURATION" group:"Who may connect"`
+
+	MaxConnsPerIP int           `name:"maxconnsperip" help:"Most concurrent WebSocket connections from one client address (IPv6: per /64; behind a trusted proxy, the address it names); 0 means unlimited. Over it, connections close with 1013." default:"0" placeholder:"N" group:"Fairness"`
+	RateLimit     float64       `name:"ratelimit" help:"Handshakes per second one client address may make, in bursts of as many; over it, 429 with Retry-After. 0 means unlimited." default:"0" placeholder:"N" group:"Fairness"`
+	MaxLifetime   time.Duration `name:"maxlifetime" help:"Close a session this old with 1001 (session lifetime reached), e.g. 8h; 0 for no bound." default:"0" placeholder:"DURATION" group:"Fairness"`
+	IdleTimeout   time.Duration `name:"idletimeout" help:"Close a session with 1001 (idle) when no message went either way for this long, e.g. 10m (pings do not count); 0 for no bound." default:"0" placeholder:"DURATION" group:"Fairness"`
+
 	Broadcast bool   `help:"Broadcast mode: one shared process per endpoint and query string, started by its first client; every line it prints goes to every client. A client that adds ?last_event_id= (empty, or the EPOCH:SEQ of the last line it has) gets each line as \"id: EPOCH:SEQ\" and a blank line before it, and resumes after that line with no gap or duplicate (text mode)." group:"Broadcast"`
 	Replay    int    `help:"Broadcast mode: lines a client that joins gets first, the last ones the process printed; 0 for none." default:"0" group:"Broadcast"`
 	Queue     int    `help:"Broadcast mode: most messages queued for one client; a client whose queue is full is closed with 1013." default:"1024" group:"Broadcast"`
 	LingerMS  int    `name:"lingerms" help:"Broadcast mode: milliseconds a shared process outlives its last client." default:"0" group:"Broadcast"`
-	Bus       string `help:"Broadcast mode: share each stream with every instance naming the same Redis, one process among all of them: redis://[:PASSWORD@]HOST[:PORT][/DB], rediss:// for TLS, or for Redis Sentinel redis+sentinel://[:PASSWORD@]SENTINEL[:PORT][,SENTINEL[:PORT]...]/MASTER[/DB]. Ready (/healthz, sd_notify) only while Redis answers." placeholder:"URL" group:"Broadcast"`
+	Bus       string `help:"Broadcast mode: share each stream with every instance naming the same Redis, one process among all of them: redis://[:PASSWORD@]HOST[:PORT][/DB], rediss:// for TLS, or for Redis Sentinel the sentinels and the master, redis+sentinel://[:PASSWORD@]HOST,.../MASTER[/DB]. Ready (/healthz, sd_notify) only while Redis answers." placeholder:"URL" group:"Broadcast"`
 
 	Binary        bool     `help:"Binary mode: raw bytes both ways instead of lines." group:"Child process"`
 	LineBuffer    bool     `name:"linebuffer" help:"Make the program's stdout a pseudo-terminal, so that programs that buffer output to a pipe (C stdio, Python, grep, sed) send each line as they print it. stdin and stderr stay pipes." group:"Child process"`
@@ -151,6 +166,9 @@ func (c *CLI) validate() error {
 		return fmt.Errorf("--writetimeout=%d must be positive", c.WriteTimeout)
 	case c.MaxConns < 0:
 		return fmt.Errorf("--maxconns=%d is negative: use 0 for unlimited", c.MaxConns)
+	}
+	if err := c.validateAuth(); err != nil {
+		return err
 	}
 	if err := c.validateBroadcast(); err != nil {
 		return err
@@ -246,35 +264,39 @@ func (c *CLI) gatewayConfig() (gateway.Config, error) {
 		return gateway.Config{}, err
 	}
 	return gateway.Config{
-		Command:        c.Command,
-		Dir:            c.Dir,
-		StaticDir:      c.StaticDir,
-		CGIDir:         c.CGIDir,
-		DevConsole:     c.DevConsole,
-		Origins:        c.Origin,
-		TrustedProxies: proxies,
-		Headers:        headers[0],
-		HeadersWS:      headers[1],
-		HeadersHTTP:    headers[2],
-		ReverseLookup:  c.ReverseLookup,
-		PassStderr:     c.PassStderr,
-		Binary:         c.Binary,
-		LineBuffer:     c.LineBuffer,
-		Subprotocols:   c.Subprotocol,
-		Compress:       c.Compress,
-		MaxForks:       c.MaxForks,
-		MaxMessageSize: c.MaxFrameSize,
-		MaxLineSize:    c.MaxLineSize,
-		CloseGrace:     time.Duration(c.CloseMS) * time.Millisecond,
-		PingInterval:   time.Duration(c.PingMS) * time.Millisecond,
-		WriteTimeout:   time.Duration(c.WriteTimeout) * time.Second,
-		MaxConns:       c.MaxConns,
-		Broadcast:      c.Broadcast,
-		Replay:         c.Replay,
-		QueueSize:      c.Queue,
-		Linger:         time.Duration(c.LingerMS) * time.Millisecond,
-		PassEnv:        passedEnv(c.PassEnv),
-		ServerSoftware: "wsgate/" + version,
+		Command:         c.Command,
+		Dir:             c.Dir,
+		StaticDir:       c.StaticDir,
+		CGIDir:          c.CGIDir,
+		DevConsole:      c.DevConsole,
+		Origins:         c.Origin,
+		TrustedProxies:  proxies,
+		Headers:         headers[0],
+		HeadersWS:       headers[1],
+		HeadersHTTP:     headers[2],
+		ReverseLookup:   c.ReverseLookup,
+		PassStderr:      c.PassStderr,
+		Binary:          c.Binary,
+		LineBuffer:      c.LineBuffer,
+		Subprotocols:    c.Subprotocol,
+		Compress:        c.Compress,
+		MaxForks:        c.MaxForks,
+		MaxMessageSize:  c.MaxFrameSize,
+		MaxLineSize:     c.MaxLineSize,
+		CloseGrace:      time.Duration(c.CloseMS) * time.Millisecond,
+		PingInterval:    time.Duration(c.PingMS) * time.Millisecond,
+		WriteTimeout:    time.Duration(c.WriteTimeout) * time.Second,
+		MaxConns:        c.MaxConns,
+		MaxConnsPerAddr: c.MaxConnsPerIP,
+		RateLimit:       c.RateLimit,
+		MaxLifetime:     c.MaxLifetime,
+		IdleTimeout:     c.IdleTimeout,
+		Broadcast:       c.Broadcast,
+		Replay:          c.Replay,
+		QueueSize:       c.Queue,
+		Linger:          time.Duration(c.LingerMS) * time.Millisecond,
+		PassEnv:         passedEnv(c.PassEnv),
+		ServerSoftware:  "wsgate/" + version,
 	}, nil
 }
 
@@ -355,8 +377,8 @@ func (c *CLI) mainPort() int {
 // listeners says where to listen: each --address (all interfaces when none)
 // on the main port, and the Unix socket. A Unix socket alone replaces TCP.
 // Sockets passed by systemd replace both. TLS is the caller's to add.
-func (c *CLI) listeners(inherited []net.Listener) gateway.Listeners {
-	ls := gateway.Listeners{Inherited: inherited, RedirectPort: c.mainPort()}
+func (c *CLI) listeners(inherited []net.Listener) httpserver.Listeners {
+	ls := httpserver.Listeners{Inherited: inherited, RedirectPort: c.mainPort()}
 	switch {
 	case len(inherited) > 0:
 	case c.listensOnTCP():
@@ -374,7 +396,7 @@ func (c *CLI) listeners(inherited []net.Listener) gateway.Listeners {
 // loopbackOnly reports whether every main listener of ls is on loopback,
 // so that the gateway refuses a Host that DNS rebinding could send. A Unix
 // socket is not: a reverse proxy reaches it with the public name as Host.
-func loopbackOnly(ls gateway.Listeners) bool {
+func loopbackOnly(ls httpserver.Listeners) bool {
 	addrs := ls.Addrs
 	for _, l := range ls.Inherited { // systemd's sockets instead of ours
 		if l.Addr().Network() != "tcp" {

@@ -23,6 +23,8 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/auth"
+	"github.com/wsgate/wsgate/internal/httpserver"
 	"github.com/wsgate/wsgate/internal/logs"
 	"github.com/wsgate/wsgate/metrics"
 	"github.com/wsgate/wsgate/process"
@@ -130,9 +132,10 @@ type wiring struct {
 	logger    *slog.Logger
 	gw        *gateway.Gateway
 	bus       *redisbus.Bus // nil without --bus
-	listeners gateway.Listeners
+	listeners httpserver.Listeners
 	grace     time.Duration // gateway.Config.CloseGrace
 	cert      *certificate  // with --ssl, for reloads
+	auth      auth.Methods  // who may connect; its --basicauth is reloaded
 	metrics   *metrics.Metrics
 	sockets   sockets // passed by systemd
 
@@ -161,6 +164,10 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 		return nil, err
 	}
 	w := &wiring{cli: cli, logger: logger, grace: cfg.CloseGrace}
+	if w.auth, err = cli.authMethods(logger); err != nil {
+		return nil, err
+	}
+	cfg.Auth = w.auth
 	var tlsConfig *tls.Config
 	if cli.SSL {
 		if tlsConfig, w.cert, err = cli.tlsConfig(); err != nil {
@@ -201,6 +208,7 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 		return nil, inFlagTerms(err)
 	}
 	w.logSettings()
+	w.logAuth(w.auth)
 	return w, nil
 }
 
@@ -267,7 +275,7 @@ func (w *wiring) serve() int {
 		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", w.cli.metricsListenError(err))
 		return exitFailure
 	}
-	srv, err := gateway.Listen(w.listeners, gw, logger)
+	srv, err := httpserver.Listen(w.listeners, gw, logger)
 	if err != nil {
 		closeAll(metricsListeners)
 		logger.Log(context.Background(), logs.LevelFatal, "cannot listen", "err", w.cli.listenError(err))
@@ -363,6 +371,7 @@ func (w *wiring) reload() {
 			logger.Info("TLS certificate reloaded: new handshakes get it", "sslcert", cli.SSLCert, "sslkey", cli.SSLKey, "not_after", notAfter.UTC().Format(time.RFC3339))
 		}
 	}
+	w.reloadAuth()
 	if cli.Dir != "" {
 		logger.Info("--dir needs no reload: each connection looks up its script when it starts", "dir", cli.Dir)
 	}
@@ -441,7 +450,7 @@ func (m *metricsServer) stop() {
 
 // shutdown stops the server gracefully; a second signal, or the stop sequence
 // overrunning its bound, kills every child at once.
-func shutdown(srv *gateway.Server, gw *gateway.Gateway, signals <-chan os.Signal, grace time.Duration, logger *slog.Logger) int {
+func shutdown(srv *httpserver.Server, gw *gateway.Gateway, signals <-chan os.Signal, grace time.Duration, logger *slog.Logger) int {
 	ctx, cancel := context.WithTimeout(context.Background(), process.StopBound(grace)+shutdownSlack)
 	defer cancel()
 	go func() {

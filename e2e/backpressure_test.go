@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/testrun"
-
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/testrun"
 )
 
 // Backpressure output: numbered lines of exactly 1000 bytes with the newline,

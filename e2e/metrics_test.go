@@ -263,5 +263,5 @@ func TestMetrics_HealthzIsOKWhileServingAnd503OnceShutdownBegins(t *testing.T) {
 
 func TestMetrics_AddressMustBeHostAndPort(t *testing.T) {
 	t.Parallel()
-	expectUsageError(t, []string{"--metrics=9090", "cat"}, "--metrics=9090", "host:port")
+	expectUsageError(t, []string{"--metrics=9090", "cat"}, "--metrics=9090", "HOST:PORT")
 }

@@ -24,9 +24,10 @@ import (
 // pythonSession is what testdata/ws_client.py prints, all of it.
 type pythonSession struct {
 	pythonResult
-	Status      int      `json:"status"` // of a refused handshake
-	Subprotocol *string  `json:"subprotocol"`
-	Extensions  []string `json:"extensions"`
+	Status      int               `json:"status"`  // of a refused handshake
+	Headers     map[string]string `json:"headers"` // of a refused handshake
+	Subprotocol *string           `json:"subprotocol"`
+	Extensions  []string          `json:"extensions"`
 }
 
 // runPythonSession runs testdata/ws_client.py with args (at most 10 s).
@@ -176,5 +177,37 @@ func TestCompress_EachClientGetsWhatItOffered(t *testing.T) {
 	t.Logf("%d bytes of lines: %d on the wire compressed, %d plain", payload, wire[true], wire[false])
 	if wire[false] < int64(payload) || wire[true] > int64(payload)/2 {
 		t.Errorf("%d bytes of lines took %d on the wire compressed and %d plain; want under half and over all", payload, wire[true], wire[false])
+	}
+}
+
+// RFC 7692: an offer the gateway cannot honour is declined, and the client
+// is served without compression; one it can is accepted, and what the
+// client compresses with its window arrives intact.
+func TestCompress_PythonClientOffersAreAcceptedOrDeclinedAsRFC7692Says(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "--compress", "cat")
+	long := strings.Repeat("compress me, ", 2000)
+	cases := []struct {
+		offer    string
+		accepted bool
+	}{
+		{"server_max_window_bits=8", false},
+		{"server_max_window_bits=15,client_max_window_bits", false},
+		{"client_max_window_bits=9", true},
+		{"client_max_window_bits,server_no_context_takeover,client_no_context_takeover", true},
+	}
+	for _, c := range cases {
+		t.Run(c.offer, func(t *testing.T) {
+			t.Parallel()
+			got := runPythonSession(t, "--deflate="+c.offer, g.url("/"), "short", long)
+			want := ""
+			if c.accepted {
+				want = "permessage-deflate"
+			}
+			if strings.Join(got.Extensions, ",") != want || !reflect.DeepEqual(got.Received, []string{"short", long}) || got.CloseCode != 1000 {
+				t.Errorf("extensions %q, echoes of %v bytes, close %d; want %q, the messages back, 1000",
+					got.Extensions, lengths(got.Received), got.CloseCode, want)
+			}
+		})
 	}
 }

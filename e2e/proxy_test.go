@@ -87,17 +87,24 @@ func runProxy(t *testing.T, addr string, program string, args ...string) *proxy 
 // wsgate at upstream.
 func startNginx(t *testing.T, pki *testPKI, upstream string) *proxy {
 	t.Helper()
+	return startNginxExample(t, pki, "nginx/wsgate.conf", upstream)
+}
+
+// startNginxExample runs nginx with an example's configuration in front of
+// the wsgate at upstream, with the further substitutions pairs (old, new).
+func startNginxExample(t *testing.T, pki *testPKI, example, upstream string, pairs ...string) *proxy {
+	t.Helper()
 	nginx := requireTool(t, "nginx")
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	site := substitute(t, readExample(t, "nginx/wsgate.conf"),
-		"server 127.0.0.1:8080;", "server "+upstream+";",
-		"listen 443 ssl;", "listen "+addr+" ssl;",
+	site := substitute(t, readExample(t, example), append([]string{
+		"server 127.0.0.1:8080;", "server " + upstream + ";",
+		"listen 443 ssl;", "listen " + addr + " ssl;",
 		"/etc/ssl/certs/dash.example.com.pem", pki.serverCert,
 		"/etc/ssl/private/dash.example.com.key", pki.serverKey,
-		"proxy_read_timeout 75s;", "proxy_read_timeout "+proxyTimeout.String()+";",
-		"proxy_send_timeout 75s;", "proxy_send_timeout "+proxyTimeout.String()+";",
-	)
+		"proxy_read_timeout 75s;", "proxy_read_timeout " + proxyTimeout.String() + ";",
+		"proxy_send_timeout 75s;", "proxy_send_timeout " + proxyTimeout.String() + ";",
+	}, pairs...)...)
 	writeFile(t, filepath.Join(dir, "wsgate.conf"), site)
 	writeFile(t, filepath.Join(dir, "nginx.conf"), `
 daemon off;
@@ -145,15 +152,22 @@ func startHAProxy(t *testing.T, pki *testPKI, upstream, metrics string) *proxy {
 // handshake's response too, for refusals.
 func (p *proxy) dial(t *testing.T, pki *testPKI, path, origin string) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
+	header := http.Header{}
+	if origin != "" {
+		header.Set("Origin", origin)
+	}
+	return p.dialWith(t, pki, path, header)
+}
+
+// dialWith is dial with the handshake's headers, to which it adds Host.
+func (p *proxy) dialWith(t *testing.T, pki *testPKI, path string, header http.Header) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
 	d := websocket.Dialer{
 		HandshakeTimeout: 5 * time.Second,
 		TLSClientConfig:  &tls.Config{RootCAs: pki.caPool, ServerName: proxiedHost},
 		NetDialContext:   (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(clientIP)}}).DialContext,
 	}
-	header := http.Header{"Host": {proxiedHost}}
-	if origin != "" {
-		header.Set("Origin", origin)
-	}
+	header.Set("Host", proxiedHost)
 	conn, resp, err := d.Dial("wss://"+p.addr+path, header)
 	if conn != nil {
 		t.Cleanup(func() { conn.Close() })

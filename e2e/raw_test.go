@@ -49,6 +49,13 @@ func upgradeRequest(path, host string, headers ...string) string {
 // follows the head, and the status code.
 func rawUpgrade(t testing.TB, addr, request string) (net.Conn, *bufio.Reader, int) {
 	t.Helper()
+	conn, br, resp := rawHandshake(t, addr, request)
+	return conn, br, resp.StatusCode
+}
+
+// rawHandshake is rawUpgrade returning the whole response head.
+func rawHandshake(t testing.TB, addr, request string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
 	conn := rawConn(t, addr)
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(conn, request); err != nil {
@@ -63,7 +70,7 @@ func rawUpgrade(t testing.TB, addr, request string) (net.Conn, *bufio.Reader, in
 		resp.Body.Close()
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return conn, br, resp.StatusCode
+	return conn, br, resp
 }
 
 // clientFrame is one masked client frame with the given first byte (FIN,

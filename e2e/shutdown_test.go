@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/testrun"
-
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/testrun"
 )
 
 // expectGracefulShutdown connects three clients to cat, sends sig, and checks

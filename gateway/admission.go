@@ -1,25 +1,26 @@
 package gateway
 
 import (
-	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync/atomic"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/auth"
+	"github.com/wsgate/wsgate/internal/fairness"
 	"github.com/wsgate/wsgate/internal/httppolicy"
+	"github.com/wsgate/wsgate/internal/observe"
 )
 
 // Admission: one pipeline decides every request before anything runs or is
 // held for it. The request is resolved once (request: who the client is,
 // which endpoint, which subprotocol) and each step reads that value and
 // either lets it on or returns a refusal saying how it is told and counted.
-// The order is the contract's: path sanity, Host, origin, subprotocol,
-// handshake validity, then capacity. Plain HTTP requests go through the
-// steps that apply to them (path sanity and Host) and then to the plain
-// handler. The steps are built once, in New, so that more (identity,
-// fairness) slot in at their place.
+// The order is the contract's: path sanity, Host, origin, rate, identity,
+// subprotocol, handshake validity, then capacity. Plain HTTP requests go
+// through the steps that apply to them (path sanity, Host and identity)
+// and then to the plain handler. The steps are built once, in New.
 
 // request is an HTTP request as admission resolves it, once: every later
 // step, the session and its child's environment read it.
@@ -28,8 +29,9 @@ type request struct {
 	upgrade  bool              // a WebSocket handshake, not a plain request
 	client   httppolicy.Client // who sent it
 	endpoint httppolicy.Endpoint
-	protocol string     // the subprotocol chosen, or ""
-	id       string     // UNIQUE_ID of the connection
+	protocol string // the subprotocol chosen, or ""
+	id       string // UNIQUE_ID of the connection
+	identity auth.Identity
 	follow   *following // last_event_id (resume.go); nil when not given
 }
 
@@ -38,13 +40,15 @@ type request struct {
 // one without (capacity) completes the handshake and closes at once with
 // its close code, since browsers cannot read an HTTP status.
 type refusal struct {
-	status int           // HTTP status; 0 for a refusal told by a close frame
-	code   int           // close code, when status is 0
-	reason string        // what the client is told, and the log says
-	metric RefusalReason // what it is counted as; "" for nothing
-	level  slog.Level    // how loud the log line is
-	hint   string        // what would let it in, for the log line
-	header http.Header   // response headers of an HTTP refusal, if any
+	status int                   // HTTP status; 0 for a refusal told by a close frame
+	code   int                   // close code, when status is 0
+	reason string                // what the client is told, and the log says
+	detail string                // told the client after the reason, not logged as the message
+	attrs  []any                 // more for the log line
+	metric observe.RefusalReason // what it is counted as; "" for nothing
+	level  slog.Level            // how loud the log line is
+	hint   string                // what would let it in, for the log line
+	header http.Header           // response headers of an HTTP refusal, if any
 }
 
 // A step is one check of admission: nil lets the request on.
@@ -54,9 +58,10 @@ type step func(q *request) *refusal
 // upgrade says which list: the handshake's, or a plain request's.
 func (g *Gateway) admissionSteps(upgrade bool) []step {
 	if !upgrade {
-		return []step{g.checkPath, g.checkHost}
+		return []step{g.checkPath, g.checkHost, g.checkIdentity}
 	}
-	return []step{g.checkPath, g.checkHost, g.checkEndpoint, g.checkOrigin, g.checkSubprotocol, checkHandshake, g.checkResume}
+	return []step{g.checkPath, g.checkHost, g.checkEndpoint, g.checkOrigin, g.checkRate, g.checkIdentity,
+		g.checkSubprotocol, checkHandshake, g.checkResume}
 }
 
 // admit resolves r and runs it through the steps, returning the request
@@ -82,7 +87,7 @@ func (g *Gateway) checkPath(q *request) *refusal {
 	if !httppolicy.HasControlChar(q.r.URL.Path) {
 		return nil
 	}
-	return &refusal{status: http.StatusBadRequest, reason: "control character in path", metric: RefusedBadRequest, level: slog.LevelInfo}
+	return &refusal{status: http.StatusBadRequest, reason: "control character in path", metric: observe.RefusedBadRequest, level: slog.LevelInfo}
 }
 
 // checkHost refuses, when every listener is on loopback, a Host that is not
@@ -98,7 +103,7 @@ func (g *Gateway) checkHost(q *request) *refusal {
 		httppolicy.LoopbackHost(r.Host) || g.origins.AllowsHost(r.Host, r.TLS != nil) {
 		return nil
 	}
-	return &refusal{status: http.StatusForbidden, reason: "host not allowed", metric: RefusedOrigin,
+	return &refusal{status: http.StatusForbidden, reason: "host not allowed", metric: observe.RefusedOrigin,
 		level: slog.LevelWarn, hint: httppolicy.HostHint(r.Host)}
 }
 
@@ -106,7 +111,7 @@ func (g *Gateway) checkHost(q *request) *refusal {
 func (g *Gateway) checkEndpoint(q *request) *refusal {
 	e, err := g.endpoints.Route(q.r.URL.Path)
 	if err != nil {
-		return &refusal{status: http.StatusNotFound, reason: "no such endpoint", metric: RefusedNotFound, level: slog.LevelDebug}
+		return &refusal{status: http.StatusNotFound, reason: "no such endpoint", metric: observe.RefusedNotFound, level: slog.LevelDebug}
 	}
 	q.endpoint = e
 	return nil
@@ -118,7 +123,7 @@ func (g *Gateway) checkOrigin(q *request) *refusal {
 		return nil
 	}
 	origin := q.r.Header.Get("Origin")
-	return &refusal{status: http.StatusForbidden, reason: "origin not allowed", metric: RefusedOrigin,
+	return &refusal{status: http.StatusForbidden, reason: "origin not allowed", metric: observe.RefusedOrigin,
 		level: slog.LevelWarn, hint: httppolicy.OriginHint(origin)}
 }
 
@@ -131,37 +136,19 @@ func (g *Gateway) checkSubprotocol(q *request) *refusal {
 		return nil
 	}
 	served := strings.Join(g.protocols, ", ")
-	return &refusal{status: http.StatusBadRequest, reason: "no subprotocol in common: this endpoint serves " + served,
-		metric: RefusedBadRequest, level: slog.LevelInfo,
-		hint: "offered " + strings.Join(httppolicy.Offered(q.r), ",") + "; add one with --subprotocol"}
+	return &refusal{status: http.StatusBadRequest, reason: "no subprotocol in common", detail: "this endpoint serves " + served,
+		attrs:  []any{"offered", strings.Join(httppolicy.Offered(q.r), ","), "served", strings.Join(g.protocols, ",")},
+		metric: observe.RefusedBadRequest, level: slog.LevelInfo,
+		hint: "serve one of them with --subprotocol"}
 }
 
 // checkHandshake refuses a handshake that the upgrade would refuse, before
-// anything is started or held for it: the checks of RFC 6455 section 4.2.1
-// that gorilla makes, with its statuses.
+// anything is started or held for it.
 func checkHandshake(q *request) *refusal {
-	r := q.r
-	bad := func(status int, reason string) *refusal {
-		return &refusal{status: status, reason: reason, metric: RefusedBadRequest, level: slog.LevelInfo}
-	}
-	switch {
-	case r.Method != http.MethodGet:
-		return bad(http.StatusMethodNotAllowed, "websocket: the handshake must be a GET request")
-	case r.Header.Get("Sec-Websocket-Version") != "13":
-		ref := bad(http.StatusBadRequest, "websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header")
-		ref.header = http.Header{"Sec-Websocket-Version": {"13"}}
-		return ref
-	case !validChallengeKey(r.Header.Get("Sec-Websocket-Key")):
-		return bad(http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 encoded value of 16-byte in length")
+	if bad := httppolicy.CheckHandshake(q.r); bad != nil {
+		return &refusal{status: bad.Status, reason: bad.Reason, header: bad.Header, metric: observe.RefusedBadRequest, level: slog.LevelInfo}
 	}
 	return nil
-}
-
-// validChallengeKey reports whether key is the base64 of 16 bytes (RFC 6455
-// section 4.1).
-func validChallengeKey(key string) bool {
-	decoded, err := base64.StdEncoding.DecodeString(key)
-	return err == nil && len(decoded) == 16
 }
 
 // refuseHTTP answers a request refused before any upgrade, counts the
@@ -171,7 +158,11 @@ func (g *Gateway) refuseHTTP(w http.ResponseWriter, q *request, ref *refusal) {
 	for name, values := range ref.header {
 		w.Header()[name] = values
 	}
-	http.Error(w, ref.reason, ref.status)
+	text := ref.reason
+	if ref.detail != "" {
+		text += ": " + ref.detail
+	}
+	http.Error(w, text, ref.status)
 }
 
 // noteRefusal counts a refusal of a handshake and logs it.
@@ -187,9 +178,10 @@ func (g *Gateway) noteRefusal(q *request, ref *refusal) {
 	if q.client.Proxy != "" {
 		attrs = append(attrs, "proxy", q.client.Proxy)
 	}
-	if origin := q.r.Header.Get("Origin"); origin != "" && ref.metric == RefusedOrigin {
+	if origin := q.r.Header.Get("Origin"); origin != "" && ref.metric == observe.RefusedOrigin {
 		attrs = append(attrs, "origin", origin, "host", q.client.Host)
 	}
+	attrs = append(attrs, ref.attrs...)
 	if ref.hint != "" {
 		attrs = append(attrs, "hint", ref.hint)
 	}
@@ -199,47 +191,22 @@ func (g *Gateway) noteRefusal(q *request, ref *refusal) {
 // Refusals told by a close frame after the upgrade.
 var (
 	refusedTooMany = refusal{code: websocket.CloseTryAgainLater, reason: errTooManyForks.Error(),
-		metric: RefusedLimit, level: slog.LevelInfo, hint: "raise --maxconns or --maxforks"}
+		metric: observe.RefusedLimit, level: slog.LevelInfo, hint: "raise --maxconns or --maxforks"}
 	refusedBus = refusal{code: websocket.CloseTryAgainLater, reason: errBusUnavailable.Error(),
-		metric: RefusedBus, level: slog.LevelInfo}
+		metric: observe.RefusedBus, level: slog.LevelInfo}
 )
 
-// capacity is what a connection holds of the gateway's limits: its
-// connection slot and, in per-connection mode, its child's. Whoever ends the
-// connection releases it, exactly once, however it ends; a refused
-// connection holds none.
-type capacity struct {
-	g        *Gateway
-	fork     bool // holds a --maxforks slot too
-	released atomic.Bool
-}
-
-// reserve takes a connection slot, and a child slot when the connection
-// will run a child of its own. It returns nil and the refusal when a limit
-// is reached.
-func (g *Gateway) reserve() (*capacity, *refusal) {
-	if !g.conns.acquire() {
+// reserve takes the capacity a connection needs: a connection slot, one
+// of its address's, and a child slot when it will run a child of its own (a
+// shared child takes its slot when it starts). It returns nil and the
+// refusal of the first limit reached, holding nothing.
+func (g *Gateway) reserve(q *request) (*fairness.Held, *refusal) {
+	held, err := g.capacity.Reserve(q.client.Addr, !g.cfg.Broadcast)
+	switch {
+	case errors.Is(err, fairness.ErrTooManyFromAddress):
+		return nil, &refusedPerAddress
+	case err != nil:
 		return nil, &refusedTooMany
 	}
-	held := &capacity{g: g}
-	if !g.cfg.Broadcast { // a shared child takes its slot when it starts
-		if !g.forks.acquire() {
-			g.conns.release()
-			return nil, &refusedTooMany
-		}
-		held.fork = true
-	}
 	return held, nil
-}
-
-// release gives back what c holds, the first time it is called. A nil
-// capacity holds nothing.
-func (c *capacity) release() {
-	if c == nil || !c.released.CompareAndSwap(false, true) {
-		return
-	}
-	c.g.conns.release()
-	if c.fork {
-		c.g.forks.release()
-	}
 }

@@ -10,7 +10,9 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"github.com/wsgate/wsgate/process"
 )
 
@@ -40,15 +42,6 @@ var (
 	errTooManyForks   = errors.New("too many connections")
 	errNoStart        = errors.New("cannot start command")
 	errBusUnavailable = errors.New("bus unavailable")
-)
-
-// Joining a stream.
-const (
-	// attachTimeout bounds the handshake's wait for the bus.
-	attachTimeout = 2 * time.Second
-	// joinAttempts is how often a join tries again when the stream it found
-	// ended meanwhile.
-	joinAttempts = 3
 )
 
 // stream is one broadcast stream on this instance.
@@ -296,7 +289,7 @@ func (st *stream) end(frame []byte, everywhere bool) {
 		return
 	}
 	last := &broadcast.Message{Data: frame, Last: true}
-	_, reason := closeFrameContent(frame)
+	_, reason := frames.CloseContent(frame)
 	st.exit.Store(&reason)
 	st.fanout.End(last)
 	if everywhere {
@@ -318,9 +311,9 @@ func (s *session) enter(ctx context.Context, m *member) {
 	if src := m.bs.leader.Load(); src != nil { // else it runs on another instance
 		s.log = s.log.With("pid", src.proc.Pid())
 	}
-	s.wire.wake = m.Wake
+	s.wire.Wake = m.Wake
 	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri, "stream", m.bs.key)
-	s.watch.start()
+	s.watch.Start()
 	s.gw.mu.Lock()
 	opening := s.gw.hooks.memberOpening
 	s.gw.mu.Unlock()
@@ -333,15 +326,9 @@ func (s *session) enter(ctx context.Context, m *member) {
 	m.ready(s)
 }
 
-// goingAwayMember closes a member because the gateway is shutting down. Its
-// shared child is the gateway's to stop.
-func (s *session) goingAwayMember() {
-	s.closeWith(websocket.CloseGoingAway, "server shutting down")
-}
-
 // runMember serves a member under TLS, or one the readiness set cannot
-// take, until the client's side ends: gorilla reads the client, on the
-// session's goroutine, and the session writes to the shared stdin; the
+// take, until the client's side ends: the session's goroutine reads the
+// client and writes to the shared stdin (copyInput); the
 // member's writers write to the client.
 func (s *session) runMember() {
 	s.clientEnded(s.copyInput())
@@ -354,40 +341,35 @@ func (s *session) runMember() {
 func (s *session) endMember() {
 	m := s.member
 	s.gw.leave(m)
-	s.wire.abandon(time.Now().Add(closeReplyWait))
+	s.wire.Abandon(time.Now().Add(closeReplyWait))
 	m.Wake() // a close reply, if one is asked for
 	m.stop()
-	s.watch.stop()
+	s.watch.Stop()
 	s.settle()
 	s.client.Close()
 	s.logAccess()
 }
 
 // plainReader returns a reader of the member's socket, unless the
-// connection is under TLS: then gorilla reads it.
-func (s *session) plainReader() *socketReader {
-	if s.wire.rawWrite == nil {
+// connection is under TLS: then the session's goroutine reads it.
+func (s *session) plainReader() *wsconn.SocketReader {
+	if !s.wire.WritesDirectly() {
 		return nil
 	}
-	return newSocketReader(s.raw)
+	return wsconn.NewSocketReader(s.raw)
 }
 
 // tooSlow closes a member whose queue is full with 1013.
 func (s *session) tooSlow() {
-	if s.ends.send(websocket.CloseTryAgainLater, "client too slow") {
+	if s.close(websocket.CloseTryAgainLater, "client too slow", closeBehind) {
 		s.gw.observe.SlowClient(s.ep.Name)
 		s.log.Info("client too slow; closing", "queue", s.gw.cfg.QueueSize)
-		s.wire.closeBehind(closeFrame(websocket.CloseTryAgainLater, "client too slow"))
 	}
 }
 
 // streamEnded sends the stream's close frame after everything before it,
 // unless the session has one already.
 func (s *session) streamEnded(frame []byte) {
-	if code, reason := closeFrameContent(frame); s.ends.send(code, reason) {
-		_ = s.wire.closeAfterFrame(frame)
-		s.watch.poke()
-		return
-	}
-	_ = s.wire.writeControls()
+	code, reason := frames.CloseContent(frame)
+	s.close(code, reason, closeAfterData)
 }

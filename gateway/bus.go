@@ -7,6 +7,9 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/wsconn"
+	"github.com/wsgate/wsgate/process"
 )
 
 // What a stream's bus tells it (the stream is its link's
@@ -39,7 +42,7 @@ func (st *stream) Lead() {
 		if errors.Is(err, errTooManyForks) {
 			code = websocket.CloseTryAgainLater
 		}
-		st.end(closeFrame(code, err.Error()), true)
+		st.end(frames.CloseFrame(code, err.Error()), true)
 		return
 	}
 	st.log.Debug("leading the stream", "pid", src.proc.Pid())
@@ -60,7 +63,7 @@ func (st *stream) Deliver(m *broadcast.Message) {
 // once for its own members.
 func (st *stream) fromBus(m *broadcast.Message) *broadcast.Message {
 	if st.g.cfg.Compress && len(m.Data) > 0 && m.Size <= len(m.Data) {
-		st.g.compressShared(m, m.Data[0]&0x0f, m.Data[0]&finBit != 0, m.Data[len(m.Data)-m.Size:])
+		st.g.compressShared(m, m.Data[0]&0x0f, m.Data[0]&frames.FinBit != 0, m.Data[len(m.Data)-m.Size:])
 	}
 	return m
 }
@@ -70,7 +73,7 @@ func (st *stream) fromBus(m *broadcast.Message) *broadcast.Message {
 // the stream ends.
 func (st *stream) Input(p []byte) {
 	if src := st.leader.Load(); src != nil {
-		if err := src.stdin.writeUntil(p, st.done); err != nil {
+		if err := src.stdin.WriteUntil(p, st.done); err != nil {
 			st.log.Debug("input from another instance not written", "err", err)
 		}
 	}
@@ -106,7 +109,7 @@ func (st *stream) Audience(instances int) {
 // have been missed. The process, if this instance runs it, is stopped; the
 // other instances' members stay, and another instance takes the lead.
 func (st *stream) Fail(error) {
-	st.end(closeFrame(websocket.CloseServiceRestart, "service restart"), false)
+	st.end(frames.CloseFrame(websocket.CloseServiceRestart, "service restart"), false)
 	if src := st.leader.Load(); src != nil {
 		src.proc.Stop()
 	}
@@ -124,7 +127,7 @@ func (st *stream) input(s *session, p []byte) error {
 		}
 		select {
 		case <-st.done:
-			return errStdinClosed
+			return process.ErrStdinClosed
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), stdinCheckInterval)
@@ -136,7 +139,7 @@ func (st *stream) input(s *session, p []byte) error {
 		case !errors.Is(err, context.DeadlineExceeded):
 			s.log.Info("client input lost: the bus failed", "err", err, "bytes", len(p))
 			return nil
-		case s.ends.closingByUs() || peerHungUp(s.raw):
+		case s.ends.ClosingByUs() || wsconn.PeerHungUp(s.raw):
 			return errClientGone
 		}
 	}
@@ -146,7 +149,7 @@ func (st *stream) input(s *session, p []byte) error {
 // wait.
 func (st *stream) lastInput(p []byte, wait time.Duration) error {
 	if src := st.leader.Load(); src != nil {
-		return src.stdin.writeLast(p, wait)
+		return src.stdin.WriteLast(p, wait)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()

@@ -2,11 +2,8 @@ package gateway
 
 import (
 	"bytes"
-	"compress/flate"
 	"context"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -19,154 +16,6 @@ import (
 
 	"github.com/gorilla/websocket"
 )
-
-// inflate decompresses a permessage-deflate payload as a receiver does:
-// with the tail put back.
-func inflate(t *testing.T, payload []byte) []byte {
-	t.Helper()
-	r := flate.NewReader(io.MultiReader(bytes.NewReader(payload), bytes.NewReader(deflateTail)))
-	defer r.Close()
-	out, err := io.ReadAll(r)
-	if err != nil && err != io.ErrUnexpectedEOF { // the tail is a sync flush, not a final block
-		t.Fatalf("inflate: %v", err)
-	}
-	return out
-}
-
-// parseFrame splits one server frame into its first byte and payload, and
-// returns what follows it.
-func parseFrame(t *testing.T, b []byte) (first byte, payload, rest []byte) {
-	t.Helper()
-	size, ok := frameSize(b)
-	if !ok {
-		t.Fatalf("not a whole frame: % x", b[:min(len(b), 16)])
-	}
-	return b[0], b[size-frameLength(b) : size], b[size:]
-}
-
-// frameLength returns the payload length a frame header declares.
-func frameLength(b []byte) int {
-	switch n := int(b[1] & 0x7f); n {
-	case 126:
-		return int(b[2])<<8 | int(b[3])
-	case 127:
-		return int(b[6])<<24 | int(b[7])<<16 | int(b[8])<<8 | int(b[9])
-	default:
-		return n
-	}
-}
-
-func TestAppendMessageFrameTable(t *testing.T) {
-	t.Parallel()
-	random := make([]byte, 4000)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range random {
-		random[i] = byte(rng.Uint32())
-	}
-	repetitive := []byte(strings.Repeat(`{"symbol":"ACME","price":101.25,"venue":"XNYS"}`, 40))
-	cases := []struct {
-		name       string
-		payload    []byte
-		deflate    bool
-		compressed bool
-	}{
-		{"plain-when-not-negotiated", repetitive, false, false},
-		{"repetitive-is-compressed", repetitive, true, true},
-		{"short-stays-plain", []byte("ok"), true, false},
-		{"under-the-threshold-stays-plain", bytes.Repeat([]byte("a"), minDeflateSize-1), true, false},
-		{"at-the-threshold-is-compressed", bytes.Repeat([]byte("a"), minDeflateSize), true, true},
-		{"empty-stays-plain", nil, true, false},
-		{"incompressible-stays-plain", random, true, false},
-		{"over-64-KiB-is-compressed", bytes.Repeat(repetitive, 40), true, true},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			prefix := []byte("before")
-			frame := appendMessageFrame(append([]byte(nil), prefix...), opText, c.payload, c.deflate)
-			if !bytes.HasPrefix(frame, prefix) {
-				t.Fatal("what the buffer held before was changed")
-			}
-			first, payload, rest := parseFrame(t, frame[len(prefix):])
-			if len(rest) != 0 {
-				t.Fatalf("%d bytes after the frame", len(rest))
-			}
-			if first&0x0f != opText || first&finBit == 0 {
-				t.Errorf("first byte %#x, want a final text frame", first)
-			}
-			if got := first&rsv1Bit != 0; got != c.compressed {
-				t.Fatalf("RSV1 %v, want %v", got, c.compressed)
-			}
-			if c.compressed {
-				if len(payload) >= len(c.payload)/4 {
-					t.Errorf("compressed to %d bytes from %d", len(payload), len(c.payload))
-				}
-				payload = inflate(t, payload)
-			}
-			if !bytes.Equal(payload, c.payload) {
-				t.Errorf("payload round trip changed it: %d bytes, want %d", len(payload), len(c.payload))
-			}
-		})
-	}
-}
-
-func TestDeflatedFramesOfOneMessageAreOneStream(t *testing.T) {
-	t.Parallel()
-	parts := [][]byte{
-		bytes.Repeat([]byte("first part, "), 3000),
-		bytes.Repeat([]byte("second part; "), 3000),
-		[]byte("x"),
-		nil, // the line ended where a part did
-	}
-	var frames []byte
-	for i, p := range parts {
-		op := byte(opContinuation)
-		if i == 0 {
-			op = opText
-		}
-		frames = appendDeflatedFrame(frames, op, i == len(parts)-1, p)
-	}
-	var stream []byte
-	for i := range parts {
-		var first byte
-		var payload []byte
-		first, payload, frames = parseFrame(t, frames)
-		wantFirst := byte(opContinuation)
-		switch i {
-		case 0:
-			wantFirst = opText | rsv1Bit
-		case len(parts) - 1:
-			wantFirst |= finBit
-		}
-		if first != wantFirst {
-			t.Errorf("frame %d: first byte %#x, want %#x", i, first, wantFirst)
-		}
-		stream = append(stream, payload...)
-	}
-	if got, want := inflate(t, stream), bytes.Join(parts, nil); !bytes.Equal(got, want) {
-		t.Errorf("inflated %d bytes, want %d", len(got), len(want))
-	}
-}
-
-func TestAcceptsDeflateTable(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name, resp string
-		want       bool
-	}{
-		{"gorilla", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n" +
-			"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n\r\n", true},
-		{"lower-case", "HTTP/1.1 101 Switching Protocols\r\nsec-websocket-extensions:permessage-deflate\r\n\r\n", true},
-		{"none", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", false},
-		{"other-header", "HTTP/1.1 101 Switching Protocols\r\nX-Note: permessage-deflate\r\n\r\n", false},
-		{"after-the-head", "HTTP/1.1 101 Switching Protocols\r\n\r\nSec-WebSocket-Extensions: permessage-deflate\r\n", false},
-	}
-	for _, c := range cases {
-		if got := acceptsDeflate([]byte(c.resp)); got != c.want {
-			t.Errorf("%s: acceptsDeflate = %v, want %v", c.name, got, c.want)
-		}
-	}
-}
 
 // countingConn counts the bytes a client reads off the wire.
 type countingConn struct {
@@ -351,9 +200,6 @@ func TestIdleCompressedSessionsHoldNoCompressor(t *testing.T) {
 	if limit := int64(sessions * 300 << 10); grown > limit {
 		t.Errorf("heap grew by %d KiB with %d idle sessions, want under %d KiB", grown>>10, sessions, limit>>10)
 	}
-	if n := len(compressors); n < 1 {
-		t.Error("no compressor was kept for the next message")
-	}
 }
 
 // heapInUse returns the bytes of live heap after a collection.
@@ -368,7 +214,7 @@ func heapInUse() int64 {
 // each member gets the encoding it negotiated.
 func TestBroadcastMembersGetTheEncodingTheyNegotiated(t *testing.T) {
 	t.Parallel()
-	lines := compressibleOutput()[:300] // the JSON lines: whole, each over minDeflateSize
+	lines := compressibleOutput()[:300] // the JSON lines: whole, each over frames.MinDeflateSize
 	for i := range lines {
 		lines[i] += strings.Repeat(" padding", 10)
 	}

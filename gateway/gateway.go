@@ -1,55 +1,28 @@
-// Package gateway is wsgate's HTTP and WebSocket side: it upgrades requests,
-// runs one supervised child process per connection, frames the child's lines
-// as messages, and shuts every session down cleanly. It reads no flags: the
-// caller describes what to run in a Config.
 package gateway
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/auth"
+	"github.com/wsgate/wsgate/internal/fairness"
 	"github.com/wsgate/wsgate/internal/httppolicy"
+	"github.com/wsgate/wsgate/internal/observe"
+	"github.com/wsgate/wsgate/internal/plainhttp"
 	"github.com/wsgate/wsgate/internal/readiness"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"github.com/wsgate/wsgate/process"
-)
-
-// Defaults for the zero values of Config.
-const (
-	DefaultMaxMessageSize = 1 << 20  // websocketd's --maxframesize default
-	DefaultMaxLineSize    = 16 << 20 // the outbound limit on one line
-	DefaultWriteTimeout   = 60 * time.Second
-	DefaultQueueSize      = 1024 // messages per broadcast client
-)
-
-// Timeouts of the handshake and of the close handshake.
-const (
-	// handshakeTimeout bounds writing the handshake response.
-	handshakeTimeout = 5 * time.Second
-	// closeWait is how long a peer has to answer our close frame before the
-	// TCP connection is closed anyway; the contract is "within a second".
-	closeWait = time.Second
-	// controlWriteWait bounds how long a close frame we start (shutdown,
-	// refusal, a client's error) may wait to be taken by the client.
-	controlWriteWait = time.Second
-	// closeReplyWait bounds how long a client whose side has ended may take
-	// to take our answer to its close frame and what is in its way. Output
-	// goes nowhere meanwhile and the feeder, which also reaps the child, is
-	// held no longer: well within the stop sequence's first steps.
-	closeReplyWait = 250 * time.Millisecond
-	// frameBufferSize is the largest frame gorilla writes at once.
-	frameBufferSize = 16 << 10
-	// stdinCheckInterval is how often a write to a child that does not read
-	// its stdin wakes to check whether the client hung up meanwhile.
-	stdinCheckInterval = time.Second
 )
 
 // Config says what the gateway runs and how. The zero value of each limit
@@ -140,12 +113,32 @@ type Config struct {
 	Bus broadcast.Bus
 	// MaxConns bounds concurrent WebSocket connections; 0 means unlimited.
 	MaxConns int
+	// MaxConnsPerAddr bounds concurrent WebSocket connections from one
+	// client address (an IPv6 /64), as TrustedProxies tell it; 0 means
+	// unlimited. Over it, a connection is closed at once with 1013.
+	MaxConnsPerAddr int
+	// RateLimit is how many handshakes per second one client address may
+	// make, in bursts of as many; over it, 429 with Retry-After. 0 means
+	// unlimited.
+	RateLimit float64
+	// Auth says who may connect: the methods a request proves who it is
+	// with, for handshakes and plain requests alike. Its zero value lets
+	// anyone in. The child gets AUTH_TYPE and REMOTE_USER, and never the
+	// credential.
+	Auth auth.Methods
+	// MaxLifetime closes a session that old with 1001 "session lifetime
+	// reached"; 0 for no bound.
+	MaxLifetime time.Duration
+	// IdleTimeout closes a session with 1001 "idle" when no data message
+	// went either way for that long (pings and pongs do not count); 0 for
+	// no bound.
+	IdleTimeout time.Duration
 	// ServerSoftware is SERVER_SOFTWARE, e.g. "wsgate/1.0.0".
 	ServerSoftware string
 	// Logger receives every log line; slog.Default() when nil.
 	Logger *slog.Logger
 	// Observer is told what happens, for metrics; nil for none.
-	Observer Observer
+	Observer observe.Observer
 }
 
 func (c Config) withDefaults() Config {
@@ -165,7 +158,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	if c.Observer == nil {
-		c.Observer = NopObserver{}
+		c.Observer = observe.NopObserver{}
 	}
 	if c.Bus == nil {
 		c.Bus = broadcast.Local{}
@@ -179,15 +172,16 @@ type Gateway struct {
 	cfg       Config
 	log       *slog.Logger
 	upgrader  websocket.Upgrader
-	forks     *limit // children, shared ones included
-	conns     *limit // WebSocket connections
+	forks     *fairness.Limit   // children, shared ones included
+	capacity  fairness.Capacity // what connections may hold: slots, per address, children
 	shared    registry
 	endpoints httppolicy.Router
 	origins   httppolicy.Origins
 	protocols httppolicy.Subprotocols
 	proxies   httppolicy.Proxies
-	observe   *counting
-	plain     http.Handler
+	observe   *observe.Counting
+	rate      *fairness.RateLimiter // nil without a RateLimit
+	plain     *plainhttp.Handler
 	wsHeaders http.Header // --header and --header-ws, for gorilla to write
 
 	// plainSteps and upgradeSteps are admission's checks (admission.go).
@@ -223,20 +217,20 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		forks:   newLimit(cfg.MaxForks),
+		forks:   fairness.NewLimit(cfg.MaxForks),
 		shared:  registry{streams: make(map[string]*stream)},
-		conns:   newLimit(cfg.MaxConns),
 		proxies: httppolicy.Proxies(cfg.TrustedProxies),
-		observe: &counting{Observer: cfg.Observer},
+		observe: &observe.Counting{Observer: cfg.Observer},
 		live:    make(map[*process.Process]struct{}),
 		open:    make(map[*session]struct{}),
 	}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: handshakeTimeout,
-		WriteBufferSize:  frameBufferSize,
-		WriteBufferPool:  &sync.Pool{}, // an idle session holds no write buffer
-		// gorilla negotiates permessage-deflate and decompresses what clients
-		// send; what they are sent, the session compresses (compress.go).
+		WriteBufferPool:  &sync.Pool{}, // gorilla's Conn gets no write buffer: it never writes
+		// gorilla negotiates permessage-deflate, with the offers wsgate can
+		// accept (offersForGorilla); the session decompresses what clients
+		// send (internal/frames) and compresses what they are sent
+		// (compress.go). gorilla's Conn is never used.
 		EnableCompression: cfg.Compress,
 		Error:             g.writeHandshakeError,
 		CheckOrigin:       func(*http.Request) bool { return true }, // checked before, with a log line
@@ -251,6 +245,9 @@ func New(cfg Config) (*Gateway, error) {
 	if g.protocols, err = httppolicy.NewSubprotocols(cfg.Subprotocols); err != nil {
 		return nil, &ConfigError{Field: "Subprotocols", Err: err}
 	}
+	var perAddress *fairness.Counter
+	g.rate, perAddress = newFairness(cfg)
+	g.capacity = fairness.Capacity{Conns: fairness.NewLimit(cfg.MaxConns), Forks: g.forks, PerAddress: perAddress}
 	g.plainSteps, g.upgradeSteps = g.admissionSteps(false), g.admissionSteps(true)
 	if g.plain, err = g.newPlainHandler(); err != nil {
 		return nil, err
@@ -281,22 +278,22 @@ func newRouter(cfg Config) (httppolicy.Router, error) {
 	return httppolicy.CommandRouter{Command: cfg.Command}, nil
 }
 
-func (g *Gateway) newPlainHandler() (http.Handler, error) {
-	h := &plainHandler{console: g.cfg.DevConsole, endpoints: g.endpoints, forks: g.forks}
+func (g *Gateway) newPlainHandler() (*plainhttp.Handler, error) {
+	h := &plainhttp.Handler{Console: g.cfg.DevConsole, Endpoints: g.endpoints, Forks: g.forks}
 	if g.cfg.CGIDir != "" {
 		r, err := httppolicy.NewDirRouter(g.cfg.CGIDir)
 		if err != nil {
 			return nil, &ConfigError{Field: "CGIDir", Err: err}
 		}
-		h.cgi = &r
-		h.cgiEnv = append([]string{"SERVER_SOFTWARE=" + g.cfg.ServerSoftware}, g.cfg.PassEnv...)
+		h.CGI = &r
+		h.CGIEnv = append([]string{"SERVER_SOFTWARE=" + g.cfg.ServerSoftware}, g.cfg.PassEnv...)
 	}
 	if g.cfg.StaticDir != "" {
-		static, err := newStaticHandler(g.cfg.StaticDir)
+		static, err := plainhttp.NewStatic(g.cfg.StaticDir)
 		if err != nil {
 			return nil, &ConfigError{Field: "StaticDir", Err: err}
 		}
-		h.static = static
+		h.Static = static
 	}
 	return h, nil
 }
@@ -315,12 +312,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !q.upgrade {
 		addHeaders(w, g.cfg.HeadersHTTP)
-		g.plain.ServeHTTP(w, r)
+		g.plain.Serve(w, q.r, identityEnv(q.identity))
 		return
 	}
 	if !g.track() {
 		g.refuseHTTP(w, q, &refusal{status: http.StatusServiceUnavailable, reason: "server shutting down",
-			metric: RefusedShutdown, level: slog.LevelDebug})
+			metric: observe.RefusedShutdown, level: slog.LevelDebug})
 		return
 	}
 	q.id = newSessionID()
@@ -369,7 +366,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	// Members first: cancelling stops the shared children, and a child
 	// that exits at once would end its stream (1000) ahead of the 1001.
 	for _, s := range members {
-		s.goingAwayMember()
+		s.goingAway()
 	}
 	g.cancel() // sessions with a child of their own go away by themselves
 
@@ -387,10 +384,6 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 }
 
-// abortWait bounds how long Abort waits for the children and sessions it
-// ends.
-const abortWait = time.Second
-
 // Abort ends every child and every session at once, for a shutdown that
 // cannot wait: each child's group gets SIGKILL, and each connection still
 // open is dropped ("shutdown cut short"), so that its access line tells
@@ -400,14 +393,8 @@ const abortWait = time.Second
 func (g *Gateway) Abort() {
 	g.mu.Lock()
 	g.closed = true
-	procs := make([]*process.Process, 0, len(g.live))
-	for p := range g.live {
-		procs = append(procs, p)
-	}
-	open := make([]*session, 0, len(g.open))
-	for s := range g.open {
-		open = append(open, s)
-	}
+	procs := slices.Collect(maps.Keys(g.live))
+	open := slices.Collect(maps.Keys(g.open))
 	g.mu.Unlock()
 	for _, p := range procs {
 		p.Kill()
@@ -446,7 +433,7 @@ func (g *Gateway) setOpen(s *session, open bool) {
 	late := g.closed && s.member != nil
 	g.mu.Unlock()
 	if late {
-		s.goingAwayMember()
+		s.goingAway()
 	}
 }
 
@@ -469,27 +456,27 @@ func (g *Gateway) setLive(p *process.Process, live bool) {
 // stream cannot be joined, is upgraded holding nothing and closed at once
 // (browsers cannot read an HTTP status). Shutdown waits for the session.
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, q *request) {
-	held, ref := g.reserve()
+	held, ref := g.reserve(q)
 	var m *member
 	if ref == nil && g.cfg.Broadcast {
 		m = &member{}
 		if err := g.join(m, q); err != nil { // before the response: see join
-			held.release()
+			held.Release()
 			held, ref, m = nil, joinRefusal(err), nil
 		}
 	}
-	hw := &hijackWriter{ResponseWriter: w, member: m != nil}
-	conn, err := g.upgrader.Upgrade(hw, q.r, g.handshakeHeader(q.protocol))
+	hw := &wsconn.HijackWriter{ResponseWriter: w}
+	_, err := g.upgrader.Upgrade(hw, g.offersForGorilla(q.r, q.client), g.handshakeHeader(q.protocol))
 	if err != nil {
 		g.log.Debug("handshake failed", "remote", q.client.Addr, "path", q.r.URL.Path, "err", err)
 		if m != nil {
 			g.leave(m)
 		}
-		held.release()
+		held.Release()
 		g.sessions.Done()
 		return
 	}
-	s := newSession(g, conn, hw, q)
+	s := newSession(g, hw, q)
 	s.held = held
 	g.observe.ConnectionOpened(q.endpoint.Name)
 	if m != nil {
@@ -530,7 +517,8 @@ func (g *Gateway) serveSession(s *session, m *member, ref *refusal) {
 // sessionEnded tells the gateway a session has ended and logged, which
 // Shutdown and Abort wait for.
 func (g *Gateway) sessionEnded(s *session) {
-	s.held.release()
+	s.life.Stop()
+	s.held.Release()
 	g.setOpen(s, false)
 	close(s.ended)
 	g.sessions.Done()
@@ -586,7 +574,7 @@ func (g *Gateway) handshakeHeader(protocol string) http.Header {
 // and a one-line reason. Admission has checked what gorilla checks, so
 // this is a connection that failed under the upgrade.
 func (g *Gateway) writeHandshakeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
-	g.observe.HandshakeRefused(RefusedBadRequest)
+	g.observe.HandshakeRefused(observe.RefusedBadRequest)
 	w.Header().Set("Sec-Websocket-Version", "13")
 	http.Error(w, reason.Error(), status)
 }
@@ -595,34 +583,4 @@ func (g *Gateway) writeHandshakeError(w http.ResponseWriter, _ *http.Request, st
 // as websocketd's. It needs to be unique, not secret.
 func newSessionID() string {
 	return strconv.FormatUint(rand.Uint64()>>1, 10)
-}
-
-// limit counts what runs at once against a maximum: children, connections.
-type limit struct {
-	slots chan struct{} // nil when unlimited
-}
-
-func newLimit(max int) *limit {
-	if max <= 0 {
-		return &limit{}
-	}
-	return &limit{slots: make(chan struct{}, max)}
-}
-
-func (f *limit) acquire() bool {
-	if f.slots == nil {
-		return true
-	}
-	select {
-	case f.slots <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-func (f *limit) release() {
-	if f.slots != nil {
-		<-f.slots
-	}
 }

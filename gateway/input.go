@@ -1,163 +1,79 @@
 package gateway
 
 import (
-	"bufio"
-	"encoding/binary"
 	"errors"
-	"io"
-	"os"
-	"slices"
 	"time"
 	"unicode/utf8"
 
-	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/observe"
+	"github.com/wsgate/wsgate/internal/wsconn"
+	"github.com/wsgate/wsgate/process"
 )
 
 // errInvalidText reports a client text message that is not UTF-8.
 var errInvalidText = errors.New("invalid UTF-8 in text message")
 
-// errMessageTooBig reports a client message over the limit once
-// decompressed: gorilla's read limit counts the bytes on the wire.
-var errMessageTooBig = errors.New("message too big")
+// reasonInvalidText is the reason of the 1007 that refuses it.
+const reasonInvalidText = "invalid UTF-8 in text message"
 
 // errClientGone reports a client that hung up while its child was not
 // reading what it had sent.
 var errClientGone = errors.New("client hung up")
 
-// copyInput is the only reader of the connection: it writes each client
-// message to the child's stdin until the client closes, drops or is dropped,
-// and then returns why. Messages that arrive together are written together,
-// in one system call.
-func (s *session) copyInput() error {
-	in := stdinBatch{s: s, open: true, whole: s.member != nil}
-	defer in.release()
-	for {
-		if !wholeMessageBuffered(s.clientReader) {
-			if err := in.flush(); err != nil {
-				return err
-			}
-		}
-		msgType, r, err := s.conn.NextReader()
-		if err != nil {
-			in.deliverRest(err)
-			return err
-		}
-		s.heard()
-		err = in.add(r, msgType == websocket.TextMessage)
-		if code, reason := messageRefusal(err); code != 0 {
-			if err := in.flush(); err != nil { // the messages before it were whole
-				return err
-			}
-			s.log.Info("client message refused", "remote", s.remote, "reason", reason)
-			s.closeWith(code, reason)
-		} else if err != nil {
-			return err
-		}
-	}
-}
-
-// messageRefusal returns the close code and reason for a client message that add
-// refused, or 0.
-func messageRefusal(err error) (int, string) {
-	switch {
-	case errors.Is(err, errInvalidText):
-		return websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message"
-	case errors.Is(err, errMessageTooBig):
-		return websocket.CloseMessageTooBig, "message too big"
-	}
-	return 0, ""
-}
-
-// stdinBatch gathers whole client messages, each as a line in text mode, for
-// one write to the child's stdin, in a pooled buffer held only while
-// messages wait. A message too big for the buffer is written as it is read,
-// after the ones before it, unless whole: a shared stdin takes every message
-// whole, so the buffer grows instead, and starts small (see smallBufferSize).
+// stdinBatch gathers whole client messages, each as a line in text mode,
+// for one write to the child's stdin, in a pooled buffer held only while
+// messages wait. It is bounded (maxStdinBatch): writing it blocks while the
+// stdin takes nothing, and so, through TCP, holds the client back. A
+// member's buffer starts small (see wsconn.SmallBufferSize) and grows up to the
+// bound.
 type stdinBatch struct {
 	s     *session
 	buf   *[]byte // nil when empty
 	open  bool    // the child still reads its stdin: else messages are dropped
-	whole bool
+	small bool
 }
 
-// add reads one message into the batch. On an error, only the whole
-// messages before it stay.
-func (b *stdinBatch) add(r io.Reader, text bool) (err error) {
-	if !b.open || b.s.ends.closingByUs() {
-		_, err := io.Copy(io.Discard, r) // the child stopped reading, or the session is closing
-		return err
+// add adds one whole message to the batch, writing the batch first if the
+// message would take it past its bound, and the message too if it is bigger
+// than the bound. Text that is not UTF-8 is refused (errInvalidText) and
+// not added.
+func (b *stdinBatch) add(payload []byte, text bool) error {
+	if !b.open || b.s.ends.ClosingByUs() {
+		return nil // the child stopped reading, or the session is closing
 	}
-	if b.buf == nil && b.whole {
-		b.buf = getSmallBuffer()
-	} else if b.buf == nil {
-		b.buf = getBuffer()
-	}
-	start, size := len(*b.buf), 0
-	defer func() {
-		if err != nil {
-			*b.buf = (*b.buf)[:start]
-		}
-	}()
-	for {
-		if len(*b.buf) == cap(*b.buf) {
-			if b.whole {
-				*b.buf = slices.Grow(*b.buf, len(*b.buf)) // the size check below bounds it
-			} else if start, err = b.makeRoom(start, text); err != nil {
-				return err
-			}
-		}
-		buf := *b.buf
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		*b.buf, size = buf[:len(buf)+n], size+n
-		if int64(size) > b.s.gw.cfg.MaxMessageSize {
-			return errMessageTooBig
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if text && !utf8.Valid((*b.buf)[start:]) {
+	if text && !utf8.Valid(payload) {
 		return errInvalidText
 	}
 	b.s.msgsIn.Add(1)
-	b.s.bytesIn.Add(int64(size))
-	b.s.gw.observe.Messages(b.s.ep.Name, In, 1, int64(size))
-	if b.s.gw.cfg.Binary {
-		return nil
+	b.s.bytesIn.Add(int64(len(payload)))
+	b.s.gw.observe.Messages(b.s.ep.Name, observe.In, 1, int64(len(payload)))
+	line := !b.s.gw.cfg.Binary
+	size := len(payload)
+	if line {
+		size++
 	}
-	if len(*b.buf) == cap(*b.buf) && !b.whole {
-		if err := b.write(*b.buf); err != nil {
+	if b.buf != nil && len(*b.buf)+size > maxStdinBatch {
+		if err := b.flush(); err != nil || !b.open {
 			return err
 		}
-		*b.buf = (*b.buf)[:0]
 	}
-	*b.buf = append(*b.buf, '\n')
-	return nil
-}
-
-// makeRoom writes out the front of a full buffer and returns where the
-// current message now starts: the messages before it go if there are any,
-// else the checked part of the message itself.
-func (b *stdinBatch) makeRoom(start int, text bool) (int, error) {
-	buf := *b.buf
-	cut := start
-	if cut == 0 {
-		cut = len(buf)
-		if text {
-			cut = runeCut(buf)
-			if !utf8.Valid(buf[:cut]) {
-				return 0, errInvalidText
-			}
+	if size > maxStdinBatch { // too big for any batch: written as it is, not copied
+		if line {
+			return b.write(payload, newline)
 		}
+		return b.write(payload, nil)
 	}
-	if err := b.write(buf[:cut]); err != nil {
-		return 0, err
+	if b.buf == nil && b.small {
+		b.buf = wsconn.GetSmallBuffer()
+	} else if b.buf == nil {
+		b.buf = wsconn.GetBuffer()
 	}
-	*b.buf = buf[:copy(buf, buf[cut:])]
-	return 0, nil
+	*b.buf = append(*b.buf, payload...)
+	if line {
+		*b.buf = append(*b.buf, '\n')
+	}
+	return nil
 }
 
 // flush writes the batched messages.
@@ -165,19 +81,22 @@ func (b *stdinBatch) flush() error {
 	if b.buf == nil {
 		return nil
 	}
-	err := b.write(*b.buf)
+	err := b.write(*b.buf, nil)
 	b.release()
 	return err
 }
 
-// write writes to stdin, unless the child stopped reading it: then what
-// follows is dropped.
-func (b *stdinBatch) write(p []byte) error {
-	if !b.open || len(p) == 0 {
+// newline ends each message in text mode.
+var newline = []byte{'\n'}
+
+// write writes p then tail to stdin, unless the child stopped reading it:
+// then what follows is dropped.
+func (b *stdinBatch) write(p, tail []byte) error {
+	if !b.open || len(p)+len(tail) == 0 {
 		return nil
 	}
-	err := b.s.writeStdin(p)
-	if errors.Is(err, errStdinClosed) {
+	err := b.s.writeStdin(p, tail)
+	if errors.Is(err, process.ErrStdinClosed) {
 		b.open = false
 		return nil
 	}
@@ -187,48 +106,36 @@ func (b *stdinBatch) write(p []byte) error {
 // deliverRest writes the whole messages still batched when the client's
 // side ended with them, by a close frame or a drop that came in the same
 // read: they were received, so the child gets them. A child that does not
-// read gets closeWait to take them; a session that is closing anyway gives
+// read gets wsconn.CloseWait to take them; a session that is closing anyway gives
 // them up.
 func (b *stdinBatch) deliverRest(err error) {
-	if b.buf == nil || !b.open || errors.Is(err, errClientGone) || b.s.ends.closingByUs() {
+	if b.buf == nil || !b.open || errors.Is(err, errClientGone) || b.s.ends.ClosingByUs() {
 		return
 	}
-	if err := b.s.writeLastInput(*b.buf, closeWait); err != nil {
+	if err := b.s.writeLastInput(*b.buf, wsconn.CloseWait); err != nil {
 		b.s.log.Debug("messages not delivered at the client's end", "bytes", len(*b.buf), "err", err)
 	}
+	b.release()
 }
 
 // release gives the buffer back to the pool.
 func (b *stdinBatch) release() {
 	if b.buf != nil {
-		putBuffer(b.buf)
+		wsconn.PutBuffer(b.buf)
 		b.buf = nil
 	}
 }
 
-// errStdinClosed marks a child that no longer reads its stdin.
-var errStdinClosed = errors.New("child's stdin closed")
-
-// childStdin is a child's stdin as its clients' readers write it: one
-// reader in per-connection mode, every member's in broadcast mode. A write
-// holds it whole, so that what one client sent is never interleaved with
-// what another did.
-type childStdin struct {
-	file     *os.File
-	turn     chan struct{} // holds a token while a write is under way
-	deadline time.Time     // when a blocked write next wakes; the holder's
-}
-
-func newChildStdin(file *os.File) *childStdin {
-	return &childStdin{file: file, turn: make(chan struct{}, 1)}
-}
-
-// writeStdin writes to the child's stdin, or a stream's on a bus.
-func (s *session) writeStdin(buf []byte) error {
+// writeStdin writes head then tail to the child's stdin, or a stream's on
+// a bus, as one write: nothing another client sends goes between them.
+func (s *session) writeStdin(head, tail []byte) error {
 	if s.member != nil && s.member.bs != nil {
-		return s.member.bs.input(s, buf)
+		if len(tail) > 0 {
+			head = append(head[:len(head):len(head)], tail...) // the bus takes one piece
+		}
+		return s.member.bs.input(s, head)
 	}
-	return s.writeStdinTo(s.stdin, buf)
+	return s.writeStdinParts(s.stdin, head, tail)
 }
 
 // writeLastInput writes what the client sent as it left, within wait.
@@ -236,7 +143,7 @@ func (s *session) writeLastInput(buf []byte, wait time.Duration) error {
 	if s.member != nil && s.member.bs != nil {
 		return s.member.bs.lastInput(buf, wait)
 	}
-	return s.stdin.writeLast(buf, wait)
+	return s.stdin.WriteLast(buf, wait)
 }
 
 // writeStdinTo writes to a child's stdin. A child that does not read blocks
@@ -245,30 +152,62 @@ func (s *session) writeLastInput(buf []byte, wait time.Duration) error {
 // stdinCheckInterval to see whether the client has hung up or the session is
 // closing, since the socket is not being read and would not tell by itself
 // (probeClient).
-func (s *session) writeStdinTo(in *childStdin, buf []byte) error {
-	if err := s.waitStdinTurn(in); err != nil || len(buf) == 0 {
+func (s *session) writeStdinTo(in *process.Stdin, buf []byte) error {
+	return s.writeStdinParts(in, buf, nil)
+}
+
+// writeStdinParts is writeStdinTo for head then tail, in one turn.
+func (s *session) writeStdinParts(in *process.Stdin, head, tail []byte) error {
+	if err := in.Take(s.stdinWaiting); err != nil || len(head)+len(tail) == 0 {
 		return err
 	}
-	defer func() { <-in.turn }()
-	for {
-		if s.ends.closingByUs() {
-			return nil // the input is no longer wanted
-		}
-		in.pushDeadline()
-		n, err := in.file.Write(buf)
-		buf = buf[n:]
-		switch {
-		case err == nil:
-			return nil
-		case !errors.Is(err, os.ErrDeadlineExceeded):
-			s.log.Debug("child stdin closed", "err", err)
-			return errStdinClosed
-		case peerHungUp(s.raw):
-			return errClientGone
-		default:
-			s.probeClient()
-		}
+	defer in.Release()
+	if err := s.writeTurn(in, head); err != nil {
+		return err
 	}
+	return s.writeTurn(in, tail)
+}
+
+// errNotWanted gives up a write to stdin of a session that is closing.
+var errNotWanted = errors.New("input no longer wanted")
+
+// writeTurn writes buf to in, whose turn the session holds.
+func (s *session) writeTurn(in *process.Stdin, buf []byte) error {
+	if len(buf) == 0 || s.ends.ClosingByUs() {
+		return nil // the input is no longer wanted
+	}
+	err := in.Write(buf, s.stdinBlocked)
+	switch {
+	case errors.Is(err, errNotWanted):
+		return nil
+	case errors.Is(err, process.ErrStdinClosed):
+		s.log.Debug("child stdin closed")
+	}
+	return err
+}
+
+// stdinBlocked is asked every stdinCheckInterval while the child takes
+// nothing: the socket is not being read meanwhile and would not tell that
+// the client hung up by itself (probeClient).
+func (s *session) stdinBlocked() error {
+	switch {
+	case s.ends.ClosingByUs():
+		return errNotWanted
+	case wsconn.PeerHungUp(s.raw):
+		return errClientGone
+	}
+	s.probeClient()
+	return nil
+}
+
+// stdinWaiting is asked every stdinCheckInterval while another client
+// writes to the shared stdin.
+func (s *session) stdinWaiting() error {
+	if s.ends.ClosingByUs() || wsconn.PeerHungUp(s.raw) {
+		return errClientGone
+	}
+	s.probeClient()
+	return nil
 }
 
 // probeClient sends the client an unsolicited pong (RFC 6455 5.5.3: a
@@ -282,145 +221,5 @@ func (s *session) writeStdinTo(in *childStdin, buf []byte) error {
 // which peerHungUp sees at the next check. A client still there ignores the
 // pong; one at a time is queued (wire.control).
 func (s *session) probeClient() {
-	s.wire.control(controlFrame(opPong, nil))
-}
-
-// waitStdinTurn waits until no other client writes to the shared stdin.
-func (s *session) waitStdinTurn(in *childStdin) error {
-	select {
-	case in.turn <- struct{}{}:
-		return nil
-	default:
-	}
-	tick := time.NewTicker(stdinCheckInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case in.turn <- struct{}{}:
-			return nil
-		case <-tick.C:
-			if s.ends.closingByUs() || peerHungUp(s.raw) {
-				return errClientGone
-			}
-			s.probeClient()
-		}
-	}
-}
-
-// pushDeadline sets the next wake-up of a blocked write, at most once per
-// half interval, since it is called for every write.
-func (in *childStdin) pushDeadline() {
-	now := time.Now()
-	if now.After(in.deadline.Add(-stdinCheckInterval / 2)) {
-		in.deadline = now.Add(stdinCheckInterval)
-		_ = in.file.SetWriteDeadline(in.deadline)
-	}
-}
-
-// writeLast writes p within wait, if its turn comes within wait.
-func (in *childStdin) writeLast(p []byte, wait time.Duration) error {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case in.turn <- struct{}{}:
-	case <-timer.C:
-		return os.ErrDeadlineExceeded
-	}
-	defer func() { <-in.turn }()
-	in.deadline = time.Now().Add(wait)
-	_ = in.file.SetWriteDeadline(in.deadline)
-	_, err := in.file.Write(p)
-	return err
-}
-
-// writeUntil writes p whole, in its turn, unless stop is closed first or
-// the child stops reading its stdin: for input from another instance.
-func (in *childStdin) writeUntil(p []byte, stop <-chan struct{}) error {
-	select {
-	case in.turn <- struct{}{}:
-	case <-stop:
-		return errStdinClosed
-	}
-	defer func() { <-in.turn }()
-	for {
-		in.pushDeadline()
-		n, err := in.file.Write(p)
-		p = p[n:]
-		switch {
-		case err == nil:
-			return nil
-		case !errors.Is(err, os.ErrDeadlineExceeded):
-			return errStdinClosed
-		}
-		select {
-		case <-stop:
-			return errStdinClosed
-		default:
-		}
-	}
-}
-
-// runeCut returns the length of data without a trailing incomplete UTF-8
-// character.
-func runeCut(data []byte) int {
-	end := len(data)
-	for i := end - 1; i >= 0 && i >= end-utf8.UTFMax; i-- {
-		if utf8.RuneStart(data[i]) {
-			if !utf8.FullRune(data[i:end]) {
-				return i
-			}
-			break
-		}
-	}
-	return end
-}
-
-// wholeMessageBuffered reports whether the client's next message is already
-// in br, so that reading it will not wait on the network: its frames, and
-// any control frames before or among them, are buffered whole.
-func wholeMessageBuffered(br *bufio.Reader) bool {
-	if br == nil {
-		return false
-	}
-	buffered, _ := br.Peek(br.Buffered()) // within what is buffered: no read
-	for len(buffered) > 0 {
-		size, ok := frameSize(buffered)
-		if !ok {
-			return false
-		}
-		op, fin := buffered[0]&0x0f, buffered[0]&finBit != 0
-		if fin && op < opClose { // the last frame of a data message
-			return true
-		}
-		buffered = buffered[size:]
-	}
-	return false
-}
-
-// frameSize returns the size of the client frame at the start of b, header
-// and payload, and whether it is all in b.
-func frameSize(b []byte) (int, bool) {
-	if len(b) < 2 {
-		return 0, false
-	}
-	length, at := uint64(b[1]&0x7f), 2
-	switch length {
-	case 126:
-		if len(b) < 4 {
-			return 0, false
-		}
-		length, at = uint64(binary.BigEndian.Uint16(b[2:])), 4
-	case 127:
-		if len(b) < 10 {
-			return 0, false
-		}
-		length, at = binary.BigEndian.Uint64(b[2:]), 10
-	}
-	if b[1]&0x80 != 0 {
-		at += 4 // the mask
-	}
-	if at > len(b) || length > uint64(len(b)-at) {
-		return 0, false
-	}
-	return at + int(length), true
+	s.wire.Control(frames.ControlFrame(frames.OpPong, nil))
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/wsconn"
 )
 
 func TestExitStatusBecomesCloseCode(t *testing.T) {
@@ -58,7 +59,7 @@ func TestCloseEndsTCPWithinASecondWhenClientIsSilent(t *testing.T) {
 			break
 		}
 	}
-	// closeWait (1 s) and the watchdog's poll; the rest is slack for a
+	// wsconn.CloseWait (1 s) and the watchdog's poll; the rest is slack for a
 	// loaded machine, far from the write timeout's 60 s.
 	if took := time.Since(begin); took > 4*time.Second {
 		t.Errorf("TCP connection ended %v after the close frame, want about 1s", took)
@@ -254,7 +255,7 @@ func TestPingsKeepAnsweringClientAlive(t *testing.T) {
 	})
 	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
 	_, _, err := conn.ReadMessage()
-	if !isTimeout(err) {
+	if !wsconn.IsTimeout(err) {
 		t.Fatalf("read after %d pings = %v, want our own deadline: the server must not have dropped us", pings, err)
 	}
 	if pings < 6 {
@@ -278,7 +279,7 @@ func TestSilentClientIsDroppedAndItsChildStopped(t *testing.T) {
 	buf := make([]byte, 1024)
 	for {
 		if _, err := raw.Read(buf); err != nil {
-			if isTimeout(err) {
+			if wsconn.IsTimeout(err) {
 				t.Error("server kept the silent client's TCP connection open")
 			}
 			break

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/wsconn"
 )
 
 // member is a session's place in a broadcast stream: the sink the stream
@@ -114,10 +115,6 @@ func (m *member) done() bool {
 	return true
 }
 
-// takeBatch is how many messages a member's writer takes from the stream at
-// a time, into an array on its stack: a chunk's worth of short lines.
-const takeBatch = 256
-
 // sendNow sends the messages waiting, as far as the client's socket takes
 // them at once, and reports whether all went: if not, the pump is to send
 // the rest (what the batch holds, then m.taken, then the stream's). Control
@@ -133,16 +130,16 @@ func (m *member) sendNow() bool {
 		// What was left, then a chunk's worth more: tagged lines encode to
 		// more than Take counts, and what does not fit goes in the next.
 		if n := copy(scratch[:], taken); n < len(scratch) {
-			taken = append(scratch[:n], m.sub.Take(scratch[n:n], writeChunk)...)
+			taken = append(scratch[:n], m.sub.Take(scratch[n:n], wsconn.WriteChunk)...)
 		}
 		if len(taken) == 0 {
-			return !w.controlsWaiting()
+			return !w.ControlsWaiting()
 		}
-		// A chunk at most: writeNow writes a batch of one.
-		n := m.encode(taken, writeChunk)
-		if n == 0 || !w.writeNow(&s.out) { // the stream's end, or the socket is full
+		// A chunk at most: WriteNow writes a batch of one.
+		n := m.encode(taken, wsconn.WriteChunk)
+		if n == 0 || !w.WriteNow(&s.out) { // the stream's end, or the socket is full
 			m.taken = append(m.taken[:0], taken[n:]...)
-			s.out.shrink() // the pump may be a while coming
+			s.out.Shrink() // the pump may be a while coming
 			return false
 		}
 		taken = taken[n:]
@@ -152,19 +149,21 @@ func (m *member) sendNow() bool {
 // encode adds the messages to the session's batch, each as encoded once
 // for every member (compressed once for the members that negotiated
 // permessage-deflate), and returns how many it added: it stops before the
-// stream's end, once the batch holds limit bytes or more, and before a
+// stream's end, once it has added limit bytes or more, and before a
 // message the batch has no room for.
 func (m *member) encode(msgs []*broadcast.Message, limit int) int {
 	s := m.s
+	added := 0 // the batch is empty, or limit is the batch's own
 	for i, msg := range msgs {
-		if msg.Last || s.out.size() >= limit {
+		if msg.Last || added >= limit {
 			return i
 		}
 		data, size := m.form(msg, s.deflate)
-		if s.out.full(len(data)) {
+		if s.out.Full(len(data)) {
 			return i
 		}
-		s.out.encoded(data, size)
+		s.out.Encoded(data, size)
+		added += len(data)
 	}
 	return len(msgs)
 }
@@ -185,7 +184,7 @@ func (m *member) pump() {
 // It stops at a write that fails: the wire then takes nothing more.
 func (m *member) drain() {
 	s, w := m.s, m.s.wire
-	if w.write(&s.out) != nil { // what sendNow could not finish, if anything
+	if w.Write(&s.out) != nil { // what sendNow could not finish, if anything
 		return
 	}
 	var scratch [takeBatch]*broadcast.Message // on the stack: no allocation per line
@@ -193,18 +192,18 @@ func (m *member) drain() {
 	m.taken = nil                             // an idle member holds no buffer
 	for {
 		if len(taken) == 0 {
-			if taken = m.sub.Take(scratch[:0], batchLimit); len(taken) == 0 {
+			if taken = m.sub.Take(scratch[:0], wsconn.BatchLimit); len(taken) == 0 {
 				return
 			}
 		}
-		n := m.encode(taken, batchLimit)
+		n := m.encode(taken, wsconn.BatchLimit)
 		if n < len(taken) && taken[n].Last {
-			_ = w.write(&s.out)
+			_ = w.Write(&s.out)
 			s.streamEnded(taken[n].Data)
 			return
 		}
 		taken = taken[n:]
-		if w.write(&s.out) != nil {
+		if w.Write(&s.out) != nil {
 			return
 		}
 	}

@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/observe"
 )
 
-// recorder is an Observer that notes every event as a line.
+// recorder is an observe.Observer that notes every event as a line.
 type recorder struct {
 	mu     sync.Mutex
 	events []string
@@ -38,8 +39,10 @@ func (r *recorder) count(event string) int64 {
 	return r.counts[event]
 }
 
-func (r *recorder) HandshakeRefused(reason RefusalReason) { r.note("refused "+string(reason), 1) }
-func (r *recorder) ConnectionOpened(e string)             { r.note("opened "+e, 1) }
+func (r *recorder) HandshakeRefused(reason observe.RefusalReason) {
+	r.note("refused "+string(reason), 1)
+}
+func (r *recorder) ConnectionOpened(e string) { r.note("opened "+e, 1) }
 func (r *recorder) ConnectionClosed(e string, code int, d time.Duration) {
 	if d <= 0 {
 		r.note("closed with no duration", 1)
@@ -49,7 +52,7 @@ func (r *recorder) ConnectionClosed(e string, code int, d time.Duration) {
 func (r *recorder) ChildStarted(e string)     { r.note("started "+e, 1) }
 func (r *recorder) ChildStartFailed(e string) { r.note("failed "+e, 1) }
 func (r *recorder) ChildEnded(e string)       { r.note("ended "+e, 1) }
-func (r *recorder) Messages(e string, dir Direction, msgs, bytes int64) {
+func (r *recorder) Messages(e string, dir observe.Direction, msgs, bytes int64) {
 	r.note(fmt.Sprintf("msgs %s %s", e, dir), msgs)
 	r.note(fmt.Sprintf("bytes %s %s", e, dir), bytes)
 }

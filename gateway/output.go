@@ -1,63 +1,29 @@
 package gateway
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
-	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/internal/childout"
+	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"github.com/wsgate/wsgate/process"
 )
 
-// stderrRecordSize is the most of one stderr line put in one log record; a
-// longer line is logged in pieces, so that none is lost.
-const stderrRecordSize = 64 << 10
-
-// The child's output reaches clients through writers that Feed (package
-// process) calls as the pipes are read: a lineSink for text, a chunkSink for
-// binary mode, a stderrLog for stderr. They turn output into frames and hand
-// them to a frameOut: a session's (one client: frames collect in a batch
-// while more output is ready and the wire writes them at each flush), or a
-// broadcast stream's (each message encoded once and published).
-
-// frameOut is where a sink's frames go.
-type frameOut interface {
-	// frame adds one frame; ends says it is the last of its message.
-	frame(op byte, fin bool, payload []byte, ends bool) error
-	// flush says the pipe holds nothing more for now.
-	flush() error
-	// failed handles an error of frame or flush, and returns it: Feed
-	// calls the sink no more after an error.
-	failed(err error) error
-	// streams reports whether a long line may go out in pieces, as
-	// fragments of one message, rather than gathered whole.
-	streams() bool
-}
-
-// sinkConfig is what the sinks of one child share.
-type sinkConfig struct {
-	out      frameOut
-	maxLine  int
-	log      *slog.Logger
-	replaced *atomic.Bool // invalid UTF-8 was replaced: logged once
-}
-
-// outputWriters returns the writers of a child's stdout and stderr.
-func outputWriters(cfg Config, sc sinkConfig) (stdout, stderr io.Writer) {
-	switch {
-	case cfg.Binary:
-		return chunkSink{sc.out}, &stderrLog{log: sc.log}
-	case cfg.PassStderr:
-		return &lineSink{sinkConfig: sc, stream: "stdout"}, &lineSink{sinkConfig: sc, stream: "stderr"}
-	}
-	return &lineSink{sinkConfig: sc}, &stderrLog{log: sc.log}
+// childOutput returns the writers of a child's stdout and stderr, whose
+// frames go to out.
+func (g *Gateway) childOutput(out childout.Out, log *slog.Logger, replaced *atomic.Bool) (stdout, stderr io.Writer) {
+	return childout.Writers(childout.Config{
+		Out:        out,
+		MaxLine:    g.cfg.MaxLineSize,
+		Log:        log,
+		Replaced:   replaced,
+		Binary:     g.cfg.Binary,
+		PassStderr: g.cfg.PassStderr,
+	})
 }
 
 // closeCodeFor maps how the child ended to a close code.
@@ -68,308 +34,50 @@ func closeCodeFor(status process.Status) int {
 	return websocket.CloseInternalServerErr
 }
 
-// sessionOut is a session's frameOut: the frames go to its one client,
+// sessionOut is a session's childout.Out: the frames go to its one client,
 // compressed when it negotiated permessage-deflate.
 type sessionOut struct{ s *session }
 
-func (o sessionOut) frame(op byte, fin bool, payload []byte, ends bool) error {
-	if o.s.out.full(maxFrameHeader + len(payload) + deflateSlack) {
-		if err := o.s.wire.write(&o.s.out); err != nil {
+func (o sessionOut) Frame(op byte, fin bool, payload []byte, ends bool) error {
+	if o.s.out.Full(frames.MaxHeader + len(payload) + frames.DeflateSlack) {
+		if err := o.s.wire.Write(&o.s.out); err != nil {
 			return err
 		}
 	}
 	switch {
 	case !o.s.deflate:
-		o.s.out.frame(op, fin, payload, ends)
-	case op != opContinuation && fin: // a whole message
-		o.s.out.message(op, payload, true)
+		o.s.out.Frame(op, fin, payload, ends)
+	case op != frames.OpContinuation && fin: // a whole message
+		o.s.out.Message(op, payload, true)
 	default: // a frame of a line streamed in several
-		o.s.out.deflatedFrame(op, fin, payload, ends)
+		o.s.out.DeflatedFrame(op, fin, payload, ends)
 	}
 	return nil
 }
 
-func (o sessionOut) flush() error { return o.s.wire.write(&o.s.out) }
+func (o sessionOut) Flush() error { return o.s.wire.Write(&o.s.out) }
 
-func (o sessionOut) streams() bool { return true }
+func (o sessionOut) Streams() bool { return true }
 
-// failed ends the session's output: a line over the limit closes with 1009
+// Failed ends the session's output: a line over the limit closes with 1009
 // after what came before it; a client that is closing gets its close frame;
 // one that is gone, nothing more. Since Feed calls the sinks no more, what
 // is asked of the wire is written here.
-func (o sessionOut) failed(err error) error {
+func (o sessionOut) Failed(err error) error {
 	s := o.s
-	if errors.Is(err, errLineTooLong) {
-		_ = s.wire.write(&s.out)
+	if errors.Is(err, childout.ErrLineTooLong) {
+		_ = s.wire.Write(&s.out)
 		s.log.Error("output line over the limit; closing", "limit", s.gw.cfg.MaxLineSize)
 		s.closeWith(websocket.CloseMessageTooBig, "output line too long")
 	}
-	s.out.reset()
-	if werr := s.wire.writeControls(); werr != nil && !errors.Is(werr, errWireClosed) {
+	s.out.Reset()
+	if werr := s.wire.WriteControls(); werr != nil && !errors.Is(werr, wsconn.ErrClosing) {
 		s.log.Debug("client not writable", "err", werr)
 		reason := "write failed"
-		if isTimeout(werr) {
-			reason = reasonWriteTimeout
+		if wsconn.IsTimeout(werr) {
+			reason = wsconn.ReasonWriteTimeout
 		}
 		s.drop(reason) // the reader returns, and the session ends
 	}
 	return err
-}
-
-// lineSink turns output into text messages, one per line. Where its
-// frameOut streams, a line longer than half a batch goes out as one message
-// in several frames rather than gathered, so memory stays bounded whatever
-// the line's length (under permessage-deflate each frame's part is
-// compressed on its own). With a stream name (--passstderr), each line is
-// sent as JSON instead, gathered whole.
-type lineSink struct {
-	sinkConfig
-	stream  string // "stdout" or "stderr" under --passstderr, else ""
-	pending []byte // a line begun but not ended; nil when none
-	long    int    // bytes of a long line streamed so far; 0 when none
-	scratch []byte
-}
-
-// Write sends every line that p completes and keeps the rest.
-func (l *lineSink) Write(p []byte) (int, error) {
-	if err := l.write(p); err != nil {
-		return 0, l.out.failed(err)
-	}
-	return len(p), nil
-}
-
-func (l *lineSink) write(p []byte) error {
-	for {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			break
-		}
-		line := p[:i]
-		if len(l.pending) > 0 {
-			line = append(l.pending, line...)
-			l.pending = l.pending[:0]
-		}
-		if err := l.endLine(trimCR(line)); err != nil {
-			return err
-		}
-		p = p[i+1:]
-	}
-	l.pending = append(l.pending, p...)
-	whole := l.stream != "" || !l.out.streams()
-	if whole && len(l.pending) > l.maxLine {
-		return errLineTooLong // gathered lines are bounded here
-	}
-	if len(l.pending) < batchLimit/2 || whole {
-		return nil
-	}
-	// A long line: send what is safe to send now, keep the rest.
-	cut := safeCut(l.pending)
-	if err := l.part(l.pending[:cut]); err != nil {
-		return err
-	}
-	l.pending = l.pending[:copy(l.pending, l.pending[cut:])]
-	return nil
-}
-
-// Flush sends the batch: the pipe holds nothing more for now.
-func (l *lineSink) Flush() error {
-	if len(l.pending) == 0 && cap(l.pending) > 0 {
-		l.pending = nil // a quiet child keeps no buffer
-	}
-	if err := l.out.flush(); err != nil {
-		return l.out.failed(err)
-	}
-	return nil
-}
-
-// Close sends a last line that had no newline.
-func (l *lineSink) Close() error {
-	if len(l.pending) > 0 || l.long > 0 {
-		if err := l.endLine(l.pending); err != nil {
-			return l.out.failed(err)
-		}
-	}
-	return l.Flush()
-}
-
-// endLine sends the end of a line: the whole line, or the last part of a
-// long one.
-func (l *lineSink) endLine(line []byte) error {
-	if l.long+len(line) > l.maxLine {
-		return errLineTooLong
-	}
-	if l.long == 0 {
-		return l.text(l.sanitize(line))
-	}
-	l.long = 0
-	return l.out.frame(opContinuation, true, l.sanitize(line), true)
-}
-
-// part sends a piece of a long line: the first frame of its message, or
-// the next.
-func (l *lineSink) part(piece []byte) error {
-	if l.long+len(piece) > l.maxLine {
-		return errLineTooLong
-	}
-	op := byte(opContinuation)
-	if l.long == 0 {
-		op = opText
-	}
-	l.long += len(piece)
-	return l.out.frame(op, false, l.sanitize(piece), false)
-}
-
-// text sends one whole line as a text message: as it is, or under
-// --passstderr as JSON naming its stream. A stderr line is logged too.
-func (l *lineSink) text(line []byte) error {
-	if l.stream == "" {
-		return l.out.frame(opText, true, line, true)
-	}
-	if l.stream == "stderr" {
-		logStderrRecord(l.log, line, false)
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(streamLine{Stream: l.stream, Data: string(line)})
-	return l.out.frame(opText, true, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true)
-}
-
-// streamLine is one line of stdout or stderr under --passstderr, sent as
-// JSON.
-type streamLine struct {
-	Stream string `json:"stream"`
-	Data   string `json:"data"`
-}
-
-func (l *lineSink) sanitize(text []byte) []byte {
-	var replaced bool
-	text, l.scratch, replaced = validText(text, l.scratch)
-	if replaced && !l.replaced.Swap(true) {
-		l.log.Info("child printed invalid UTF-8; replaced with U+FFFD")
-	}
-	if cap(l.scratch) > batchLimit {
-		l.scratch = nil
-	}
-	return text
-}
-
-// safeCut returns how much of a partial line can be sent now: all of it but
-// a trailing '\r' (it may begin "\r\n") and a trailing incomplete character.
-func safeCut(data []byte) int {
-	cut := runeCut(data)
-	if cut > 0 && data[cut-1] == '\r' {
-		cut--
-	}
-	return cut
-}
-
-// chunkSink sends output as binary messages, each as it was read.
-type chunkSink struct{ out frameOut }
-
-func (c chunkSink) Write(p []byte) (int, error) {
-	if err := c.out.frame(opBinary, true, p, true); err != nil {
-		return 0, c.out.failed(err)
-	}
-	return len(p), nil
-}
-
-// Flush sends the batch.
-func (c chunkSink) Flush() error {
-	if err := c.out.flush(); err != nil {
-		return c.out.failed(err)
-	}
-	return nil
-}
-
-// Close sends what is left.
-func (c chunkSink) Close() error { return c.Flush() }
-
-// stderrLog logs a child's stderr line by line, a line over stderrRecordSize
-// in pieces. Feed writes to it as stderr is read.
-type stderrLog struct {
-	log     *slog.Logger
-	pending []byte // a line begun but not ended
-}
-
-// Write logs the complete lines of what pending and p hold.
-func (l *stderrLog) Write(p []byte) (int, error) {
-	l.pending = l.logLines(append(l.pending, p...), false)
-	if len(l.pending) == 0 {
-		l.pending = nil // a quiet child keeps no buffer
-	}
-	return len(p), nil
-}
-
-// Close logs a last line that had no newline.
-func (l *stderrLog) Close() error {
-	l.pending = l.logLines(l.pending, true)
-	return nil
-}
-
-// logLines logs the complete lines in buf (all of it when final) and returns
-// what is left, moved to the start of buf.
-func (l *stderrLog) logLines(buf []byte, final bool) []byte {
-	rest := buf
-	for {
-		i := bytes.IndexByte(rest, '\n')
-		switch {
-		case i >= 0:
-			logStderrRecord(l.log, trimCR(rest[:i]), false)
-			rest = rest[i+1:]
-		case len(rest) > stderrRecordSize:
-			logStderrRecord(l.log, rest[:stderrRecordSize], true)
-			rest = rest[stderrRecordSize:]
-		case final && len(rest) > 0:
-			logStderrRecord(l.log, rest, false)
-			return buf[:0]
-		default:
-			return buf[:copy(buf, rest)]
-		}
-	}
-}
-
-// logStderrRecord logs a line of the child's stderr at warn: worth a look,
-// but a script's complaint pages no one.
-func logStderrRecord(log *slog.Logger, line []byte, continued bool) {
-	if continued {
-		log.Log(context.Background(), logs.LevelWarn, "stderr", "stream", "stderr", "line", string(line), "continued", true)
-		return
-	}
-	log.Log(context.Background(), logs.LevelWarn, "stderr", "stream", "stderr", "line", string(line))
-}
-
-func trimCR(line []byte) []byte {
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		return line[:n-1]
-	}
-	return line
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// errLineTooLong reports a line of output over the outbound limit.
-var errLineTooLong = errors.New("line too long")
-
-// validText returns text as valid UTF-8, with each invalid byte replaced by
-// U+FFFD, and whether anything was replaced. Valid text is returned as is;
-// otherwise the result is built in scratch, which is returned for reuse.
-func validText(text []byte, scratch []byte) ([]byte, []byte, bool) {
-	if utf8.Valid(text) {
-		return text, scratch, false
-	}
-	out := scratch[:0]
-	for len(text) > 0 {
-		r, size := utf8.DecodeRune(text)
-		if r == utf8.RuneError && size == 1 {
-			out = utf8.AppendRune(out, utf8.RuneError)
-		} else {
-			out = append(out, text[:size]...)
-		}
-		text = text[size:]
-	}
-	return out, out, true
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/frames"
+	"github.com/wsgate/wsgate/internal/observe"
 )
 
 // Resume (broadcast mode, text only): a client that names the query
@@ -53,7 +55,7 @@ func (g *Gateway) checkResume(q *request) *refusal {
 		return nil
 	}
 	bad := func(reason, hint string) *refusal {
-		return &refusal{status: http.StatusBadRequest, reason: reason, metric: RefusedBadRequest,
+		return &refusal{status: http.StatusBadRequest, reason: reason, metric: observe.RefusedBadRequest,
 			level: slog.LevelInfo, hint: hint}
 	}
 	switch {
@@ -181,17 +183,17 @@ func (st *stream) tagMessage(msg *broadcast.Message) *broadcast.Tagged {
 	line := msg.Data[len(msg.Data)-msg.Size:]
 	// The frame is built after room for the longest header, which then
 	// goes just before the text: one allocation.
-	buf := make([]byte, maxFrameHeader, maxFrameHeader+len("id: :\n\n")+len(st.epoch)+20+len(line))
+	buf := make([]byte, frames.MaxHeader, frames.MaxHeader+len("id: :\n\n")+len(st.epoch)+20+len(line))
 	buf = broadcast.Position{Epoch: st.epoch, Seq: msg.Seq}.AppendText(append(buf, "id: "...))
 	buf = append(append(buf, "\n\n"...), line...)
-	text := buf[maxFrameHeader:]
-	var header [maxFrameHeader]byte
-	h := appendFrameHeader(header[:0], opText, true, len(text))
-	start := maxFrameHeader - len(h)
+	text := buf[frames.MaxHeader:]
+	var header [frames.MaxHeader]byte
+	h := frames.AppendHeader(header[:0], frames.OpText, true, len(text))
+	start := frames.MaxHeader - len(h)
 	copy(buf[start:], h)
 	t := &broadcast.Tagged{Data: buf[start:], Size: len(text)}
 	if st.g.cfg.Compress {
-		if f := appendMessageFrame(nil, opText, text, true); f[0]&rsv1Bit != 0 {
+		if f := frames.AppendMessage(nil, frames.OpText, text, true); f[0]&frames.RSV1Bit != 0 {
 			t.Compressed = f
 		}
 	}
@@ -218,7 +220,7 @@ func (m *member) form(msg *broadcast.Message, deflate bool) ([]byte, int) {
 // The writer at work calls it, before any line.
 func (m *member) greet() bool {
 	s := m.s
-	s.out.frame(opText, true, m.greeting, true)
+	s.out.Frame(frames.OpText, true, m.greeting, true)
 	m.greeting = nil
-	return s.wire.writeNow(&s.out)
+	return s.wire.WriteNow(&s.out)
 }

@@ -12,14 +12,15 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/httpserver"
 	"github.com/wsgate/wsgate/internal/logs"
 )
 
 // serve runs a Server for gw on ls until the test ends.
-func serve(t *testing.T, gw *Gateway, ls Listeners) *Server {
+func serve(t *testing.T, gw *Gateway, ls httpserver.Listeners) *httpserver.Server {
 	t.Helper()
 	logger, _ := logs.New(&syncBuffer{}, "text", logs.LevelError)
-	srv, err := Listen(ls, gw, logger)
+	srv, err := httpserver.Listen(ls, gw, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestUnixSocketReplacesAStaleOneAndServesAlongsideTCP(t *testing.T) {
 	}
 	stale.SetUnlinkOnClose(false)
 	stale.Close()
-	srv := serve(t, newGateway(t, command(t, "cat")), Listeners{Addrs: []string{"127.0.0.1:0"}, UnixSocket: sock})
+	srv := serve(t, newGateway(t, command(t, "cat")), httpserver.Listeners{Addrs: []string{"127.0.0.1:0"}, UnixSocket: sock})
 	unixDialer := &websocket.Dialer{NetDial: func(string, string) (net.Conn, error) { return net.Dial("unix", sock) }}
 	if err := echoOnce(t, unixDialer, "ws://localhost/"); err != nil {
 		t.Errorf("over the Unix socket: %v", err)
@@ -89,7 +90,7 @@ func TestUnixSocketRefusesToReplaceAFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("keep me"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Listen(Listeners{UnixSocket: path}, newGateway(t, command(t, "cat")), slogDiscard())
+	_, err := httpserver.Listen(httpserver.Listeners{UnixSocket: path}, newGateway(t, command(t, "cat")), slogDiscard())
 	if err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("Listen = %v, want a refusal", err)
 	}
@@ -100,11 +101,11 @@ func TestUnixSocketRefusesToReplaceAFile(t *testing.T) {
 
 func TestRedirPortRedirectsToTheMainPort(t *testing.T) {
 	t.Parallel()
-	srv := serve(t, newGateway(t, command(t, "cat")), Listeners{
+	srv := serve(t, newGateway(t, command(t, "cat")), httpserver.Listeners{
 		Addrs: []string{"127.0.0.1:0"}, RedirectAddrs: []string{"127.0.0.1:0"}, RedirectPort: 8443,
 	})
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Get("http://" + srv.redirects[0].Addr().String() + "/path?q=1")
+	resp, err := client.Get("http://" + srv.RedirectAddrs()[0].String() + "/path?q=1")
 	if err != nil {
 		t.Fatal(err)
 	}

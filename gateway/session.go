@@ -1,24 +1,23 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/cgienv"
+	"github.com/wsgate/wsgate/internal/fairness"
+	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/httppolicy"
 	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/internal/observe"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"github.com/wsgate/wsgate/process"
 )
-
-// closeAbnormal is the code logged for a connection that ended without any
-// close frame (RFC 6455 reserves 1006 for exactly this).
-const closeAbnormal = websocket.CloseAbnormalClosure
 
 // session is one WebSocket connection and the child behind it.
 //
@@ -26,7 +25,8 @@ const closeAbnormal = websocket.CloseAbnormalClosure
 // child, then starts pumpOutput, the only writer to the client: it feeds the
 // child's output to the client and, once the child is gone, ends the
 // conversation with the close frame. The owner itself is the only reader of
-// the client, writing each message to the child's stdin (copyInput). When
+// the client, writing each message to the child's stdin (copyInput,
+// clientread.go); gorilla only performed the handshake. When
 // the client's side ends, it asks the child to stop, waits for pumpOutput to
 // finish, and logs the session. Control frames (pings, pongs, close frames)
 // are asked of the wire from any goroutine; the watchdog, on a timer, pings
@@ -34,28 +34,27 @@ const closeAbnormal = websocket.CloseAbnormalClosure
 // socket has no such goroutine: the gateway's readiness set holds it while
 // it waits, and its reads end it (memberread.go).
 type session struct {
-	gw           *Gateway
-	conn         *websocket.Conn
-	client       *clientConn
-	raw          net.Conn      // the connection under any TLS
-	clientReader *bufio.Reader // what conn reads from
-	req          *request      // the handshake as admitted, until the child starts
-	peer         httppolicy.Client
-	remote, uri  string // of the handshake, for the logs
-	ep           httppolicy.Endpoint
-	id           string
-	held         *capacity // the limits' slots it holds; released when it ends
-	log          *slog.Logger
-	start        time.Time
+	gw          *Gateway
+	client      net.Conn // the connection, TLS included
+	raw         net.Conn // the connection under any TLS
+	req         *request // the handshake as admitted, until the child starts
+	peer        httppolicy.Client
+	remote, uri string // of the handshake, for the logs
+	ep          httppolicy.Endpoint
+	id          string
+	held        *fairness.Held   // the limits' slots it holds; released when it ends
+	life        *wsconn.Lifetime // its bounds in time, if it has any
+	log         *slog.Logger
+	start       time.Time
 
 	proc   *process.Process
-	wire   *wire
-	watch  *watchdog
-	out    frameBatch  // frames waiting for the wire: pumpOutput's own
-	stdin  *childStdin // its own child's; a member's input goes to its stream
-	member *member     // the session's place in a broadcast stream; nil in per-connection mode
+	wire   *wsconn.Wire
+	watch  *wsconn.Watchdog
+	out    wsconn.Batch   // frames waiting for the wire: pumpOutput's own
+	stdin  *process.Stdin // its own child's; a member's input goes to its stream
+	member *member        // the session's place in a broadcast stream; nil in per-connection mode
 	// reader reads a member's client through the readiness set; nil for
-	// a session read by gorilla.
+	// a session read by its own goroutine.
 	reader atomic.Pointer[memberInput]
 	pumped chan struct{} // closed when pumpOutput has returned; made by run
 	ended  chan struct{} // closed once the session is logged (serveSession)
@@ -63,61 +62,51 @@ type session struct {
 	// (permessage-deflate was negotiated).
 	deflate bool
 
-	ends         closeRecord
+	ends         wsconn.CloseRecord
 	endedSound   bool         // the client's side ended with a close or an EOF, not a reset
 	heardAt      atomic.Int64 // unix nanoseconds the client was last heard from
 	dropReason   atomic.Pointer[string]
 	msgsIn       atomic.Int64
+	msgsOut      atomic.Int64 // data messages written to the socket
 	bytesIn      atomic.Int64
 	replacedUTF8 atomic.Bool
-	// gorillaClosed: gorilla sent a close frame of its own (gorillaClose).
-	gorillaClosed atomic.Bool
 }
 
-func newSession(g *Gateway, conn *websocket.Conn, hw *hijackWriter, q *request) *session {
+// newSession makes the session of a connection whose handshake hw has
+// answered, for the admitted request q.
+func newSession(g *Gateway, hw *wsconn.HijackWriter, q *request) *session {
 	s := &session{
-		gw:           g,
-		conn:         conn,
-		client:       hw.conn,
-		raw:          hw.raw,
-		clientReader: hw.reader,
-		req:          q,
-		peer:         q.client,
-		remote:       q.client.Addr,
-		uri:          q.r.URL.RequestURI(),
-		ep:           q.endpoint,
-		id:           q.id,
-		log:          g.log.With("id", q.id),
-		start:        time.Now(),
-		ended:        make(chan struct{}),
-		deflate:      hw.conn.deflate,
+		gw:      g,
+		client:  hw.Conn(),
+		raw:     hw.Raw(),
+		req:     q,
+		peer:    q.client,
+		remote:  q.client.Addr,
+		uri:     q.r.URL.RequestURI(),
+		ep:      q.endpoint,
+		id:      q.id,
+		log:     sessionLogger(g.log, q),
+		start:   time.Now(),
+		ended:   make(chan struct{}),
+		deflate: hw.Deflate(),
 	}
-	limitUnsent(hw.raw)
-	s.wire = newWire(hw.conn.Conn, hw.raw, g.cfg.WriteTimeout)
-	hw.conn.closing = s.gorillaClose
+	wsconn.LimitUnsent(hw.Raw())
+	s.wire = wsconn.NewWire(s.client, hw.Raw(), g.cfg.WriteTimeout)
 	name := q.endpoint.Name // not all of q: every session holds this closure
-	s.wire.written = func(msgs, payload int64) { g.observe.Messages(name, Out, msgs, payload) }
-	hw.conn.wire.Store(s.wire)
-	s.heard()
-	s.watch = &watchdog{
-		wire:         s.wire,
-		interval:     g.cfg.PingInterval,
-		writeTimeout: g.cfg.WriteTimeout,
-		heard:        func() time.Time { return time.Unix(0, s.heardAt.Load()) },
-		delivered:    s.ends.deliver,
-		drop:         s.drop,
+	s.wire.Written = func(msgs, payload int64) {
+		s.msgsOut.Add(msgs)
+		g.observe.Messages(name, observe.Out, msgs, payload)
 	}
-	conn.SetReadLimit(g.cfg.MaxMessageSize)
-	conn.SetCloseHandler(s.onClose)
-	conn.SetPingHandler(func(data string) error {
-		s.heard()
-		s.wire.answerPing([]byte(data))
-		return nil
-	})
-	conn.SetPongHandler(func(string) error {
-		s.heard()
-		return nil
-	})
+	s.heard()
+	s.watch = &wsconn.Watchdog{
+		Wire:           s.wire,
+		Interval:       g.cfg.PingInterval,
+		WriteTimeout:   g.cfg.WriteTimeout,
+		Heard:          func() time.Time { return time.Unix(0, s.heardAt.Load()) },
+		CloseDelivered: s.ends.Deliver,
+		Drop:           s.drop,
+	}
+	s.startLifetime()
 	return s
 }
 
@@ -128,14 +117,13 @@ func (s *session) refuse(ref *refusal) {
 	if s.req != nil {
 		s.gw.noteRefusal(s.req, ref)
 	}
-	s.ends.send(code, reason)
-	s.wire.abandon(time.Now().Add(controlWriteWait))
-	s.wire.control(closeFrame(code, reason))
-	_ = s.wire.writeControls() // this goroutine is the only writer
-	_ = s.conn.SetReadDeadline(time.Now().Add(closeWait))
-	s.clientEnded(s.readUntilClosed())
+	s.wire.Abandon(time.Now().Add(wsconn.ControlWriteWait))
+	s.close(code, reason, closeAhead)
+	_ = s.wire.WriteControls() // this goroutine is the only writer
+	_ = s.client.SetReadDeadline(time.Now().Add(wsconn.CloseWait))
+	s.clientEnded(s.copyInput()) // what it sends meanwhile is dropped: we are closing
 	s.settle()
-	s.conn.Close()
+	s.client.Close()
 	s.logAccess()
 }
 
@@ -150,27 +138,27 @@ func (s *session) run(ctx context.Context) {
 	}
 	s.gw.observe.ChildStarted(s.ep.Name)
 	s.proc = proc
-	s.stdin = newChildStdin(proc.Stdin())
+	s.stdin = process.NewStdin(proc.Stdin(), stdinCheckInterval)
 	s.req = nil // all that is needed of it is in the child's environment
 	s.log = s.log.With("pid", proc.Pid())
-	s.wire.wake = proc.Wake // the feeder writes what is asked while the child is quiet
+	s.wire.Wake = proc.Wake // the feeder writes what is asked while the child is quiet
 	s.gw.setLive(proc, true)
 	defer s.gw.setLive(proc, false)
 	s.log.Log(ctx, logs.LevelTrace, "session started", "remote", s.remote, "path", s.uri)
 
 	s.pumped = make(chan struct{})
 	go s.pumpOutput()
-	s.watch.start()
+	s.watch.Start()
 	stopShutdownWatch := context.AfterFunc(ctx, s.goingAway)
 	s.clientEnded(s.copyInput())
 	stopShutdownWatch()
 
 	s.proc.Stop()
-	s.wire.abandon(time.Now().Add(closeReplyWait))
+	s.wire.Abandon(time.Now().Add(closeReplyWait))
 	<-s.pumped
-	s.watch.stop()
+	s.watch.Stop()
 	s.settle()
-	s.conn.Close()
+	s.client.Close()
 	s.logAccess()
 }
 
@@ -179,46 +167,38 @@ func (s *session) run(ctx context.Context) {
 // child's exit status after the last of the output, unless one was sent.
 func (s *session) pumpOutput() {
 	defer close(s.pumped)
-	status := s.proc.Feed(outputWriters(s.gw.cfg, sinkConfig{
-		out:      sessionOut{s},
-		maxLine:  s.gw.cfg.MaxLineSize,
-		log:      s.log,
-		replaced: &s.replacedUTF8,
-	}))
+	status := s.proc.Feed(s.gw.childOutput(sessionOut{s}, s.log, &s.replacedUTF8))
 	s.gw.observe.ChildEnded(s.ep.Name)
 	code, reason := closeCodeFor(status), status.String()
-	if !s.ends.send(code, reason) {
-		_ = s.wire.writeControls() // the close frame already asked for, if not written yet
-		return
+	if s.close(code, reason, closeAfterData) {
+		s.log.Debug("child ended; closing", "code", code, "reason", reason)
 	}
-	s.log.Debug("child ended; closing", "code", code, "reason", reason)
-	_ = s.wire.closeAfterData(code, reason)
-	s.watch.poke()
 }
 
 // processSpec is what to run for the admitted request q, with its CGI
 // environment.
 func processSpec(cfg Config, q *request) process.Spec {
-	env := cgiEnv{
-		req:        q.r,
-		remote:     q.client.Addr,
-		https:      q.client.HTTPS,
-		id:         q.id,
-		scriptName: q.endpoint.ScriptName,
-		pathInfo:   q.endpoint.PathInfo,
-		software:   cfg.ServerSoftware,
-		passEnv:    cfg.PassEnv,
+	env := cgienv.Env{
+		Request:    q.r,
+		Remote:     q.client.Addr,
+		HTTPS:      q.client.HTTPS,
+		ID:         q.id,
+		ScriptName: q.endpoint.ScriptName,
+		PathInfo:   q.endpoint.PathInfo,
+		Software:   cfg.ServerSoftware,
+		PassEnv:    cfg.PassEnv,
+		Identity:   q.identity,
 	}
 	if len(cfg.Subprotocols) > 0 {
-		env.subprotocol = &q.protocol
+		env.Subprotocol = &q.protocol
 	}
 	if cfg.ReverseLookup {
-		env.remoteHost = lookupHost(q.client.Addr)
+		env.RemoteHost = cgienv.LookupHost(q.client.Addr)
 	}
 	return process.Spec{
 		Path:           q.endpoint.Path,
 		Args:           q.endpoint.Args,
-		Env:            env.list(),
+		Env:            env.List(),
 		Grace:          cfg.CloseGrace,
 		TerminalStdout: cfg.LineBuffer,
 	}
@@ -227,75 +207,12 @@ func processSpec(cfg Config, q *request) process.Spec {
 // heard notes that the client was heard from.
 func (s *session) heard() { s.heardAt.Store(time.Now().UnixNano()) }
 
-// onClose records the client's close code and answers it. A close frame
-// whose payload is a single byte, which gorilla reports as no status at
-// all, is a protocol error and answered as one.
-func (s *session) onClose(code int, text string) error {
-	s.heard()
-	if n, _ := s.client.frames.closePayload(); code == websocket.CloseNoStatusReceived && n == 1 {
-		s.log.Info("client broke the protocol; closing", "remote", s.remote, "reason", reasonOneByteClose)
-		s.closeWith(websocket.CloseProtocolError, reasonOneByteClose)
-		return nil
-	}
-	s.ends.receive(code, text)
-	if code == websocket.CloseNoStatusReceived {
-		code = websocket.CloseNormalClosure
-	}
-	s.wire.control(closeFrame(code, ""))
-	return nil
-}
-
-// reasonOneByteClose is the reason of the 1002 that answers a close frame
-// with a one-byte payload.
-const reasonOneByteClose = "close frame with a 1-byte payload"
-
-// gorillaClose is told of each close frame gorilla sends on its own: 1002
-// when the client broke the protocol, 1009 for a message over the limit. It
-// records the frame, so that the access line names what the client got,
-// and returns it to be sent, the 1009 with a reason (gorilla's has none).
-func (s *session) gorillaClose(frame []byte) []byte {
-	code, reason := closeFrameContent(frame)
-	if code == websocket.CloseMessageTooBig && reason == "" {
-		reason = reasonTooBig
-		frame = closeFrame(code, reason)
-	}
-	s.gorillaClosed.Store(true)
-	if s.ends.send(code, reason) {
-		s.log.Info("client broke the protocol; closing", "remote", s.remote, "code", code, "reason", reason)
-	}
-	return frame
-}
-
-// reasonTooBig is the reason of the 1009 for a client message over the
-// limit.
-const reasonTooBig = "message too big"
-
-// goingAway closes the session because the gateway is shutting down.
-func (s *session) goingAway() {
-	s.closeWith(websocket.CloseGoingAway, "server shutting down")
-	s.proc.Stop()
-}
-
-// closeWith sends a close frame ahead of any output not yet written, unless
-// one was sent or received already; the watchdog bounds the handshake.
-func (s *session) closeWith(code int, reason string) {
-	if s.ends.send(code, reason) {
-		s.wire.control(closeFrame(code, reason))
-		s.watch.poke()
-	}
-}
-
-// pingFlood is how many of a client's pings answered only by a later pong
-// make one that accepts nothing a ping flood rather than merely slow: more
-// than a client pinging every 100 ms sends in the default write timeout.
-const pingFlood = 1000
-
 // drop ends a client that is gone or too slow: the watchdog's verdict, or
 // Abort's. The first reason given is the one logged. A client that accepts
 // nothing while it pings us far faster than our pongs can go out is not
 // merely slow: it floods us with pings, and the log says so.
 func (s *session) drop(reason string) {
-	if reason == reasonWriteTimeout && s.wire.pingsUnanswered() >= pingFlood {
+	if reason == wsconn.ReasonWriteTimeout && s.wire.PingsUnanswered() >= pingFlood {
 		reason = "ping flood: client reads nothing"
 	}
 	s.dropReason.CompareAndSwap(nil, &reason)
@@ -306,31 +223,20 @@ func (s *session) drop(reason string) {
 	}
 }
 
-// readUntilClosed reads and discards until the client answers the close
-// frame or the read fails.
-func (s *session) readUntilClosed() error {
-	for {
-		if _, _, err := s.conn.NextReader(); err != nil {
-			return err
-		}
-	}
-}
-
 // clientEnded records why the client's side ended, and whether the socket
 // is still sound.
 func (s *session) clientEnded(err error) {
-	var ce *websocket.CloseError
+	var (
+		ce *websocket.CloseError
+		pe *frames.ProtocolError
+	)
 	closed := errors.As(err, &ce)
-	sound := closed || isTimeout(err) // not reset, nor closed by us
+	sound := closed || wsconn.IsTimeout(err) // not reset, nor closed by us
 	switch {
-	case closed && ce.Code != closeAbnormal:
-		// the close handler has recorded it
-	case errors.Is(err, websocket.ErrReadLimit):
-		// gorilla sent its 1009 (gorillaClose), but none for a length past
-		// what an int64 holds: then this one goes.
-		s.closeWith(websocket.CloseMessageTooBig, reasonTooBig)
-	case s.gorillaClosed.Load():
-		// gorilla answered a protocol error with a close frame (gorillaClose)
+	case closed && ce.Code != wsconn.CloseAbnormal:
+		// onClose has recorded it
+	case errors.As(err, &pe):
+		// answered with its close frame (protocolError)
 	default:
 		reason := "connection dropped"
 		if r := s.dropReason.Load(); r != nil {
@@ -338,7 +244,7 @@ func (s *session) clientEnded(err error) {
 		} else if errors.Is(err, errClientGone) {
 			reason = "client hung up"
 		}
-		s.ends.lose(reason)
+		s.ends.Lose(reason)
 		s.log.Debug("client gone", "reason", reason, "err", err)
 	}
 	s.endedSound = sound
@@ -351,18 +257,18 @@ func (s *session) settle() {
 	if !s.endedSound {
 		return
 	}
-	if unsent, ok := s.wire.acknowledge(); ok && unsent == 0 && s.wire.closeWritten.Load() {
-		s.ends.deliver()
+	if unsent, ok := s.wire.Acknowledge(); ok && unsent == 0 && s.wire.CloseWritten() {
+		s.ends.Deliver()
 	}
 }
 
 // logAccess writes the access line and tells the observer the connection
 // has ended.
 func (s *session) logAccess() {
-	code, reason := s.ends.outcome()
+	code, reason := s.ends.Outcome()
 	duration := time.Since(s.start)
 	s.gw.observe.ConnectionClosed(s.ep.Name, code, duration)
-	msgsOut, bytesOut := s.wire.delivered()
+	msgsOut, bytesOut := s.wire.Delivered()
 	attrs := []any{"remote", s.remote}
 	if s.peer.Proxy != "" {
 		attrs = append(attrs, "proxy", s.peer.Proxy)
@@ -410,18 +316,4 @@ func rootCause(err error) error {
 		}
 		err = inner
 	}
-}
-
-// truncateReason fits a close reason in a control frame (123 bytes), cut at
-// a character boundary.
-func truncateReason(reason string) string {
-	const max = 123
-	if len(reason) <= max {
-		return reason
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(reason[cut]) {
-		cut--
-	}
-	return reason[:cut]
 }

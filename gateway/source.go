@@ -10,22 +10,25 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/broadcast"
+	"github.com/wsgate/wsgate/internal/childout"
+	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/internal/wsconn"
 	"github.com/wsgate/wsgate/process"
 )
 
 // source is the process of a stream this instance leads, and the frameOut
 // of its output: each message is framed once, and published at each flush
-// (a batch of at most batchLimit bytes), when the pipe holds nothing more
-// for now: to the bus, which numbers the messages, then, once the bus has
-// taken them, to the local members. So an instance that lost the lead (it
-// was frozen, or cut off from the bus) delivers nothing more of its
+// (a batch of at most wsconn.BatchLimit bytes), when the pipe holds nothing
+// more for now: to the bus, which numbers the messages, then, once the bus
+// has taken them, to the local members. So an instance that lost the lead
+// (it was frozen, or cut off from the bus) delivers nothing more of its
 // process, here or anywhere (fencing). Lines are gathered whole, so that
 // every member and every replay starts at the start of a message.
 type source struct {
 	st             *stream
 	proc           *process.Process
-	stdin          *childStdin
+	stdin          *process.Stdin
 	log            *slog.Logger
 	start          time.Time
 	stopOnShutdown func() bool
@@ -39,12 +42,12 @@ type source struct {
 // its feeder; the registry's lock is held.
 func (st *stream) leadLocked() (*source, error) {
 	g := st.g
-	if !g.forks.acquire() {
+	if !g.forks.Acquire() {
 		return nil, errTooManyForks
 	}
 	proc, err := process.Start(st.spec)
 	if err != nil {
-		g.forks.release()
+		g.forks.Release()
 		g.observe.ChildStartFailed(st.endpoint)
 		g.log.Error("command failed to start", "path", st.key, "err", err)
 		return nil, fmt.Errorf("%w: %v", errNoStart, rootCause(err))
@@ -53,7 +56,7 @@ func (st *stream) leadLocked() (*source, error) {
 	src := &source{
 		st:    st,
 		proc:  proc,
-		stdin: newChildStdin(proc.Stdin()),
+		stdin: process.NewStdin(proc.Stdin(), stdinCheckInterval),
 		log:   st.log.With("pid", proc.Pid()),
 		start: time.Now(),
 	}
@@ -72,18 +75,13 @@ func (st *stream) leadLocked() (*source, error) {
 func (src *source) pumpOutput() {
 	st, g := src.st, src.st.g
 	defer g.sessions.Done()
-	defer g.forks.release()
+	defer g.forks.Release()
 	defer g.setLive(src.proc, false)
 	defer src.stopOnShutdown()
-	status := src.proc.Feed(outputWriters(g.cfg, sinkConfig{
-		out:      src,
-		maxLine:  g.cfg.MaxLineSize,
-		log:      src.log,
-		replaced: &src.replaced,
-	}))
+	status := src.proc.Feed(g.childOutput(src, src.log, &src.replaced))
 	g.observe.ChildEnded(st.endpoint)
 	exit := status.String()
-	src.endAfterBatch(closeFrame(closeCodeFor(status), exit))
+	src.endAfterBatch(frames.CloseFrame(closeCodeFor(status), exit))
 	st.leader.Store(nil)
 	st.fanout.Wait() // its delivery workers have woken every member for the end
 	published, joined, _ := st.fanout.Stats()
@@ -98,23 +96,23 @@ func (src *source) pumpOutput() {
 // batch holds. A gateway shutting down publishes the batch too, but only
 // lets go of the lead, for another instance to take and continue.
 func (src *source) endAfterBatch(frame []byte) {
-	_ = src.flush() // an error failed the link, which ended the stream
+	_ = src.Flush() // an error failed the link, which ended the stream
 	src.st.end(frame, src.st.g.ctx.Err() == nil)
 }
 
-func (src *source) frame(op byte, fin bool, payload []byte, ends bool) error {
+func (src *source) Frame(op byte, fin bool, payload []byte, ends bool) error {
 	msg := src.st.g.sharedMessage(op, fin, payload)
 	src.batch = append(src.batch, msg)
 	src.size += len(msg.Data)
-	if src.size >= batchLimit {
-		return src.flush()
+	if src.size >= wsconn.BatchLimit {
+		return src.Flush()
 	}
 	return nil
 }
 
-// flush publishes the batch to the bus, then, once the bus has taken it, to
+// Flush publishes the batch to the bus, then, once the bus has taken it, to
 // the local members.
-func (src *source) flush() error {
+func (src *source) Flush() error {
 	if len(src.batch) == 0 {
 		return nil
 	}
@@ -130,15 +128,15 @@ func (src *source) flush() error {
 	return err
 }
 
-func (src *source) streams() bool { return false }
+func (src *source) Streams() bool { return false }
 
-// failed ends the stream everywhere with 1009 when a line is over the
+// Failed ends the stream everywhere with 1009 when a line is over the
 // limit, and stops the process, as one client's would be. An error of the
-// bus has failed the link already, which stopped the process.
-func (src *source) failed(err error) error {
-	if errors.Is(err, errLineTooLong) {
+// bus has Failed the link already, which stopped the process.
+func (src *source) Failed(err error) error {
+	if errors.Is(err, childout.ErrLineTooLong) {
 		src.log.Error("output line over the limit; closing every client", "limit", src.st.g.cfg.MaxLineSize)
-		src.endAfterBatch(closeFrame(websocket.CloseMessageTooBig, "output line too long"))
+		src.endAfterBatch(frames.CloseFrame(websocket.CloseMessageTooBig, "output line too long"))
 		src.proc.Stop()
 	}
 	return err
@@ -148,7 +146,7 @@ func (src *source) failed(err error) error {
 // every member, and under --compress compressed once for the members that
 // negotiated permessage-deflate.
 func (g *Gateway) sharedMessage(op byte, fin bool, payload []byte) *broadcast.Message {
-	data := appendFrameHeader(make([]byte, 0, maxFrameHeader+len(payload)), op, fin, len(payload))
+	data := frames.AppendHeader(make([]byte, 0, frames.MaxHeader+len(payload)), op, fin, len(payload))
 	msg := &broadcast.Message{Data: append(data, payload...), Size: len(payload)}
 	g.compressShared(msg, op, fin, payload)
 	return msg
@@ -157,8 +155,8 @@ func (g *Gateway) sharedMessage(op byte, fin bool, payload []byte) *broadcast.Me
 // compressShared gives msg its compressed frame under --compress, when
 // that is smaller.
 func (g *Gateway) compressShared(msg *broadcast.Message, op byte, fin bool, payload []byte) {
-	if g.cfg.Compress && op != opContinuation && fin {
-		if f := appendMessageFrame(nil, op, payload, true); f[0]&rsv1Bit != 0 {
+	if g.cfg.Compress && op != frames.OpContinuation && fin {
+		if f := frames.AppendMessage(nil, op, payload, true); f[0]&frames.RSV1Bit != 0 {
 			msg.Compressed = f
 		}
 	}

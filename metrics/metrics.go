@@ -1,5 +1,5 @@
 // Package metrics exposes what a gateway does as Prometheus metrics: it
-// implements gateway.Observer with client_golang and serves /metrics and
+// implements observe.Observer with client_golang and serves /metrics and
 // /healthz on a listener of its own, never on the gateway's.
 package metrics
 
@@ -12,14 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/observe"
 )
 
 // sessionBuckets are the upper bounds of the session duration histogram, in
 // seconds: from a refused connection to a dashboard left open all day.
 var sessionBuckets = []float64{0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600}
 
-// Metrics is a gateway.Observer that counts in Prometheus metrics, all
+// Metrics is a observe.Observer that counts in Prometheus metrics, all
 // named wsgate_*, next to the Go runtime's and the process's. It is safe for
 // concurrent use.
 type Metrics struct {
@@ -49,53 +49,39 @@ type traffic struct {
 	msgsIn, bytesIn, msgsOut, bytesOut prometheus.Counter
 }
 
-var _ gateway.Observer = (*Metrics)(nil)
+var _ observe.Observer = (*Metrics)(nil)
+
+// gauge and counter make a metric vector with the given labels.
+func gauge(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
+func counter(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
 
 // New returns the metrics of a wsgate of the given version, registered with
 // a registry of their own.
 func New(version string) *Metrics {
-	endpoint := []string{"endpoint"}
 	m := &Metrics{
-		registry: prometheus.NewRegistry(),
-		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "wsgate_connections", Help: "Open WebSocket connections.",
-		}, endpoint),
-		connectionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_connections_total", Help: "Ended WebSocket connections, by close code (1006: no close frame; other: a code a client chose).",
-		}, []string{"endpoint", "code"}),
-		children: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "wsgate_children", Help: "Running child processes.",
-		}, endpoint),
-		childStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_child_starts_total", Help: "Child processes started.",
-		}, endpoint),
-		childFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_child_start_failures_total", Help: "Child processes that could not be started.",
-		}, endpoint),
-		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_messages_total", Help: "Messages, in: from clients to children, out: from children to clients.",
-		}, []string{"endpoint", "direction"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_bytes_total", Help: "Message payload bytes, in: from clients to children, out: from children to clients.",
-		}, []string{"endpoint", "direction"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_handshakes_refused_total", Help: "WebSocket handshakes refused (limit: closed at once with 1013), by reason.",
-		}, []string{"reason"}),
+		registry:         prometheus.NewRegistry(),
+		connections:      gauge("wsgate_connections", "Open WebSocket connections.", "endpoint"),
+		connectionsTotal: counter("wsgate_connections_total", "Ended WebSocket connections, by close code (1006: no close frame; other: a code a client chose).", "endpoint", "code"),
+		children:         gauge("wsgate_children", "Running child processes.", "endpoint"),
+		childStarts:      counter("wsgate_child_starts_total", "Child processes started.", "endpoint"),
+		childFailures:    counter("wsgate_child_start_failures_total", "Child processes that could not be started.", "endpoint"),
+		messages:         counter("wsgate_messages_total", "Messages, in: from clients to children, out: from children to clients.", "endpoint", "direction"),
+		bytes:            counter("wsgate_bytes_total", "Message payload bytes, in: from clients to children, out: from children to clients.", "endpoint", "direction"),
+		refused:          counter("wsgate_handshakes_refused_total", "WebSocket handshakes refused (limit: closed at once with 1013), by reason.", "reason"),
 		sessionDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "wsgate_session_duration_seconds", Help: "How long WebSocket connections lasted.", Buckets: sessionBuckets,
-		}, endpoint),
-		subscribers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "wsgate_broadcast_subscribers", Help: "Clients sharing a process in broadcast mode.",
-		}, endpoint),
-		slowClients: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wsgate_slow_clients_total", Help: "Clients closed with 1013 client too slow.",
-		}, endpoint),
+		}, []string{"endpoint"}),
+		subscribers: gauge("wsgate_broadcast_subscribers", "Clients sharing a process in broadcast mode.", "endpoint"),
+		slowClients: counter("wsgate_slow_clients_total", "Clients closed with 1013 client too slow.", "endpoint"),
 	}
-	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "wsgate_build_info", Help: "Always 1: the version of wsgate and of Go it was built with.",
-	}, []string{"version", "goversion"})
+	buildInfo := gauge("wsgate_build_info", "Always 1: the version of wsgate and of Go it was built with.", "version", "goversion")
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	for _, reason := range gateway.RefusalReasons {
+	for _, reason := range observe.RefusalReasons {
 		m.refused.WithLabelValues(string(reason)) // every reason shows, at 0 until it happens
 	}
 	m.registry.MustRegister(
@@ -108,7 +94,7 @@ func New(version string) *Metrics {
 }
 
 // HandshakeRefused counts a refused handshake.
-func (m *Metrics) HandshakeRefused(reason gateway.RefusalReason) {
+func (m *Metrics) HandshakeRefused(reason observe.RefusalReason) {
 	m.refused.WithLabelValues(string(reason)).Inc()
 }
 
@@ -120,7 +106,7 @@ func (m *Metrics) ConnectionOpened(endpoint string) {
 // ConnectionClosed counts an ended connection and its duration.
 func (m *Metrics) ConnectionClosed(endpoint string, code int, duration time.Duration) {
 	m.connections.WithLabelValues(endpoint).Dec()
-	m.connectionsTotal.WithLabelValues(endpoint, gateway.CloseCodeLabel(code)).Inc()
+	m.connectionsTotal.WithLabelValues(endpoint, observe.CloseCodeLabel(code)).Inc()
 	m.sessionDuration.WithLabelValues(endpoint).Observe(duration.Seconds())
 }
 
@@ -141,10 +127,10 @@ func (m *Metrics) ChildEnded(endpoint string) {
 }
 
 // Messages counts messages and their payload bytes.
-func (m *Metrics) Messages(endpoint string, dir gateway.Direction, messages, bytes int64) {
+func (m *Metrics) Messages(endpoint string, dir observe.Direction, messages, bytes int64) {
 	t := m.trafficOf(endpoint)
 	msgs, size := t.msgsIn, t.bytesIn
-	if dir == gateway.Out {
+	if dir == observe.Out {
 		msgs, size = t.msgsOut, t.bytesOut
 	}
 	if messages > 0 {
@@ -161,10 +147,10 @@ func (m *Metrics) trafficOf(endpoint string) *traffic {
 		return t.(*traffic)
 	}
 	t := &traffic{
-		msgsIn:   m.messages.WithLabelValues(endpoint, string(gateway.In)),
-		bytesIn:  m.bytes.WithLabelValues(endpoint, string(gateway.In)),
-		msgsOut:  m.messages.WithLabelValues(endpoint, string(gateway.Out)),
-		bytesOut: m.bytes.WithLabelValues(endpoint, string(gateway.Out)),
+		msgsIn:   m.messages.WithLabelValues(endpoint, string(observe.In)),
+		bytesIn:  m.bytes.WithLabelValues(endpoint, string(observe.In)),
+		msgsOut:  m.messages.WithLabelValues(endpoint, string(observe.Out)),
+		bytesOut: m.bytes.WithLabelValues(endpoint, string(observe.Out)),
 	}
 	actual, _ := m.traffic.LoadOrStore(endpoint, t)
 	return actual.(*traffic)

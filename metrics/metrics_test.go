@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/observe"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {
@@ -34,9 +34,9 @@ func TestEveryMetricOfTheDesignIsServedWithItsLabels(t *testing.T) {
 	m.ChildStarted("/a.sh")
 	m.ChildEnded("/a.sh")
 	m.ChildStartFailed("/a.sh")
-	m.Messages("/a.sh", gateway.In, 2, 10)
-	m.Messages("/a.sh", gateway.Out, 3, 30)
-	m.HandshakeRefused(gateway.RefusedOrigin)
+	m.Messages("/a.sh", observe.In, 2, 10)
+	m.Messages("/a.sh", observe.Out, 3, 30)
+	m.HandshakeRefused(observe.RefusedOrigin)
 	m.SlowClient("/a.sh")
 	m.BroadcastSubscribers("/a.sh", 2)
 	m.BroadcastSubscribers("/a.sh", -1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,12 @@ func dial(ctx context.Context, url string) (*websocket.Conn, error) {
 
 // dialWith is dial with a chosen dialer.
 func dialWith(ctx context.Context, d *websocket.Dialer, url string) (*websocket.Conn, error) {
-	c, resp, err := d.DialContext(ctx, url, nil)
+	return dialHeader(ctx, d, url, nil)
+}
+
+// dialHeader is dialWith with the handshake's headers.
+func dialHeader(ctx context.Context, d *websocket.Dialer, url string, header http.Header) (*websocket.Conn, error) {
+	c, resp, err := d.DialContext(ctx, url, header)
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("dial: %w (HTTP %s)", err, resp.Status)

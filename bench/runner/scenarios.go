@@ -188,7 +188,7 @@ func runSpawn(ctx context.Context, s *server, sz sizes) ([]float64, error) {
 	start := time.Now()
 	err = forEach(ctx, sz.spawnConns, sz.spawnWorkers, func(i int) error {
 		t0 := time.Now()
-		c, err := dial(ctx, s.url)
+		c, err := s.dial(ctx)
 		if err != nil {
 			return fmt.Errorf("connection %d: %w", i, err)
 		}
@@ -224,7 +224,7 @@ const echoSize = 64
 // runEcho pipelines echoMsgs messages over one connection with echoInflight
 // unanswered at most, checking each reply.
 func runEcho(ctx context.Context, s *server, sz sizes) ([]float64, error) {
-	c, err := dial(ctx, s.url)
+	c, err := s.dial(ctx)
 	if err != nil {
 		return nil, err
 	}

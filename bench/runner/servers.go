@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 const (
@@ -78,6 +81,7 @@ type server struct {
 	kind    serverKind
 	url     string
 	cmd     *exec.Cmd
+	header  http.Header // sent with every handshake of runSpawn and runEcho: credentials
 	log     *tailBuffer
 	done    chan struct{} // closed once cmd.Wait has returned
 	waitErr error         // valid after done is closed
@@ -116,6 +120,11 @@ func startServer(ctx context.Context, kind serverKind, broadcast bool, command [
 func (s *server) wait() {
 	s.waitErr = s.cmd.Wait()
 	close(s.done)
+}
+
+// dial opens a WebSocket to the server, with its handshake headers.
+func (s *server) dial(ctx context.Context) (*websocket.Conn, error) {
+	return dialHeader(ctx, dialer, s.url, s.header)
 }
 
 // pid is the server's process id.

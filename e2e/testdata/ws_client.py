@@ -1,15 +1,19 @@
 """An independent WebSocket client for wsgate's end-to-end tests.
 
-usage: ws_client.py [--protocol=NAME]... URL [MESSAGE...]
+usage: ws_client.py [--protocol=NAME]... [--header=NAME:VALUE]... [--deflate=PARAM[=N],...] URL [MESSAGE...]
 
 Connects to URL with the python3-websockets library, offering each
 --protocol as a subprotocol and, as the library does by default,
-permessage-deflate. It sends each MESSAGE and receives one reply for each.
+permessage-deflate ("permessage-deflate; client_max_window_bits"), or with
+--deflate, an offer of the permessage-deflate parameters listed: such as
+--deflate=server_max_window_bits=8,client_no_context_takeover; sending each
+--header with the handshake (credentials in the URL, ws://user:password@host/,
+go as Basic authorization). It sends each MESSAGE and receives one reply for each.
 With messages it then closes the connection itself (1000); without, it reads
 until the server closes. It prints one JSON object: {"received": [...],
 "close_code": N, "close_reason": "...", "subprotocol": "..." or null,
-"extensions": ["permessage-deflate", ...]}, or {"status": N} when the server
-refuses the handshake with HTTP status N.
+"extensions": ["permessage-deflate", ...]}, or {"status": N, "headers": {...}}
+when the server refuses the handshake with HTTP status N.
 """
 
 import asyncio
@@ -17,15 +21,32 @@ import json
 import sys
 
 import websockets
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 
-async def main(url, messages, protocols):
+def deflate_offer(spec):
+    """The factory's arguments for --deflate's list: a parameter alone is
+    offered without a value (client_max_window_bits) or as a flag."""
+    params = {}
+    for item in filter(None, spec.split(",")):
+        name, _, value = item.partition("=")
+        params[name] = int(value) if value else True
+    return params
+
+
+async def main(url, messages, protocols, headers, deflate):
+    options = {}
+    if deflate is not None:
+        options = {"compression": None,
+                   "extensions": [ClientPerMessageDeflateFactory(**deflate)]}
     try:
         async with websockets.connect(url, open_timeout=5, close_timeout=5,
-                                      subprotocols=protocols or None) as ws:
+                                      subprotocols=protocols or None,
+                                      extra_headers=headers or None,
+                                      **options) as ws:
             await converse(ws, messages)
     except websockets.InvalidStatusCode as e:
-        print(json.dumps({"status": e.status_code}))
+        print(json.dumps({"status": e.status_code, "headers": dict(e.headers.raw_items())}))
 
 
 async def converse(ws, messages):
@@ -54,5 +75,11 @@ async def converse(ws, messages):
 if __name__ == "__main__":
     args = sys.argv[1:]
     protocols = [a.split("=", 1)[1] for a in args if a.startswith("--protocol=")]
-    rest = [a for a in args if not a.startswith("--protocol=")]
-    asyncio.run(main(rest[0], rest[1:], protocols))
+    headers = [tuple(part.strip() for part in a.split("=", 1)[1].split(":", 1))
+               for a in args if a.startswith("--header=")]
+    deflate = None
+    for a in args:
+        if a.startswith("--deflate="):
+            deflate = deflate_offer(a.split("=", 1)[1])
+    rest = [a for a in args if not a.startswith(("--protocol=", "--header=", "--deflate="))]
+    asyncio.run(main(rest[0], rest[1:], protocols, headers, deflate))

@@ -26,9 +26,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/testrun"
-
 	"github.com/wsgate/wsgate/internal/cdp"
+	"github.com/wsgate/wsgate/internal/testrun"
 )
 
 const (

@@ -9,6 +9,7 @@ package compat
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/internal/testrun"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // websocketdPath is where Debian installs websocketd.
@@ -449,6 +451,8 @@ var scenarios = []scenario{
 	{"differs/non-executable-in-dir", testNonExecutable},
 	{"differs/dns-rebinding", testDNSRebinding},
 	{"differs/control-characters-in-path", testControlCharactersInPath},
+	{"differs/authentication", testAuthentication},
+	{"differs/slots-per-address", testSlotsPerAddress},
 }
 
 // testLineEcho: a script echoing each line gives back the same messages.
@@ -1158,6 +1162,8 @@ var readmeTopics = map[string]string{
 	"non-executable file in --dir":    "differs/non-executable-in-dir",
 	"dns rebinding":                   "differs/dns-rebinding",
 	"control characters in the path":  "differs/control-characters-in-path",
+	"authentication":                  "differs/authentication",
+	"one client taking every slot":    "differs/slots-per-address",
 }
 
 // TestReadmeDifferences checks that the README's table of differences and
@@ -1235,4 +1241,73 @@ func differencesTable(path string) ([]string, error) {
 func topicKey(cell string) string {
 	cell = strings.NewReplacer("`", "", "*", "").Replace(cell)
 	return strings.ToLower(strings.Join(strings.Fields(cell), " "))
+}
+
+// testAuthentication: with --basicauth, wsgate refuses a handshake without
+// credentials (401) and tells the program who the user is, never the
+// credential; websocketd has no authentication and runs the program for
+// anyone, AUTH_TYPE and REMOTE_USER empty.
+func testAuthentication(t *testing.T) {
+	who := script(t, "printf '%s|%s|%s\\n' \"$AUTH_TYPE\" \"$REMOTE_USER\" \"$HTTP_AUTHORIZATION\"\n")
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte("ops:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	credentials := http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("ops:secret"))}}
+	for _, im := range bothImpls(t) {
+		args := []string{who}
+		if im.isWsgate() {
+			args = []string{"--basicauth=" + htpasswd, who}
+		}
+		s := startServer(t, im, args...)
+		conn, status, err := dial(t, s, "/", nil)
+		switch {
+		case im.isWsgate() && status != http.StatusUnauthorized:
+			t.Errorf("wsgate: no credentials: status %d (%v), want 401", status, err)
+		case !im.isWsgate() && err != nil:
+			t.Errorf("websocketd: no credentials refused (HTTP %d): %v", status, err)
+		case !im.isWsgate():
+			if o := observe(conn, readTimeout); !slices.Equal(o.msgs, []string{"||"}) {
+				t.Errorf("websocketd: %v; want the program run with no identity", o)
+			}
+		}
+		if !im.isWsgate() {
+			continue
+		}
+		if o := observe(mustDial(t, s, "/", credentials), readTimeout); !slices.Equal(o.msgs, []string{"Basic|ops|"}) {
+			t.Errorf("wsgate with credentials: %v; want Basic|ops| and no credential", o)
+		}
+	}
+}
+
+// testSlotsPerAddress: with --maxconnsperip=2, wsgate closes a third
+// connection from one address with 1013; websocketd serves them all.
+func testSlotsPerAddress(t *testing.T) {
+	cat := script(t, "exec cat\n")
+	for _, im := range bothImpls(t) {
+		args := []string{cat}
+		if im.isWsgate() {
+			args = []string{"--maxconnsperip=2", cat}
+		}
+		s := startServer(t, im, args...)
+		mustDial(t, s, "/", nil)
+		mustDial(t, s, "/", nil)
+		third := mustDial(t, s, "/", nil)
+		if im.isWsgate() {
+			if o := observe(third, readTimeout); o.code != websocket.CloseTryAgainLater || o.reason != "too many connections from your address" {
+				t.Errorf("wsgate: a third connection from one address: %v; want 1013 too many connections from your address", o)
+			}
+			continue
+		}
+		if err := third.WriteMessage(websocket.TextMessage, []byte("third")); err != nil {
+			t.Fatal(err)
+		}
+		if o := observe(third, readTimeout); len(o.msgs) == 0 || o.msgs[0] != "third" {
+			t.Errorf("websocketd: a third connection from one address: %v; want it served", o)
+		}
+	}
 }
