@@ -202,17 +202,25 @@ func (st *stream) tagMessage(msg *broadcast.Message) *broadcast.Tagged {
 
 // form returns what msg is sent to the member as: the frame, compressed
 // for a member that negotiated it when that is smaller, and the payload's
-// size. A member that follows positions gets the tagged form.
+// size. A member that follows positions gets the tagged form. Small enough
+// to be inlined in the writers' loop, for the members that do not.
 func (m *member) form(msg *broadcast.Message, deflate bool) ([]byte, int) {
-	data, size, compressed := msg.Data, msg.Size, msg.Compressed
 	if m.follow != nil {
-		t := msg.Tagged(m.bs.tagger)
-		data, size, compressed = t.Data, t.Size, t.Compressed
+		return m.taggedForm(msg, deflate)
 	}
-	if deflate && compressed != nil {
-		return compressed, size
+	if deflate && msg.Compressed != nil {
+		return msg.Compressed, msg.Size
 	}
-	return data, size
+	return msg.Data, msg.Size
+}
+
+// taggedForm is form for a member that follows positions.
+func (m *member) taggedForm(msg *broadcast.Message, deflate bool) ([]byte, int) {
+	t := msg.Tagged(m.bs.tagger)
+	if deflate && t.Compressed != nil {
+		return t.Compressed, t.Size
+	}
+	return t.Data, t.Size
 }
 
 // greet puts the greeting in the session's batch and sends it as far as

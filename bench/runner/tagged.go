@@ -17,21 +17,31 @@ type tagPosition struct {
 }
 
 // untag splits a tagged message into its line, its position's epoch (a
-// slice of msg: nothing is allocated for each line) and its SEQ.
+// slice of msg: nothing is allocated for each line) and its SEQ, in one
+// pass over the header.
 func untag(msg []byte) (line, epoch []byte, seq uint64, err error) {
-	head, line, ok := bytes.Cut(msg, []byte("\n\n"))
-	id, isID := bytes.CutPrefix(head, []byte("id: "))
-	epoch, digits, hasColon := bytes.Cut(id, []byte(":"))
-	if !ok || !isID || !hasColon || len(epoch) == 0 || len(digits) == 0 || len(digits) > 19 {
+	bad := func() ([]byte, []byte, uint64, error) {
 		return nil, nil, 0, fmt.Errorf("message %q is not a line with its position", excerpt(msg, 0))
 	}
-	for _, d := range digits {
-		if d < '0' || d > '9' {
-			return nil, nil, 0, fmt.Errorf("message %q is not a line with its position", excerpt(msg, 0))
-		}
-		seq = 10*seq + uint64(d-'0')
+	if len(msg) < 4 || string(msg[:4]) != "id: " {
+		return bad()
 	}
-	return line, epoch, seq, nil
+	i := 4
+	for i < len(msg) && msg[i] != ':' && msg[i] != '\n' {
+		i++
+	}
+	if i == 4 || i >= len(msg) || msg[i] != ':' {
+		return bad()
+	}
+	epoch = msg[4:i]
+	j := i + 1
+	for ; j < len(msg) && '0' <= msg[j] && msg[j] <= '9'; j++ {
+		seq = 10*seq + uint64(msg[j]-'0')
+	}
+	if j == i+1 || j-i > 20 || j+1 >= len(msg) || msg[j] != '\n' || msg[j+1] != '\n' {
+		return bad()
+	}
+	return msg[j+2:], epoch, seq, nil
 }
 
 // greeted reads a greeting that says the subscriber joined, and returns
