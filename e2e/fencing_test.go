@@ -32,7 +32,7 @@ func TestFencing_AFrozenLeaderNeverGetsItsProcesssLinesToAClientOnceAnotherLeads
 	// pipe.
 	a.stop(syscall.SIGSTOP)
 	frozen := time.Now()
-	_, newPid := waitOneChild(t, []*gatewayProc{b}, 6*time.Second)
+	_, newPid := waitOneChild(t, []*gatewayProc{b}, 10*time.Second) // about 3.5 s: the lease, then a tick
 	killGroupAtEnd(t, newPid)
 	onB.waitLines(t, 50, 10*time.Second) // b's process's lines, through b
 	time.Sleep(6*time.Second - time.Since(frozen))
