@@ -71,11 +71,11 @@ type CLI struct {
 	MaxLifetime   time.Duration `name:"maxlifetime" help:"Close a session this old with 1001 (session lifetime reached), e.g. 8h; 0 for no bound." default:"0" placeholder:"DURATION" group:"Fairness"`
 	IdleTimeout   time.Duration `name:"idletimeout" help:"Close a session with 1001 (idle) when no message went either way for this long, e.g. 10m (pings do not count); 0 for no bound." default:"0" placeholder:"DURATION" group:"Fairness"`
 
-	Broadcast bool   `help:"Broadcast mode: one shared process per endpoint and query string, started by its first client; every line it prints goes to every client." group:"Broadcast"`
+	Broadcast bool   `help:"Broadcast mode: one shared process per endpoint and query string, started by its first client; every line it prints goes to every client. A client that adds ?last_event_id= (empty, or the EPOCH:SEQ of the last line it has) gets each line as \"id: EPOCH:SEQ\" and a blank line before it, and resumes after that line with no gap or duplicate (text mode)." group:"Broadcast"`
 	Replay    int    `help:"Broadcast mode: lines a client that joins gets first, the last ones the process printed; 0 for none." default:"0" group:"Broadcast"`
 	Queue     int    `help:"Broadcast mode: most messages queued for one client; a client whose queue is full is closed with 1013." default:"1024" group:"Broadcast"`
 	LingerMS  int    `name:"lingerms" help:"Broadcast mode: milliseconds a shared process outlives its last client." default:"0" group:"Broadcast"`
-	Bus       string `help:"Broadcast mode: share each stream with every instance naming the same Redis, one process among all of them: redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS." placeholder:"URL" group:"Broadcast"`
+	Bus       string `help:"Broadcast mode: share each stream with every instance naming the same Redis, one process among all of them: redis://[:PASSWORD@]HOST[:PORT][/DB], rediss:// for TLS, or for Redis Sentinel the sentinels and the master, redis+sentinel://[:PASSWORD@]HOST,.../MASTER[/DB]. Ready (/healthz, sd_notify) only while Redis answers." placeholder:"URL" group:"Broadcast"`
 
 	Binary        bool     `help:"Binary mode: raw bytes both ways instead of lines." group:"Child process"`
 	LineBuffer    bool     `name:"linebuffer" help:"Make the program's stdout a pseudo-terminal, so that programs that buffer output to a pipe (C stdio, Python, grep, sed) send each line as they print it. stdin and stderr stay pipes." group:"Child process"`

@@ -190,7 +190,17 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 			w.sockets.close()
 			return nil, busURLError(cli.Bus, err)
 		}
+		// A fault that retrying cannot mend ends the start-up; Redis not
+		// answering yet only delays the ready state.
+		if err := w.bus.Connect(context.Background()); err != nil {
+			w.sockets.close()
+			w.closeBus()
+			return nil, busConnectError(cli.Bus, err)
+		}
 		cfg.Bus = w.bus
+		if w.metrics != nil {
+			w.metrics.WatchBus(w.bus)
+		}
 	}
 	if w.gw, err = gateway.New(cfg); err != nil {
 		w.sockets.close()
@@ -208,6 +218,26 @@ func (w *wiring) busName() string {
 		return ""
 	}
 	return redisbus.Redact(w.cli.Bus)
+}
+
+// busHealth reports whether the bus is up, and if not why; without --bus,
+// it is.
+func (w *wiring) busHealth() (bool, string) {
+	if w.bus == nil {
+		return true, ""
+	}
+	return w.bus.Health()
+}
+
+// health is /healthz's answer: nil while serving, else why not.
+func (w *wiring) health() error {
+	if w.draining.Load() {
+		return errors.New("shutting down")
+	}
+	if up, reason := w.busHealth(); !up {
+		return fmt.Errorf("bus %s unavailable: %s", w.busName(), reason)
+	}
+	return nil
 }
 
 // closeBus takes this instance out of every stream on the bus, once the
@@ -259,7 +289,11 @@ func (w *wiring) serve() int {
 	go func() { served <- srv.Serve() }()
 	metricsServer := w.serveMetrics(metricsListeners)
 	defer metricsServer.stop()
-	notify := newNotifier(gw, logger)
+	var bus func() (bool, string)
+	if w.bus != nil {
+		bus = w.busHealth
+	}
+	notify := newNotifier(gw, bus, logger)
 	notify.ready()
 	defer notify.stop()
 
@@ -381,7 +415,7 @@ func (w *wiring) serveMetrics(listeners []net.Listener) *metricsServer {
 		return m
 	}
 	m.srv = &http.Server{
-		Handler:           w.metrics.Handler(func() bool { return !w.draining.Load() }),
+		Handler:           w.metrics.Handler(w.health),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(w.logger.Handler(), logs.LevelDebug),
 	}

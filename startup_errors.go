@@ -209,7 +209,7 @@ func commandError(name string, err error) error {
 // of a bus URL. A value without "@" holds no password and is shown as
 // given; one without "://" too, with what was likely meant.
 func busURLError(raw string, err error) error {
-	const form = "want redis://[:PASSWORD@]HOST:PORT/DB (rediss:// for TLS)"
+	const form = "want redis://[:PASSWORD@]HOST:PORT/DB (rediss:// for TLS), or redis+sentinel://[:PASSWORD@]SENTINEL:PORT,.../MASTER/DB"
 	switch {
 	case strings.Contains(raw, "@"):
 		return fmt.Errorf("--bus: %w: %s", err, form) // redisbus's error hides the password
@@ -218,6 +218,14 @@ func busURLError(raw string, err error) error {
 	}
 	reason := strings.TrimPrefix(err.Error(), "bus URL "+redisbus.Redact(raw)+": ")
 	return fmt.Errorf("--bus=%s: %s: %s", raw, reason, form)
+}
+
+// busConnectError restates a fault of the bus found at start-up, which
+// retrying cannot mend (a refused password, no such database, something
+// that is not Redis), naming --bus as the operator gave it, password
+// hidden.
+func busConnectError(raw string, err error) error {
+	return fmt.Errorf("--bus=%s: %w", redisbus.Redact(raw), err)
 }
 
 // configExample is a config file, for the errors that show one.

@@ -60,13 +60,17 @@ func (s sockets) close() {
 }
 
 // notifier tells systemd how wsgate is doing, through the datagram socket
-// NOTIFY_SOCKET names (sd_notify): READY=1 once serving, STATUS= with the
-// numbers of connections and children as they change (at most once per
-// statusInterval), WATCHDOG=1 every half WATCHDOG_USEC while the gateway
-// answers, and STOPPING=1 when shutdown begins. Without NOTIFY_SOCKET it
-// does nothing. Its goroutine, run, is the owner's to start and stop.
+// NOTIFY_SOCKET names (sd_notify): READY=1 once serving (with --bus, once
+// the bus is up: until then it extends the start timeout, so that a Redis
+// that starts later does not fail the unit), STATUS= with the numbers of
+// connections and children and the bus's state as they change (at most
+// once per statusInterval), WATCHDOG=1 every half WATCHDOG_USEC while the
+// gateway answers, and STOPPING=1 when shutdown begins. Without
+// NOTIFY_SOCKET it does nothing. Its goroutine, run, is the owner's to start
+// and stop.
 type notifier struct {
 	gw       *gateway.Gateway
+	bus      func() (up bool, reason string) // the bus's health; nil without --bus
 	log      *slog.Logger
 	watchdog time.Duration // half WATCHDOG_USEC; 0 when off
 	quit     chan struct{}
@@ -75,15 +79,17 @@ type notifier struct {
 	mu         sync.Mutex // serializes sends, and guards what follows
 	lastStatus string
 	started    bool // run was started
+	readySent  bool // READY=1 was sent
 	failed     bool // a send failed: logged once
 }
 
-// newNotifier returns a notifier for gw, or nil without NOTIFY_SOCKET.
-func newNotifier(gw *gateway.Gateway, logger *slog.Logger) *notifier {
+// newNotifier returns a notifier for gw and its bus (nil for none), or nil
+// without NOTIFY_SOCKET.
+func newNotifier(gw *gateway.Gateway, bus func() (bool, string), logger *slog.Logger) *notifier {
 	if os.Getenv("NOTIFY_SOCKET") == "" {
 		return nil
 	}
-	n := &notifier{gw: gw, log: logger, quit: make(chan struct{}), done: make(chan struct{})}
+	n := &notifier{gw: gw, bus: bus, log: logger, quit: make(chan struct{}), done: make(chan struct{})}
 	interval, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
 		logger.Warn("systemd watchdog off", "err", err)
@@ -92,16 +98,15 @@ func newNotifier(gw *gateway.Gateway, logger *slog.Logger) *notifier {
 	return n
 }
 
-// ready says wsgate serves, and starts run.
+// ready says wsgate serves, once the bus is up, and starts run.
 func (n *notifier) ready() {
 	if n == nil {
 		return
 	}
-	status := statusLine(n.gw.Stats())
 	n.mu.Lock()
-	n.lastStatus, n.started = status, true
+	n.started = true
 	n.mu.Unlock()
-	n.send(daemon.SdNotifyReady + "\nSTATUS=" + status)
+	n.sendStatus()
 	go n.run()
 }
 
@@ -131,21 +136,40 @@ func (n *notifier) run() {
 	}
 }
 
-// sendStatus sends STATUS= if the counts changed since it was last sent.
+// sendStatus sends STATUS= if it changed since it was last sent, READY=1
+// the first time the bus is up, and while it has not been, a longer start
+// timeout.
 func (n *notifier) sendStatus() {
-	line := statusLine(n.gw.Stats())
+	up, reason := true, ""
+	if n.bus != nil {
+		up, reason = n.bus()
+	}
+	line := statusLine(n.gw.Stats(), up, reason)
 	n.mu.Lock()
 	changed := line != n.lastStatus
 	n.lastStatus = line
+	becomesReady := up && !n.readySent
+	n.readySent = n.readySent || up
+	waiting := !n.readySent
 	n.mu.Unlock()
-	if changed {
+	switch {
+	case becomesReady:
+		n.send(daemon.SdNotifyReady + "\nSTATUS=" + line)
+	case waiting:
+		n.send(fmt.Sprintf("STATUS=%s\nEXTEND_TIMEOUT_USEC=%d", line, (3 * statusInterval).Microseconds()))
+	case changed:
 		n.send("STATUS=" + line)
 	}
 }
 
-// statusLine is what systemctl status shows of wsgate.
-func statusLine(s gateway.Stats) string {
-	return fmt.Sprintf("connections: %d, children: %d", s.Connections, s.Children)
+// statusLine is what systemctl status shows of wsgate: its counts, and
+// with --bus while the bus is down, why.
+func statusLine(s gateway.Stats, busUp bool, reason string) string {
+	line := fmt.Sprintf("connections: %d, children: %d", s.Connections, s.Children)
+	if !busUp {
+		line += "; waiting for the bus: " + reason
+	}
+	return line
 }
 
 // reloading says a reload (SIGHUP) has begun; reloaded that it is done.
@@ -156,7 +180,13 @@ func (n *notifier) reloading() {
 }
 
 func (n *notifier) reloaded() {
-	if n != nil {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	ready := n.readySent
+	n.mu.Unlock()
+	if ready { // else READY=1 still waits for the bus
 		n.send(daemon.SdNotifyReady)
 	}
 }

@@ -27,6 +27,12 @@ type Attachment struct {
 	// once: it is to start the source, and Publish, without waiting for
 	// Handler.Lead. Input sent from anywhere from now on reaches it.
 	Lead bool
+	// Epoch names the stream's history (position.go): the same on every
+	// instance, and across changes of leader, until that history is lost.
+	Epoch string
+	// Seq is the number of the last message published (the last of
+	// Replay); 0 when none has been.
+	Seq uint64
 }
 
 // Link is one instance's attachment to a stream of a Bus.
@@ -38,9 +44,14 @@ type Link interface {
 	// Attach is delivered, and the link may take the lead.
 	Start()
 	// Publish sends msgs, in order, to every other party: only while
-	// leading. A message marked Last ends the stream for every party and
-	// gives up the lead; nothing may be published after it. An error means
-	// the messages may not have reached everyone: the link fails.
+	// leading. It numbers each message but a Last one (Message.Seq), after
+	// the last published by any leader of the stream. A message marked Last
+	// ends the stream for every party and gives up the lead; nothing may be
+	// published after it. When it returns nil, the bus holds the messages
+	// (its replay) and every party gets them: the leader may hand them to
+	// its own subscribers, and not before, so that an instance that lost
+	// the lead (it was frozen, or cut off) delivers nothing more. An error
+	// means the messages may not have reached everyone: the link fails.
 	Publish(msgs []*Message) error
 	// Send queues p whole for the leader's Handler.Input, after what was
 	// sent before. While the leader's queue is full (its source does not

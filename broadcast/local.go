@@ -23,7 +23,7 @@ var _ Bus = Local{}
 var errLinkClosed = errors.New("link closed")
 
 // Attach returns a link that leads the stream at once, with nothing to
-// replay. It never fails.
+// replay, in a new epoch. It never fails.
 func (Local) Attach(_ context.Context, _ string, h Handler) (Link, Attachment, error) {
 	l := &localLink{
 		h:       h,
@@ -32,7 +32,7 @@ func (Local) Attach(_ context.Context, _ string, h Handler) (Link, Attachment, e
 		present: true, // Attach makes the instance present
 		told:    true, // the handler takes the instance as present from Attach on
 	}
-	return l, Attachment{Lead: true}, nil
+	return l, Attachment{Lead: true, Epoch: NewEpoch()}, nil
 }
 
 // localLink is the link of a stream with no other party. Its one goroutine,
@@ -50,6 +50,9 @@ type localLink struct {
 	present bool // the instance has subscribers
 	told    bool // the presence as last told to the handler
 	telling bool // tellAudience runs
+
+	pubMu sync.Mutex
+	seq   uint64 // the last number given; pubMu's
 }
 
 // Start lets the link call its handler.
@@ -64,8 +67,18 @@ func (l *localLink) Start() {
 	l.tellLocked()
 }
 
-// Publish has no other party to send to.
-func (l *localLink) Publish([]*Message) error { return nil }
+// Publish has no other party to send to: it numbers the messages.
+func (l *localLink) Publish(msgs []*Message) error {
+	l.pubMu.Lock()
+	defer l.pubMu.Unlock()
+	for _, m := range msgs {
+		if !m.Last {
+			l.seq++
+			m.Seq = l.seq
+		}
+	}
+	return nil
+}
 
 // Send gives p to the handler's Input, once the link has started: this
 // instance leads, so the input is its own source's.

@@ -37,6 +37,11 @@ type Message struct {
 	Compressed []byte
 	// Last marks the message that ends the stream: nothing follows it.
 	Last bool
+	// Seq is the message's place in its stream, from 1 (position.go): set
+	// by the bus that numbers it, else by Stream.Publish; 0 for the end.
+	Seq uint64
+
+	tag tagging // the form with its position in front, made on demand
 }
 
 // Sink is a subscriber's end of the stream: the owner that takes its
@@ -81,6 +86,12 @@ type Stream struct {
 	published  int64
 	joined     int64
 	ended      bool
+
+	// The stream's history (position.go): its epoch, and the sequence
+	// number of the message at ring index 0. Set by Begin, before any
+	// message; read under mu.
+	epoch string
+	first uint64
 }
 
 // worker is the state of one delivery worker, guarded by the stream's mu.
@@ -100,6 +111,7 @@ func NewStream(queueLimit, replay int) *Stream {
 		replay:     int64(max(replay, 0)),
 		ringMax:    ceilPow2(queueLimit + max(replay, 0) + 1), // +1: the end
 		workers:    make([]worker, runtime.GOMAXPROCS(0)),
+		first:      1,
 	}
 	s.idle = sync.NewCond(&s.mu)
 	return s
@@ -133,20 +145,33 @@ func (s *Stream) Join(sink Sink, replay bool) (*Subscriber, bool) {
 	if s.ended {
 		return nil, false
 	}
-	head := s.head.Load()
-	given := int64(0)
+	cursor := s.head.Load()
 	if replay {
-		given = min(s.replay, head-s.tail)
+		cursor = s.replayStart()
 	}
+	return s.add(sink, cursor), true
+}
+
+// replayStart returns the ring index of the first message of the replay,
+// with s.mu held.
+func (s *Stream) replayStart() int64 {
+	head := s.head.Load()
+	return head - min(s.replay, head-s.tail)
+}
+
+// add subscribes sink from ring index cursor, at most the head, with s.mu
+// held: what lies between them comes on top of its queue.
+func (s *Stream) add(sink Sink, cursor int64) *Subscriber {
+	given := max(s.head.Load()-cursor, 0)
 	sub := &Subscriber{stream: s, sink: sink, limit: s.queueLimit + given, index: len(s.subs)}
-	sub.cursor.Store(head - given)
+	sub.cursor.Store(cursor)
 	s.subs = append(s.subs, sub)
 	s.dirty = true
 	s.joined++
 	if given > 0 {
 		s.kick()
 	}
-	return sub, true
+	return sub
 }
 
 // Leave removes a subscriber and returns how many remain. Leaving twice, or
@@ -183,17 +208,26 @@ func (s *Stream) remove(sub *Subscriber) {
 
 // Publish gives m to every subscriber, and keeps it for replay. It never
 // blocks on a subscriber.
-func (s *Stream) Publish(m *Message) {
+func (s *Stream) Publish(m *Message) { s.PublishAll([]*Message{m}) }
+
+// PublishAll publishes msgs, in order, as Publish does each, with one pass
+// of the delivery workers for all of them.
+func (s *Stream) PublishAll(msgs []*Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended {
+	if s.ended || len(msgs) == 0 {
 		return
 	}
-	s.published++
-	s.push(m)
+	for _, m := range msgs {
+		s.published++
+		if m.Seq == 0 {
+			m.Seq = s.seqAt(s.head.Load())
+		}
+		s.push(m)
+	}
 	s.dataHead.Store(s.head.Load())
 	if len(s.subs) == 0 {
-		s.trim() // no worker passes to let go of what nobody will take
+		s.trim()
 		return
 	}
 	s.kick()

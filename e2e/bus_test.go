@@ -467,6 +467,13 @@ func TestBus_A1013IsPerClientAndAStoppedInstanceHoldsNoOneBack(t *testing.T) {
 	if closed.Code == websocket.CloseServiceRestart && !strings.Contains(gs[2].logs(), "bus link failed") {
 		t.Error("the stopped instance does not log why its stream ended")
 	}
+	// Why, in Redis's terms: it cut the subscription off.
+	if closed.Code == websocket.CloseServiceRestart && !strings.Contains(gs[2].logs(), "client-output-buffer-limit") {
+		t.Errorf("the stopped instance does not say Redis cut it off:\n%s", gs[2].logs())
+	}
+	if strings.Contains(gs[2].logs(), "can't parse") {
+		t.Errorf("a Redis error reads as a parse error:\n%s", gs[2].logs())
+	}
 	for name, r := range map[string]*reading{"on the leader's instance": local, "on the silent one's": fast} {
 		if err := r.stop(); err != nil {
 			t.Errorf("the reading client %s: %v", name, err)
@@ -684,11 +691,12 @@ func TestBus_RedissWithAPasswordWorksAndThePasswordIsNeverShown(t *testing.T) {
 		}
 	}
 
-	// A wrong password: clients are refused, and the log says why without
-	// the password.
-	wrong := startGatewayEnv(t, env, "--broadcast", "--bus=rediss://:not-"+secret+"@"+redis.Addr()+"/2", "cat")
-	expectClose(t, dial(t, wrong.url("/")), websocket.CloseTryAgainLater, "bus unavailable")
-	wrong.waitLog(5*time.Second, "cannot attach the stream to the bus", nil)
+	// A wrong password ends the start-up, in one line that names --bus
+	// and says why, without the password.
+	_, wrong, code := runCLI(t, env, "--broadcast", "--bus=rediss://:not-"+secret+"@"+redis.Addr()+"/2", "cat")
+	if code != exitBadUsage || !strings.HasPrefix(wrong, "wsgate: --bus=rediss://:xxxxx@") || !strings.Contains(wrong, "WRONGPASS") {
+		t.Errorf("a wrong password: exit %d, %q; want %d and one line naming --bus and WRONGPASS", code, wrong, exitBadUsage)
+	}
 
 	help, _, _ := runCLI(t, []string{"WSGATE_BUS=" + url}, "--help")
 	_, usage, _ := runCLI(t, nil, "--broadcast", "--bus=redis://:"+secret+"@127.0.0.1:notaport/0", "cat")
@@ -696,7 +704,7 @@ func TestBus_RedissWithAPasswordWorksAndThePasswordIsNeverShown(t *testing.T) {
 		t.Errorf("a bad bus URL's error does not name --bus: %q", usage)
 	}
 	for what, text := range map[string]string{
-		"a's log": a.logs(), "b's log": b.logs(), "the wrong password's log": wrong.logs(),
+		"a's log": a.logs(), "b's log": b.logs(), "the wrong password's error": wrong,
 		"--help": help, "the bad URL's error": usage,
 	} {
 		if strings.Contains(text, secret) {

@@ -32,6 +32,7 @@ type request struct {
 	protocol string // the subprotocol chosen, or ""
 	id       string // UNIQUE_ID of the connection
 	identity auth.Identity
+	follow   *following // last_event_id (resume.go); nil when not given
 }
 
 // refusal is why a request is not served, and how that is told, counted
@@ -60,7 +61,7 @@ func (g *Gateway) admissionSteps(upgrade bool) []step {
 		return []step{g.checkPath, g.checkHost, g.checkIdentity}
 	}
 	return []step{g.checkPath, g.checkHost, g.checkEndpoint, g.checkOrigin, g.checkRate, g.checkIdentity,
-		g.checkSubprotocol, checkHandshake}
+		g.checkSubprotocol, checkHandshake, g.checkResume}
 }
 
 // admit resolves r and runs it through the steps, returning the request

@@ -57,6 +57,11 @@ type stream struct {
 	ready chan struct{}  // closed once attached, or failed to
 	link  broadcast.Link // set before ready is closed, unless err is
 	err   error
+	epoch string // the stream's history on the bus, set before ready is closed
+
+	// tagger makes a message's tagged form, for the members that follow
+	// positions (resume.go): made once, so that no writer allocates one.
+	tagger func(*broadcast.Message) *broadcast.Tagged
 
 	done   chan struct{}          // closed when the stream leaves the registry
 	leader atomic.Pointer[source] // the local process, while this instance leads
@@ -86,6 +91,7 @@ type registry struct {
 func (g *Gateway) join(m *member, q *request) error {
 	key := q.endpoint.Name + "?" + q.r.URL.RawQuery
 	spec := processSpec(g.cfg, q) // outside the lock: it may look up a name
+	m.follow = q.follow
 	for range joinAttempts {
 		st, creator := g.streamFor(q.endpoint.Name, key, spec, q.client.Addr)
 		if creator {
@@ -103,6 +109,7 @@ func (g *Gateway) join(m *member, q *request) error {
 			st.link.Start() // after the first member joined: nothing it should get is missed
 			return nil
 		}
+		st.catchUp(m.follow)
 		if g.joinLocal(st, m) {
 			return nil
 		}
@@ -132,6 +139,7 @@ func (g *Gateway) streamFor(endpoint, key string, spec process.Spec, remote stri
 			present:  true, // Attach makes the instance present
 			audience: -1,
 		}
+		st.tagger = st.tagMessage
 		reg.streams[key] = st
 	}
 	st.members++
@@ -154,6 +162,8 @@ func (st *stream) attach(m *member) {
 		st.err = err
 		return
 	}
+	st.epoch = at.Epoch
+	st.fanout.Begin(at.Epoch, at.Seq-uint64(len(at.Replay))+1)
 	for _, msg := range at.Replay {
 		st.fanout.Publish(st.fromBus(msg)) // no member yet: the replay buffer only
 	}
@@ -194,7 +204,7 @@ func (g *Gateway) joinLocal(st *stream, m *member) bool {
 // joinLocked is joinLocal with the registry's lock held.
 func (st *stream) joinLocked(m *member) bool {
 	g := st.g
-	sub, ok := st.fanout.Join(m, g.cfg.Replay > 0)
+	sub, ok := st.subscribe(m)
 	if !ok || st.gone {
 		if ok {
 			st.fanout.Leave(sub)

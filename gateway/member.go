@@ -16,6 +16,11 @@ import (
 type member struct {
 	bs  *stream // the broadcast stream it is a member of
 	sub *broadcast.Subscriber
+	// follow is what a client that follows positions asked (resume.go);
+	// nil for one that does not. greeting is its first message, until the
+	// writer sends it.
+	follow   *following
+	greeting []byte
 
 	mu         sync.Mutex
 	s          *session // set once the handshake response is sent
@@ -78,11 +83,12 @@ func (m *member) ready(s *session) {
 	m.mu.Lock()
 	m.s = s
 	pending, overflowed := m.pending, m.overflowed
+	greets := m.greeting != nil // read before a writer can start and clear it
 	m.mu.Unlock()
 	if overflowed {
 		s.tooSlow()
 	}
-	if pending {
+	if pending || greets {
 		m.Wake()
 	}
 }
@@ -115,40 +121,49 @@ func (m *member) done() bool {
 // frames waiting, the stream's end and a TLS connection are the pump's too.
 func (m *member) sendNow() bool {
 	s, w := m.s, m.s.wire
+	if m.greeting != nil && !m.greet() {
+		return false
+	}
 	var scratch [takeBatch]*broadcast.Message // on the stack: no allocation per line
+	var taken []*broadcast.Message            // taken and not yet sent, at the start of scratch
 	for {
-		// A chunk at most: writeNow writes a batch of one.
-		taken := m.sub.Take(scratch[:0], wsconn.WriteChunk)
+		// What was left, then a chunk's worth more: tagged lines encode to
+		// more than Take counts, and what does not fit goes in the next.
+		if n := copy(scratch[:], taken); n < len(scratch) {
+			taken = append(scratch[:n], m.sub.Take(scratch[n:n], wsconn.WriteChunk)...)
+		}
 		if len(taken) == 0 {
 			return !w.ControlsWaiting()
 		}
-		if n := m.encode(taken); n < len(taken) {
+		// A chunk at most: WriteNow writes a batch of one.
+		n := m.encode(taken, wsconn.WriteChunk)
+		if n == 0 || !w.WriteNow(&s.out) { // the stream's end, or the socket is full
 			m.taken = append(m.taken[:0], taken[n:]...)
-			s.out.Shrink()
-			return false
-		}
-		if !w.WriteNow(&s.out) {
 			s.out.Shrink() // the pump may be a while coming
 			return false
 		}
+		taken = taken[n:]
 	}
 }
 
 // encode adds the messages to the session's batch, each as encoded once
 // for every member (compressed once for the members that negotiated
 // permessage-deflate), and returns how many it added: it stops before the
-// stream's end, and before a message the batch has no room for.
-func (m *member) encode(msgs []*broadcast.Message) int {
+// stream's end, once it has added limit bytes or more, and before a
+// message the batch has no room for.
+func (m *member) encode(msgs []*broadcast.Message, limit int) int {
 	s := m.s
+	added := 0 // the batch is empty, or limit is the batch's own
 	for i, msg := range msgs {
-		data := msg.Data
-		if s.deflate && msg.Compressed != nil {
-			data = msg.Compressed
-		}
-		if msg.Last || s.out.Full(len(data)) {
+		if msg.Last || added >= limit {
 			return i
 		}
-		s.out.Encoded(data, msg.Size)
+		data, size := m.form(msg, s.deflate)
+		if s.out.Full(len(data)) {
+			return i
+		}
+		s.out.Encoded(data, size)
+		added += len(data)
 	}
 	return len(msgs)
 }
@@ -181,7 +196,7 @@ func (m *member) drain() {
 				return
 			}
 		}
-		n := m.encode(taken)
+		n := m.encode(taken, wsconn.BatchLimit)
 		if n < len(taken) && taken[n].Last {
 			_ = w.Write(&s.out)
 			s.streamEnded(taken[n].Data)

@@ -18,11 +18,13 @@ import (
 )
 
 // source is the process of a stream this instance leads, and the frameOut
-// of its output: each message is framed once, published to the local
-// members at once, and to the bus at each flush (a batch of at most
-// wsconn.BatchLimit bytes), when the pipe holds nothing more for now. Lines are
-// gathered whole, so that every member and every replay starts at the start
-// of a message.
+// of its output: each message is framed once, and published at each flush
+// (a batch of at most wsconn.BatchLimit bytes), when the pipe holds nothing
+// more for now: to the bus, which numbers the messages, then, once the bus
+// has taken them, to the local members. So an instance that lost the lead
+// (it was frozen, or cut off from the bus) delivers nothing more of its
+// process, here or anywhere (fencing). Lines are gathered whole, so that
+// every member and every replay starts at the start of a message.
 type source struct {
 	st             *stream
 	proc           *process.Process
@@ -91,21 +93,17 @@ func (src *source) pumpOutput() {
 }
 
 // endAfterBatch ends the stream everywhere with frame, after what the
-// batch holds. A gateway shutting down only lets go of the lead, for
-// another instance to take.
+// batch holds. A gateway shutting down publishes the batch too, but only
+// lets go of the lead, for another instance to take and continue.
 func (src *source) endAfterBatch(frame []byte) {
-	everywhere := src.st.g.ctx.Err() == nil
-	if everywhere {
-		_ = src.Flush() // an error failed the link, which ended the stream
-	}
-	src.st.end(frame, everywhere)
+	_ = src.Flush() // an error failed the link, which ended the stream
+	src.st.end(frame, src.st.g.ctx.Err() == nil)
 }
 
 // Frame publishes a message to the local members at once, framed once for
 // all, and batches it for the bus.
 func (src *source) Frame(op byte, fin bool, payload []byte, ends bool) error {
 	msg := src.st.g.sharedMessage(op, fin, payload)
-	src.st.fanout.Publish(msg)
 	src.batch = append(src.batch, msg)
 	src.size += len(msg.Data)
 	if src.size >= wsconn.BatchLimit {
@@ -114,12 +112,16 @@ func (src *source) Frame(op byte, fin bool, payload []byte, ends bool) error {
 	return nil
 }
 
-// Flush publishes the batch to the bus.
+// Flush publishes the batch to the bus, then, once the bus has taken it, to
+// the local members.
 func (src *source) Flush() error {
 	if len(src.batch) == 0 {
 		return nil
 	}
 	err := src.st.link.Publish(src.batch)
+	if err == nil {
+		src.st.fanout.PublishAll(src.batch)
+	}
 	clear(src.batch)
 	src.batch, src.size = src.batch[:0], 0
 	if cap(src.batch) > 64 {

@@ -167,16 +167,17 @@ func (m *Metrics) BroadcastSubscribers(endpoint string, delta int) {
 }
 
 // Handler serves the metrics at /metrics, and at /healthz 200 "ok" while
-// healthy reports true, else 503.
-func (m *Metrics) Handler(healthy func() bool) http.Handler {
+// health returns nil, else 503 with the error's text: why it is not
+// serving.
+func (m *Metrics) Handler(health func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		if !healthy() {
+		if err := health(); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("shutting down"))
+			_, _ = w.Write([]byte(err.Error()))
 			return
 		}
 		_, _ = w.Write([]byte("ok"))

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -40,7 +41,7 @@ func TestEveryMetricOfTheDesignIsServedWithItsLabels(t *testing.T) {
 	m.BroadcastSubscribers("/a.sh", 2)
 	m.BroadcastSubscribers("/a.sh", -1)
 
-	code, body := get(t, m.Handler(func() bool { return true }), "/metrics")
+	code, body := get(t, m.Handler(func() error { return nil }), "/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
@@ -95,15 +96,45 @@ func TestEveryMetricOfTheDesignIsServedWithItsLabels(t *testing.T) {
 func TestHealthzSaysOKOnlyWhileHealthy(t *testing.T) {
 	t.Parallel()
 	var draining atomic.Bool
-	h := New("x").Handler(func() bool { return !draining.Load() })
+	h := New("x").Handler(func() error {
+		if draining.Load() {
+			return errors.New("shutting down")
+		}
+		return nil
+	})
 	if code, body := get(t, h, "/healthz"); code != http.StatusOK || body != "ok" {
 		t.Errorf("healthy: %d %q, want 200 ok", code, body)
 	}
 	draining.Store(true)
-	if code, _ := get(t, h, "/healthz"); code != http.StatusServiceUnavailable {
-		t.Errorf("draining: %d, want 503", code)
+	if code, body := get(t, h, "/healthz"); code != http.StatusServiceUnavailable || body != "shutting down" {
+		t.Errorf("draining: %d %q, want 503 saying why", code, body)
 	}
 	if code, _ := get(t, h, "/"); code != http.StatusNotFound {
 		t.Errorf("/: %d, want 404", code)
+	}
+}
+
+// fakeBus is a Bus with set figures.
+type fakeBus struct{ up bool }
+
+func (b fakeBus) BusUp() bool       { return b.up }
+func (fakeBus) LeadingStreams() int { return 2 }
+func (fakeBus) Takeovers() uint64   { return 3 }
+func (fakeBus) ErrorCounts() map[string]uint64 {
+	return map[string]uint64{"unreachable": 4, "lease_lost": 0}
+}
+
+func TestBusSeriesShowWhatTheBusSays(t *testing.T) {
+	t.Parallel()
+	m := New("x")
+	m.WatchBus(fakeBus{up: true})
+	_, body := get(t, m.Handler(func() error { return nil }), "/metrics")
+	for _, line := range []string{
+		"wsgate_bus_up 1", "wsgate_bus_leading_streams 2", "wsgate_bus_takeovers_total 3",
+		`wsgate_bus_errors_total{kind="unreachable"} 4`, `wsgate_bus_errors_total{kind="lease_lost"} 0`,
+	} {
+		if !strings.Contains(body, line+"\n") {
+			t.Errorf("no line %s in:\n%s", line, body)
+		}
 	}
 }

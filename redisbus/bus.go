@@ -6,9 +6,13 @@
 // For a stream key K, with E the key with its braces escaped (the braces
 // make a Redis Cluster hash tag, so that a stream's keys share a slot):
 //
-//	wsgate:{E}:lease    the leader's instance id; SET NX PX leaseTTL, renewed
-//	                    every tick by the leader, taken by another instance
-//	                    with subscribers once it has expired
+//	wsgate:{E}:lease    the leader's instance id and fencing token (ID#N);
+//	                    SET NX PX leaseTTL, renewed every tick by the
+//	                    leader, taken by another instance with subscribers
+//	                    once it has expired
+//	wsgate:{E}:fence    the last fencing token given: INCR at each take
+//	wsgate:{E}:epoch    the stream's history (broadcast.Position): made by
+//	                    the first attach, dropped with the stream's end
 //	wsgate:{E}:seq      the sequence number of the last message published
 //	wsgate:{E}:replay   a list of the last N entries (RPUSH + LTRIM)
 //	wsgate:{E}:present  a sorted set of the instances with subscribers, each
@@ -30,8 +34,14 @@
 // published before (the last number the tick read), then leads: it
 // subscribes to the input channel instead of the output one and starts the
 // process. The first instance of a stream takes the lease as it attaches.
-// The leader publishes through a script that checks the lease first, so
-// that an instance that lost the lease publishes nothing.
+// The leader publishes through a script that checks the lease (its token)
+// and the last number first, so that an instance that lost the lease
+// publishes nothing; and it hands its lines to its own subscribers only
+// once that script has run (fencing). The lines' numbers and the epoch are
+// the positions clients resume from, on any instance: a takeover continues
+// both; the stream's end drops them, so that the next stream is a new
+// history. Under Sentinel (sentinel.go), lines are published once a replica
+// has them.
 //
 // Input waits in a list in Redis, bounded (inputBudget bytes, maxInputs
 // messages): an instance whose client sends to a full queue waits, so that,
@@ -40,8 +50,9 @@
 // instance leads waits for the next leader.
 //
 // A broken connection, a gap or a lost lease fails the link: the gateway
-// ends the stream on that instance. Until Redis answers a PING again (the
-// bus tries with exponential backoff), Attach refuses at once.
+// ends the stream on that instance. Until Redis answers again (the bus
+// tries with exponential backoff), Attach refuses at once, and Health says
+// why (health.go); errors are told in Redis's terms (explain.go).
 package redisbus
 
 import (
@@ -139,7 +150,8 @@ var (
 // Options configure a Bus.
 type Options struct {
 	// URL is redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], or rediss:// for
-	// TLS.
+	// TLS; or, for Redis Sentinel, redis+sentinel://[[USER]:PASSWORD@]
+	// HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB] (sentinel.go).
 	URL string
 	// Replay is how many of a stream's last messages are kept for
 	// instances that attach.
@@ -152,14 +164,22 @@ type Options struct {
 // Bus is a broadcast.Bus on one Redis database. Its methods are safe for
 // concurrent use.
 type Bus struct {
-	rdb    *redis.Client
-	id     string // this instance's, unique among all that use the bus
-	replay int
-	log    *slog.Logger
+	rdb      *redis.Client
+	id       string // this instance's, unique among all that use the bus
+	replay   int
+	log      *slog.Logger
+	sentinel bool // the master is the sentinels': publications wait for a replica
+
+	replicaWait time.Duration // how long a publication waits for a replica (sentinel.go)
 
 	down    atomic.Bool   // Redis stopped answering; the prober runs
 	closing chan struct{} // closed by Close
 	wg      sync.WaitGroup
+
+	health health // health.go
+
+	unreplicatedUntil  atomic.Int64 // unix ns: publications do not wait for a replica until then
+	warnedUnreplicated atomic.Bool
 
 	mu    sync.Mutex
 	links map[*link]struct{}
@@ -170,9 +190,20 @@ var _ broadcast.Bus = (*Bus)(nil)
 // New returns a bus on the Redis that opts.URL names. It does not connect:
 // the first Attach does.
 func New(opts Options) (*Bus, error) {
-	ro, err := parseURL(opts.URL)
-	if err != nil {
-		return nil, err
+	var rdb *redis.Client
+	sentinel := isSentinelURL(opts.URL)
+	if sentinel {
+		fo, err := parseSentinelURL(opts.URL)
+		if err != nil {
+			return nil, err
+		}
+		rdb = failoverClient(fo)
+	} else {
+		ro, err := parseURL(opts.URL)
+		if err != nil {
+			return nil, err
+		}
+		rdb = client(ro)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -180,9 +211,32 @@ func New(opts Options) (*Bus, error) {
 	}
 	id, err := instanceID()
 	if err != nil {
+		rdb.Close()
 		return nil, err
 	}
-	ro.ClientName = "wsgate"
+	redis.SetLogger(libraryLog{log})
+	b := &Bus{
+		rdb:      rdb,
+		id:       id,
+		replay:   max(opts.Replay, 0),
+		log:      log.With("bus", Redact(opts.URL)),
+		sentinel: sentinel,
+		closing:  make(chan struct{}),
+
+		replicaWait: replicaWait,
+		links:       make(map[*link]struct{}),
+	}
+	b.health.init()
+	return b, nil
+}
+
+// clientName is the name the bus's connections give Redis (CLIENT LIST).
+const clientName = "wsgate"
+
+// client returns a client of the one Redis ro names, with the bus's
+// settings.
+func client(ro *redis.Options) *redis.Client {
+	ro.ClientName = clientName
 	ro.Protocol = 2
 	ro.DisableIdentity = true
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
@@ -191,15 +245,7 @@ func New(opts Options) (*Bus, error) {
 	ro.WriteTimeout = dataTimeout
 	ro.MaxRetries = -1 // none: a script run twice would publish or queue twice
 	ro.ContextTimeoutEnabled = true
-	redis.SetLogger(libraryLog{log})
-	return &Bus{
-		rdb:     redis.NewClient(ro),
-		id:      id,
-		replay:  max(opts.Replay, 0),
-		log:     log.With("bus", Redact(opts.URL)),
-		closing: make(chan struct{}),
-		links:   make(map[*link]struct{}),
-	}, nil
+	return redis.NewClient(ro)
 }
 
 // parseURL checks a redis:// or rediss:// URL and returns go-redis's
@@ -210,7 +256,7 @@ func parseURL(raw string) (*redis.Options, error) {
 		return nil, fmt.Errorf("bus URL %s: cannot parse it", Redact(raw))
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return nil, fmt.Errorf("bus URL %s: want redis:// or rediss://", Redact(raw))
+		return nil, fmt.Errorf("bus URL %s: want redis:// or rediss:// (redis+sentinel:// for Sentinel)", Redact(raw))
 	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("bus URL %s: no host", Redact(raw))
@@ -262,8 +308,13 @@ func (b *Bus) Attach(ctx context.Context, key string, h broadcast.Handler) (broa
 	l := newLink(b, key, h)
 	at, err := l.attach(ctx)
 	if err != nil {
-		b.trouble(err)
-		return nil, none, fmt.Errorf("attach %s: %w", key, err)
+		be := explain(err)
+		b.trouble(be)
+		return nil, none, fmt.Errorf("attach %s: %w", key, be)
+	}
+	b.answered()
+	if b.health.runID.Load() == nil {
+		b.learnRunID(ctx)
 	}
 	if !b.add(l) {
 		l.leave()
@@ -317,51 +368,9 @@ func (b *Bus) Close() error {
 	return b.rdb.Close()
 }
 
-// trouble notes that a call to Redis failed. The first failure while Redis
-// was answering starts the prober, and Attach refuses until it succeeds.
-func (b *Bus) trouble(err error) {
-	if errors.Is(err, ErrUnavailable) || isReply(err) || !b.down.CompareAndSwap(false, true) {
-		return
-	}
-	b.log.Error("bus unreachable; retrying", "err", err)
-	b.wg.Add(1)
-	go b.probe()
-}
-
-// isReply reports whether err is an error Redis answered with, rather than
-// a failure to reach it.
-func isReply(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && !errors.Is(err, redis.ErrClosed)
-}
-
-// probe PINGs Redis with exponential backoff until it answers, then lets
-// Attach through again.
-func (b *Bus) probe() {
-	defer b.wg.Done()
-	delay := probeBackoffMin
-	for attempt := 1; ; attempt++ {
-		select {
-		case <-b.closing:
-			return
-		case <-time.After(delay):
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		err := b.rdb.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			b.down.Store(false)
-			b.log.Info("bus reachable again", "attempts", attempt)
-			return
-		}
-		b.log.Debug("bus still unreachable", "err", err, "next", delay)
-		delay = min(2*delay, probeBackoffMax)
-	}
-}
-
 // keys are the names of one stream's keys and channels.
 type keys struct {
-	lease, seq, replay, present, input, inbytes, out, in string
+	lease, fence, epoch, seq, replay, present, input, inbytes, out, in string
 }
 
 // braces escapes what would end a hash tag early.
@@ -371,6 +380,8 @@ func keysFor(stream string) keys {
 	p := "wsgate:{" + braces.Replace(stream) + "}:"
 	return keys{
 		lease:   p + "lease",
+		fence:   p + "fence",
+		epoch:   p + "epoch",
 		seq:     p + "seq",
 		replay:  p + "replay",
 		present: p + "present",

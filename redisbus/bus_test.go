@@ -367,6 +367,12 @@ func TestARelayThatFallsBehindIsCutOffByRedisAndTheOthersAreNotHeldBack(t *testi
 	if len(got) >= total {
 		t.Fatalf("the slow relay got all %d messages: Redis's limit was not reached", total)
 	}
+	if err := slow.failure(); !strings.Contains(err.Error(), "client-output-buffer-limit") || strings.Contains(err.Error(), "parse") {
+		t.Errorf("the slow relay's failure is not told in Redis's terms: %v", err)
+	}
+	if n := slowBus.ErrorCounts()[KindCutOff]; n != 1 {
+		t.Errorf("%d cut_off errors counted, want 1", n)
+	}
 	if len(got) > 0 {
 		assertRun(t, "the slow relay, before it was cut off", got, 1, len(got))
 	}

@@ -138,6 +138,13 @@ func newBus(t *testing.T, url string, replay int) (*Bus, *testrun.Buffer) {
 // and returns it and its replay.
 func attach(t *testing.T, url, key string, replay int) (*party, []*broadcast.Message) {
 	t.Helper()
+	p, at := attachWith(t, url, key, replay)
+	return p, at.Replay
+}
+
+// attachWith is attach, returning the whole attachment.
+func attachWith(t *testing.T, url, key string, replay int) (*party, broadcast.Attachment) {
+	t.Helper()
 	b, logged := newBus(t, url, replay)
 	p := &party{bus: b, rec: &recorder{}, logs: logged}
 	link, at, err := b.Attach(context.Background(), key, p.rec)
@@ -146,8 +153,11 @@ func attach(t *testing.T, url, key string, replay int) (*party, []*broadcast.Mes
 	}
 	p.link, p.ledFirst = link, at.Lead
 	link.Start()
-	return p, at.Replay
+	return p, at
 }
+
+// testrunRedis starts a Redis for the test and returns its URL.
+func testrunRedis(t *testing.T) string { return testrun.StartRedis(t).URL() }
 
 // waitFor polls cond every 10 ms until it holds, failing the test after
 // timeout.

@@ -17,12 +17,13 @@ import (
 
 // link follows one stream on this instance. Three goroutines serve it, all
 // started by Attach and owned by run, the driver: run itself walks the
-// lease (renew or take it, then lead) on a ticker; read is the only reader
-// of the subscription and delivers what the leader publishes, or, on the
-// leader, wakes feedInput, which takes the input queued in Redis and hands
-// it to the handler one at a time. Close asks run to stop: it closes the
-// subscription, waits for the other two and takes the instance out of the
-// stream in Redis.
+// lease (renew or take it, then lead) on a ticker, and watches that the
+// subscription is alive (a ping when it has been silent); read is the only
+// reader of the subscription and delivers what the leader publishes, or, on
+// the leader, wakes feedInput, which takes the input queued in Redis and
+// hands it to the handler one at a time. Close asks run to stop: it closes
+// the subscription, waits for the other two and takes the instance out of
+// the stream in Redis.
 type link struct {
 	bus *Bus
 	key string
@@ -40,21 +41,27 @@ type link struct {
 	failOnce  sync.Once
 	helpers   sync.WaitGroup // read and feedInput
 
-	present   atomic.Bool   // this instance has subscribers
-	leading   atomic.Bool   // this instance leads: it publishes, and takes input
-	ended     atomic.Bool   // the stream's last message was published or delivered
-	delivered atomic.Uint64 // the number of the last message known: delivered or published
+	present   atomic.Bool            // this instance has subscribers
+	leading   atomic.Bool            // this instance leads: it publishes, and takes input
+	ended     atomic.Bool            // the stream's last message was published or delivered
+	delivered atomic.Uint64          // the number of the last message known: delivered or published
+	lease     atomic.Pointer[string] // the lease's value while the link holds it
+	heard     atomic.Int64           // unix ns the subscription last brought something
+	failed    atomic.Bool            // fail ran
 
 	pubMu sync.Mutex // one Publish at a time
 	seq   uint64     // the last number published; pubMu's
 
 	// run's own.
 	holding     bool      // the lease is ours
+	tookOver    bool      // the lease taken is of a stream another instance led
+	counted     bool      // counted among the bus's leading links
 	drainTo     uint64    // what must be delivered before leading
 	drainUntil  time.Time // when waiting for it becomes a failure
 	audience    int       // as last told to the handler; -1 before
 	lastOK      time.Time // when the last tick Redis answered was sent
 	presentSent bool      // the presence as Redis last heard it
+	pinged      bool      // the silent subscription was pinged
 }
 
 func newLink(b *Bus, key string, h broadcast.Handler) *link {
@@ -72,9 +79,17 @@ func newLink(b *Bus, key string, h broadcast.Handler) *link {
 	}
 }
 
+// leaseValue returns the lease's value while the link holds it, else "".
+func (l *link) leaseValue() string {
+	if v := l.lease.Load(); v != nil {
+		return *v
+	}
+	return ""
+}
+
 // attach subscribes to the output channel, then makes the instance present,
-// takes the lease if it is free, and reads the last number and the replay,
-// so that the subscription delivers what follows them.
+// takes the lease if it is free, and reads the epoch, the last number and
+// the replay, so that the subscription delivers what follows them.
 func (l *link) attach(ctx context.Context) (broadcast.Attachment, error) {
 	l.ps = l.bus.rdb.Subscribe(ctx, l.k.out)
 	at, err := l.attachOnSubscription(ctx)
@@ -87,6 +102,7 @@ func (l *link) attach(ctx context.Context) (broadcast.Attachment, error) {
 	}
 	l.present.Store(true)
 	l.presentSent = true
+	l.heard.Store(time.Now().UnixNano())
 	return at, nil
 }
 
@@ -95,29 +111,30 @@ func (l *link) attachOnSubscription(ctx context.Context) (broadcast.Attachment, 
 	if err := l.confirm(ctx, l.k.out); err != nil {
 		return at, err
 	}
-	res, err := attachScript.Run(ctx, l.bus.rdb, []string{l.k.present, l.k.seq, l.k.replay, l.k.lease},
-		l.bus.id, ms(presenceTTL), ms(keepTTL), l.k.in, l.bus.replay, ms(leaseTTL)).Slice()
+	res, err := attachScript.Run(ctx, l.bus.rdb, []string{l.k.present, l.k.seq, l.k.replay, l.k.lease, l.k.epoch, l.k.fence},
+		l.bus.id, ms(presenceTTL), ms(keepTTL), l.k.in, l.bus.replay, ms(leaseTTL), broadcast.NewEpoch()).Slice()
 	if err != nil {
 		return at, err
 	}
-	seq, ok1 := res[0].(int64)
-	took, ok2 := res[1].(int64)
-	entries, ok3 := res[2].([]any)
-	if !ok1 || !ok2 || !ok3 {
+	if len(res) != 5 {
 		return at, errBadEntry
 	}
-	at.Lead = took == 1
-	for _, e := range entries {
-		s, _ := e.(string)
-		_, m, rest, err := nextEntry(s)
-		if err != nil || rest != "" {
-			return at, errBadEntry
-		}
-		at.Replay = append(at.Replay, m)
+	seq, ok1 := res[0].(int64)
+	taken, ok2 := res[1].(string)
+	entries, ok3 := res[2].([]any)
+	epoch, ok4 := res[3].(string)
+	history, ok5 := res[4].(int64)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || seq < 0 {
+		return at, errBadEntry
 	}
-	l.delivered.Store(uint64(seq))
+	at.Lead, at.Epoch, at.Seq = taken != "", epoch, uint64(seq)
+	if at.Replay, err = replayOf(entries, at.Seq); err != nil {
+		return at, err
+	}
+	l.delivered.Store(at.Seq)
 	if at.Lead {
-		l.holding = true
+		l.lease.Store(&taken)
+		l.holding, l.tookOver = true, history == 1 && seq > 0
 		if err := l.subscribeInput(ctx); err != nil {
 			return at, err
 		}
@@ -126,6 +143,22 @@ func (l *link) attachOnSubscription(ctx context.Context) (broadcast.Attachment, 
 		}
 	}
 	return at, nil
+}
+
+// replayOf decodes the replay's entries, which must be numbered one after
+// the other up to last.
+func replayOf(entries []any, last uint64) ([]*broadcast.Message, error) {
+	replay := make([]*broadcast.Message, 0, len(entries))
+	for i, e := range entries {
+		s, _ := e.(string)
+		seq, m, rest, err := nextEntry(s)
+		if err != nil || rest != "" || seq != last-uint64(len(entries)-1-i) {
+			return nil, errBadEntry
+		}
+		m.Seq = seq
+		replay = append(replay, m)
+	}
+	return replay, nil
 }
 
 // confirm reads the subscription until Redis confirms it subscribed to
@@ -157,7 +190,9 @@ func (l *link) subscribeInput(ctx context.Context) error {
 	l.leading.Store(true)
 	l.pubMu.Unlock()
 	l.audience = -1
-	l.log.Debug("leading the stream", "seq", l.seq)
+	l.counted = true
+	l.bus.leads(l.tookOver)
+	l.log.Info("leading the stream", "seq", l.seq, "took_over", l.tookOver)
 	return nil
 }
 
@@ -197,11 +232,17 @@ func (l *link) fail(err error) {
 		if l.isClosing() {
 			return
 		}
-		l.log.Error("bus link failed; ending the stream here", "err", err)
-		if !errors.Is(err, ErrLeaseLost) && !errors.Is(err, errGap) && !errors.Is(err, errBadEntry) {
-			l.bus.trouble(err) // Redis may be out of reach
+		l.failed.Store(true)
+		be := explain(err)
+		l.bus.count(be.kind)
+		switch be.kind {
+		case KindLeaseLost:
+			l.log.Warn("lost the lead of the stream; stopping its process", "err", be.text)
+		default:
+			l.log.Error("bus link failed; ending the stream here", "err", be.text)
 		}
-		l.h.Fail(err)
+		l.bus.trouble(be) // Redis may be out of reach
+		l.h.Fail(be)
 		l.Close()
 	})
 }
@@ -235,6 +276,7 @@ func (l *link) run() {
 			return
 		case <-ticker.C:
 			l.tick()
+			l.watchSubscription()
 		case <-l.poke:
 			l.tick()
 		case <-drained:
@@ -248,27 +290,53 @@ func (l *link) run() {
 func (l *link) leave() {
 	l.ps.Close()
 	l.helpers.Wait()
+	if l.counted {
+		l.counted = false
+		l.bus.health.leading.Add(-1)
+		if !l.ended.Load() && !l.failed.Load() {
+			l.log.Info("handing the stream over", "seq", l.delivered.Load())
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	err := leaveScript.Run(ctx, l.bus.rdb, []string{l.k.lease, l.k.present}, l.bus.id, l.k.in).Err()
+	err := leaveScript.Run(ctx, l.bus.rdb, []string{l.k.lease, l.k.present}, l.bus.id, l.k.in, l.leaseValue()).Err()
 	if err != nil {
 		l.log.Debug("leaving the stream in Redis failed; the lease and presence will expire", "err", err)
 	}
 }
 
 // tick tells Redis of the instance's presence, renews or takes the lease,
-// and tells the leader's handler the audience.
+// and tells the leader's handler the audience. A holder that could not
+// renew for longer than the lease lasts (it was frozen, or starved) has
+// lost it, whatever Redis says next.
 func (l *link) tick() {
+	if l.holding && time.Since(l.lastOK) > leaseTTL {
+		l.fail(fmt.Errorf("%w: not renewed for %v", ErrLeaseLost, time.Since(l.lastOK).Round(time.Millisecond)))
+		return
+	}
 	present := l.present.Load()
 	want := !l.ended.Load()
 	sent := time.Now() // Redis renews the lease at this time or later
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	res, err := tickScript.Run(ctx, l.bus.rdb, []string{l.k.lease, l.k.present, l.k.seq, l.k.replay},
-		l.bus.id, ms(leaseTTL), flag(present), ms(presenceTTL), ms(keepTTL),
-		flag(present != l.presentSent), l.k.in, flag(want)).Int64Slice()
+	res, err := tickScript.Run(ctx, l.bus.rdb,
+		[]string{l.k.lease, l.k.present, l.k.seq, l.k.replay, l.k.epoch, l.k.fence},
+		l.leaseValue(), ms(leaseTTL), flag(present), l.bus.id, ms(presenceTTL), ms(keepTTL),
+		flag(present != l.presentSent), l.k.in, flag(want && !l.holding)).Slice()
 	cancel()
-	if err == nil && len(res) != 3 {
-		err = errors.New("unexpected reply to the tick script")
+	var state, seq, instances, history int64
+	var taken string
+	if err == nil {
+		var ok bool
+		if ok = len(res) == 5; ok {
+			state, _ = res[0].(int64)
+			seq, _ = res[1].(int64)
+			instances, _ = res[2].(int64)
+			taken, ok = res[3].(string)
+			history, _ = res[4].(int64)
+		}
+		if !ok {
+			err = errors.New("unexpected reply to the tick script")
+		}
 	}
 	if err != nil {
 		if time.Since(l.lastOK) >= l.patience() {
@@ -276,8 +344,8 @@ func (l *link) tick() {
 		}
 		return
 	}
+	l.bus.answered()
 	l.lastOK, l.presentSent = sent, present
-	state, seq, instances := res[0], uint64(res[1]), int(res[2])
 	switch {
 	case l.holding && l.ended.Load():
 		l.holding = false // the last message freed the lease
@@ -285,11 +353,13 @@ func (l *link) tick() {
 		l.fail(ErrLeaseLost)
 		return
 	case state == 2:
-		l.holding, l.drainTo, l.drainUntil = true, seq, time.Now().Add(drainWait)
+		l.lease.Store(&taken)
+		l.holding, l.tookOver = true, history == 1 && seq > 0
+		l.drainTo, l.drainUntil = uint64(seq), time.Now().Add(drainWait)
 	}
-	if l.leading.Load() && instances != l.audience && !l.isClosing() {
-		l.audience = instances
-		l.h.Audience(instances)
+	if l.leading.Load() && int(instances) != l.audience && !l.isClosing() {
+		l.audience = int(instances)
+		l.h.Audience(int(instances))
 	}
 }
 
@@ -301,6 +371,28 @@ func (l *link) patience() time.Duration {
 		return leaseTTL - leaseMargin
 	}
 	return presenceTTL - leaseMargin
+}
+
+// watchSubscription pings a subscription that has been silent for
+// healthInterval, and fails the link when the ping is not answered within
+// as long again: the connection is dead. Reads wait without a deadline,
+// so that a read is never cut in the middle of a message.
+func (l *link) watchSubscription() {
+	silent := time.Since(time.Unix(0, l.heard.Load()))
+	switch {
+	case silent < healthInterval:
+		l.pinged = false
+	case !l.pinged:
+		l.pinged = true
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		err := l.ps.Ping(ctx)
+		cancel()
+		if err != nil && !l.isClosing() {
+			l.fail(err)
+		}
+	case silent >= 2*healthInterval:
+		l.fail(errors.New("the subscription is silent: Redis did not answer its ping"))
+	}
 }
 
 // maybeLead starts leading once the lease is held and every message
@@ -327,9 +419,9 @@ func (l *link) maybeLead() {
 }
 
 // read is the only reader of the subscription: it relays the leader's
-// messages to the handler, or, while leading, passes input on. A
-// subscription silent for healthInterval is pinged; one that stays silent
-// for another fails the link.
+// messages to the handler, or, while leading, passes input on. It waits
+// without a deadline (run watches for silence); an error ends the
+// subscription, explained in Redis's terms.
 func (l *link) read() {
 	defer l.helpers.Done()
 	select {
@@ -337,31 +429,16 @@ func (l *link) read() {
 	case <-l.closing:
 		return
 	}
-	pinged := false
 	for {
-		reply, err := l.ps.ReceiveTimeout(context.Background(), healthInterval)
+		reply, err := l.ps.Receive(context.Background())
 		if l.isClosing() {
 			return
 		}
-		switch {
-		case err != nil && isTimeout(err) && !pinged:
-			pinged = true
-			ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-			err = l.ps.Ping(ctx)
-			cancel()
-			if err != nil {
-				l.fail(err)
-				return
-			}
-			continue
-		case err != nil && isTimeout(err):
-			l.fail(errors.New("subscription silent: ping unanswered"))
-			return
-		case err != nil:
-			l.fail(err)
+		if err != nil {
+			l.fail(l.subscriptionLost(err))
 			return
 		}
-		pinged = false
+		l.heard.Store(time.Now().UnixNano())
 		if m, ok := reply.(*redis.Message); ok {
 			if err := l.receive(m); err != nil {
 				l.fail(err)
@@ -369,6 +446,18 @@ func (l *link) read() {
 			}
 		}
 	}
+}
+
+// subscriptionLost explains why the subscription ended: Redis may have cut
+// it off while still running.
+func (l *link) subscriptionLost(err error) error {
+	runID := ""
+	if id := l.bus.health.runID.Load(); id != nil {
+		runID = *id
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	return l.bus.explainCutOff(ctx, err, runID)
 }
 
 // receive handles one message of the subscription.
@@ -402,6 +491,9 @@ func (l *link) relay(payload string) error {
 		}
 		if seq != last+1 {
 			return fmt.Errorf("%w: message %d after %d", errGap, seq, last)
+		}
+		if !m.Last {
+			m.Seq = seq
 		}
 		l.h.Deliver(m)
 		l.delivered.Store(seq)
@@ -450,7 +542,7 @@ func (l *link) feedInput() {
 func (l *link) takeInput() ([][]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	res, err := takeScript.Run(ctx, l.bus.rdb, []string{l.k.lease, l.k.input, l.k.inbytes}, l.bus.id, takeInputs).StringSlice()
+	res, err := takeScript.Run(ctx, l.bus.rdb, []string{l.k.lease, l.k.input, l.k.inbytes}, l.leaseValue(), takeInputs).StringSlice()
 	if err != nil {
 		return nil, err
 	}
@@ -462,7 +554,8 @@ func (l *link) takeInput() ([][]byte, error) {
 }
 
 // Publish publishes msgs with the next numbers, through the script that
-// checks the lease; see broadcast.Link. On an error the link fails.
+// checks the lease and the last number; see broadcast.Link. On an error
+// the link fails.
 func (l *link) Publish(msgs []*broadcast.Message) error {
 	l.pubMu.Lock()
 	defer l.pubMu.Unlock()
@@ -480,34 +573,99 @@ func (l *link) Publish(msgs []*broadcast.Message) error {
 	return nil
 }
 
-// publish runs the script for at most maxEntriesPerCall messages; pubMu is
-// held.
+// publish runs the script for at most maxEntriesPerCall messages, and
+// numbers them once it has; pubMu is held. The last message of a stream
+// has an entry number, for the relays' order, but no position.
 func (l *link) publish(msgs []*broadcast.Message) error {
-	seq := l.seq
+	const fixed = 8 // the script's arguments before the entries
+	before, seq := l.seq, l.seq
 	ends := msgs[len(msgs)-1].Last
-	args := make([]any, 6, 6+len(msgs))
+	args := make([]any, fixed, fixed+len(msgs))
 	for _, m := range msgs {
 		seq++
 		args = append(args, appendEntry(make([]byte, 0, entryHeader+len(m.Data)), seq, m))
 	}
-	args[0], args[1], args[2], args[3], args[4], args[5] = l.bus.id, seq, l.bus.replay, l.k.out, flag(ends), ms(keepTTL)
+	// Under Sentinel the entries are published once a replica has them;
+	// the end goes at once: a failover that loses it loses no line.
+	replicated := l.bus.waitsForReplicas() && !ends
+	args[0], args[1], args[2], args[3] = l.leaseValue(), u64(before), u64(seq), l.bus.replay
+	args[4], args[5], args[6], args[7] = l.k.out, flag(ends), ms(keepTTL), flag(!replicated)
 	// Before the script runs: its PUBLISH may reach read before its reply
 	// reaches us, and must not be delivered back.
 	l.delivered.Store(seq)
 	if ends {
 		l.ended.Store(true)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), dataTimeout)
-	defer cancel()
-	ok, err := publishScript.Run(ctx, l.bus.rdb, []string{l.k.lease, l.k.seq, l.k.replay, l.k.input, l.k.inbytes}, args...).Int()
+	keys := []string{l.k.lease, l.k.seq, l.k.replay, l.k.input, l.k.inbytes, l.k.epoch}
+	var ok int64
+	var err error
+	if replicated {
+		ok, err = l.publishReplicated(keys, args, seq)
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), dataTimeout)
+		ok, err = publishScript.Run(ctx, l.bus.rdb, keys, args...).Int64()
+		cancel()
+	}
 	switch {
 	case err != nil:
 		return fmt.Errorf("publish: %w", err)
+	case ok == -1:
+		return fmt.Errorf("%w: the stream has lines this instance never published", ErrLeaseLost)
 	case ok != 1:
 		return ErrLeaseLost
 	}
 	l.seq = seq
+	for i, m := range msgs {
+		if !m.Last {
+			m.Seq = before + uint64(i) + 1
+		}
+	}
 	return nil
+}
+
+// publishReplicated stores the entries (args), waits for a replica to have
+// them, then publishes them: three commands in one round trip. A script
+// that Redis does not know yet (a new master) is loaded, and the whole
+// tried again: nothing of a pipeline whose first script was unknown took
+// effect (the announcement checks the number the store sets).
+func (l *link) publishReplicated(keys []string, args []any, last uint64) (int64, error) {
+	payload := make([]byte, 0, 64<<10)
+	for _, e := range args[8:] {
+		payload = append(payload, e.([]byte)...)
+	}
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), dataTimeout)
+		pipe := l.bus.rdb.Pipeline()
+		stored := publishScript.EvalSha(ctx, pipe, keys, args...)
+		acked := pipe.Do(ctx, "wait", 1, l.bus.replicaWait.Milliseconds())
+		announced := announceScript.EvalSha(ctx, pipe, []string{l.k.lease, l.k.seq}, args[0], u64(last), l.k.out, payload)
+		_, err := pipe.Exec(ctx)
+		if attempt == 1 && (redis.HasErrorPrefix(stored.Err(), "NOSCRIPT") || redis.HasErrorPrefix(announced.Err(), "NOSCRIPT")) {
+			err = errors.Join(publishScript.Load(ctx, l.bus.rdb).Err(), announceScript.Load(ctx, l.bus.rdb).Err())
+			cancel()
+			if err != nil {
+				return 0, err
+			}
+			continue
+		}
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		ok, _ := stored.Int64()
+		if ok != 1 {
+			return ok, nil
+		}
+		if n, _ := acked.Int64(); n < 1 {
+			l.bus.unreplicated(l.key)
+		} else {
+			l.bus.replicated()
+		}
+		if done, _ := announced.Int64(); done != 1 {
+			return 0, nil // another leader took over meanwhile
+		}
+		return 1, nil
+	}
 }
 
 // Send queues p for the leader, waiting while the queue is full, with a
@@ -539,6 +697,9 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// u64 formats n in decimal, for a script.
+func u64(n uint64) string { return strconv.FormatUint(n, 10) }
 
 // ms formats d in milliseconds, for a script.
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }

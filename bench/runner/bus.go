@@ -257,7 +257,17 @@ type redisServer struct {
 
 func (r *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
 
-func startRedis(ctx context.Context, path string) (*redisServer, error) {
+func startRedis(ctx context.Context, path string, extra ...string) (*redisServer, error) {
+	return startRedisWith(ctx, path, func(port int, dir string) []string {
+		return append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", ""}, extra...)
+	})
+}
+
+// startRedisWith starts path with the arguments args gives for a free port
+// and a temporary directory (a redis-server, or a sentinel), and waits
+// until the port accepts connections.
+func startRedisWith(ctx context.Context, path string, args func(port int, dir string) []string) (*redisServer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -267,8 +277,7 @@ func startRedis(ctx context.Context, path string) (*redisServer, error) {
 		return nil, err
 	}
 	r := &redisServer{port: port, done: make(chan struct{})}
-	r.cmd = exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", "")
+	r.cmd = exec.Command(path, args(port, dir)...)
 	r.cmd.Stdout, r.cmd.Stderr = io.Discard, io.Discard
 	if err := r.cmd.Start(); err != nil {
 		os.RemoveAll(dir)

@@ -33,7 +33,14 @@ type fanPlan struct {
 	rate   float64       // lines a second; 0 means on credit, as fast as the subscribers read
 	window int64         // the credit window; subscribers ack every window/4 lines
 	hold   time.Duration // how long subscribers idle after ready, while RSS is sampled
+	// resumeEvery makes every resumeEvery-th subscriber (from the first)
+	// follow positions (?last_event_id=), as a resuming client does: it gets
+	// each line tagged with its position, which it checks. 0 for none.
+	resumeEvery int
 }
+
+// resumes reports whether subscriber i follows positions.
+func (p fanPlan) resumes(i int) bool { return p.resumeEvery > 0 && i%p.resumeEvery == 0 }
 
 // command is the producer's command line for the plan.
 func (p fanPlan) command(producer string) []string {
@@ -59,8 +66,12 @@ func (p fanPlan) describe() string {
 	if p.rate > 0 {
 		pace = fmt.Sprintf("at %s lines/s", formatNumber(p.rate, 0))
 	}
-	return fmt.Sprintf("%s subscribers, %s lines of %d B %s",
-		formatNumber(float64(p.subs), 0), formatNumber(float64(p.lines), 0), fanLineSize, pace)
+	following := ""
+	if p.resumeEvery > 0 {
+		following = fmt.Sprintf(", 1 in %d following positions", p.resumeEvery)
+	}
+	return fmt.Sprintf("%s subscribers%s, %s lines of %d B %s",
+		formatNumber(float64(p.subs), 0), following, formatNumber(float64(p.lines), 0), fanLineSize, pace)
 }
 
 // describeFanout states the fan-out scenarios' plans.

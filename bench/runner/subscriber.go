@@ -21,10 +21,13 @@ import (
 // from any goroutine (hello and go are sent from the scenario's). Fields
 // other than c are read only after done is closed.
 type subscriber struct {
-	id   int
-	c    *websocket.Conn
-	plan fanPlan
-	fail func(error) // stops the whole run: called with the first failure
+	id     int
+	c      *websocket.Conn
+	plan   fanPlan
+	resume bool        // follows positions: every message is tagged (untag)
+	fail   func(error) // stops the whole run: called with the first failure
+	pos    tagPosition // the position of the last message, when resume
+	tagged []byte      // what it reads into, when resume
 
 	writeMu sync.Mutex
 	ready   chan struct{} // closed when the ready line has arrived
@@ -72,7 +75,18 @@ func (sub *subscriber) run() {
 
 // receive reads and checks the ready line, then every numbered line.
 func (sub *subscriber) receive() error {
-	buf, err := readText(sub.c, make([]byte, 0, 2*fanLineSize))
+	buf := make([]byte, 0, 2*fanLineSize)
+	if sub.resume {
+		var err error
+		sub.tagged = make([]byte, 0, 3*fanLineSize)
+		if sub.tagged, err = readText(sub.c, sub.tagged); err != nil {
+			return fmt.Errorf("waiting for the greeting: %w", err)
+		}
+		if sub.pos, err = greeted(sub.tagged); err != nil {
+			return err
+		}
+	}
+	buf, err := sub.next(buf)
 	if err != nil {
 		return fmt.Errorf("waiting for %q: %w", fanout.Ready, err)
 	}
@@ -82,7 +96,7 @@ func (sub *subscriber) receive() error {
 	close(sub.ready)
 	ack := make([]byte, 0, 32)
 	for sub.got < sub.plan.lines {
-		buf, err = readText(sub.c, buf)
+		buf, err = sub.next(buf)
 		arrived := time.Now()
 		if err != nil {
 			return err
@@ -108,17 +122,44 @@ func (sub *subscriber) receive() error {
 	return nil
 }
 
+// next reads the next line: the message, into buf; or for a subscriber
+// that follows positions, into its own buffer, the line after its
+// position, which must follow the last one.
+func (sub *subscriber) next(buf []byte) ([]byte, error) {
+	if !sub.resume {
+		return readText(sub.c, buf)
+	}
+	var err error
+	if sub.tagged, err = readText(sub.c, sub.tagged); err != nil {
+		return buf, err
+	}
+	line, epoch, seq, err := untag(sub.tagged)
+	if err != nil {
+		return buf, err
+	}
+	if string(epoch) != sub.pos.epoch || seq != sub.pos.seq+1 {
+		return buf, fmt.Errorf("position %s:%d after %s:%d", epoch, seq, sub.pos.epoch, sub.pos.seq)
+	}
+	sub.pos.seq = seq
+	return line, nil
+}
+
 // openSubscribers connects plan.subs subscribers, subscriber i to
 // urls[i % len(urls)], with at most workers handshakes in flight; each says
 // hello and starts reading. On error it closes whatever it had opened.
 func openSubscribers(ctx context.Context, urls []string, plan fanPlan, workers int, recordLatency bool, fail func(error)) ([]*subscriber, error) {
 	subs := make([]*subscriber, plan.subs)
 	err := forEach(ctx, plan.subs, workers, func(i int) error {
-		c, err := dial(ctx, urls[i%len(urls)])
+		url := urls[i%len(urls)]
+		if plan.resumes(i) {
+			url += "?last_event_id="
+		}
+		c, err := dial(ctx, url)
 		if err != nil {
 			return fmt.Errorf("subscriber %d: %w", i, err)
 		}
 		sub := newSubscriber(i, c, plan, recordLatency, fail)
+		sub.resume = plan.resumes(i)
 		if err := sub.send(fanout.AppendHello(nil, i)); err != nil {
 			c.Close()
 			return fmt.Errorf("subscriber %d: hello: %w", i, err)

@@ -1,10 +1,14 @@
 #!/bin/sh
 # One JSON line a second about this machine, read from /proc and df, for the
 # live dashboard next to it (index.html). Run it shared, so that every viewer
-# costs one sampler and a newcomer gets the last minute at once:
+# costs one sampler and a newcomer gets the last minute at once, and kept
+# sampling for an hour after the last viewer leaves, so that one who comes
+# back gets the last minute too:
 #
-#   wsgate --port=8080 --broadcast --replay=60 --staticdir=examples/dashboard examples/dashboard/stats.sh
+#   wsgate --port=8080 --broadcast --replay=60 --lingerms=3600000 --staticdir=examples/dashboard examples/dashboard/stats.sh
 #
+# The very first viewer after wsgate starts sees the charts fill from then:
+# nothing samples before someone asks.
 # Fields: t (Unix seconds), host, cpus, load1/load5/load15, cpu (% busy over
 # the last interval, all CPUs), cores (the same for each CPU, a list),
 # mem_used/mem_total (bytes; used is total minus MemAvailable),

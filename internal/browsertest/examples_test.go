@@ -219,11 +219,19 @@ func TestChatExample(t *testing.T) {
 		waitForPage(t, ctx, p, "Linus's message", hasMessages(conversation))
 	}
 
-	// Ada's connection drops: her page says so, comes back, and the replay
-	// adds nothing she already has.
+	// Ada's connection drops: her page says so, comes back from the last
+	// line it had (last_event_id), and gets what was said meanwhile, once.
 	evaluate(t, ctx, ada, "connection.socket.close()", nil)
 	waitForPage(t, ctx, ada, "the reconnecting state", isState("reconnecting")+" && document.querySelector('#send').disabled")
+	conversation = append(conversation, "Grace: Are you there, Ada?")
+	say(t, ctx, grace, "Are you there, Ada?")
 	waitForPage(t, ctx, ada, "the live state again", isState("live"))
+	if !truthy(t, ctx, ada, `/[?&]last_event_id=[A-Za-z0-9]+%3A[1-9]/.test(connection.socket.url)`) {
+		var u string
+		evaluate(t, ctx, ada, "connection.socket.url", &u)
+		t.Errorf("Ada's page came back as %q, not from the position of her last line", u)
+	}
+	waitForPage(t, ctx, ada, "what was said while she was away", hasMessages(conversation))
 	conversation = append(conversation, "Grace: Welcome back, Ada.")
 	say(t, ctx, grace, "Welcome back, Ada.")
 	waitForPage(t, ctx, ada, "the conversation without repeats", hasMessages(conversation))

@@ -29,7 +29,8 @@ type Redis struct {
 	dir  string
 	port int
 	log  *Buffer
-	tls  bool // the port speaks TLS only
+	tls  bool   // the port speaks TLS only
+	conf string // a sentinel's configuration file; "" for a data server
 
 	started bool // once: a restart keeps the port
 
@@ -57,12 +58,18 @@ func RedisServer(t testing.TB) string {
 // kills it when the test ends.
 func StartRedis(t testing.TB, extra ...string) *Redis {
 	t.Helper()
-	r := &Redis{t: t, bin: RedisServer(t), args: extra, dir: t.TempDir(), port: freePort(t), log: &Buffer{}}
+	return startServer(t, &Redis{t: t, bin: RedisServer(t), args: extra, dir: t.TempDir(), port: freePort(t), log: &Buffer{}})
+}
+
+// startServer starts r and kills it when the test ends, showing its log if
+// the test failed.
+func startServer(t testing.TB, r *Redis) *Redis {
+	t.Helper()
 	r.Start()
 	t.Cleanup(func() {
 		r.Kill()
 		if t.Failed() {
-			t.Logf("redis-server log:\n%s", r.log.String())
+			t.Logf("%s on port %d, log:\n%s", r.bin, r.port, r.log.String())
 		}
 	})
 	return r
@@ -75,16 +82,8 @@ func StartRedisTLS(t testing.TB, certFile, keyFile, caFile string, extra ...stri
 	t.Helper()
 	tlsArgs := []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile,
 		"--tls-ca-cert-file", caFile, "--tls-auth-clients", "no"}
-	r := &Redis{t: t, bin: RedisServer(t), args: append(tlsArgs, extra...), dir: t.TempDir(),
-		port: freePort(t), log: &Buffer{}, tls: true}
-	r.Start()
-	t.Cleanup(func() {
-		r.Kill()
-		if t.Failed() {
-			t.Logf("redis-server log:\n%s", r.log.String())
-		}
-	})
-	return r
+	return startServer(t, &Redis{t: t, bin: RedisServer(t), args: append(tlsArgs, extra...), dir: t.TempDir(),
+		port: freePort(t), log: &Buffer{}, tls: true})
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -126,6 +125,16 @@ func (r *Redis) Start() {
 	}
 }
 
+// Restart kills the server and starts it again on its port with extra
+// arguments instead of the ones it had, as an operator who changed its
+// configuration would.
+func (r *Redis) Restart(extra ...string) {
+	r.t.Helper()
+	r.Kill()
+	r.args = extra
+	r.Start()
+}
+
 // start runs the server once and waits until it answers on its own socket.
 func (r *Redis) start() error {
 	ports := []string{"--port", strconv.Itoa(r.port)}
@@ -134,6 +143,10 @@ func (r *Redis) start() error {
 	}
 	args := append(append(ports, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", ""), r.args...)
+	if r.conf != "" { // a sentinel: its file first, which it rewrites as it learns
+		args = append([]string{r.conf, "--sentinel"}, ports...)
+		args = append(args, "--bind", "127.0.0.1", "--dir", r.dir, "--logfile", "")
+	}
 	r.cmd = exec.Command(r.bin, args...)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
