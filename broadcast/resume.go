@@ -1,5 +1,7 @@
 package broadcast
 
+import "time"
+
 // Resuming: a subscriber that follows positions (position.go) joins after
 // the position it has, when the stream's history still holds what follows
 // it, or else with the replay, told that it starts over.
@@ -26,6 +28,18 @@ type Joined struct {
 	// when that position is not in the stream's history and it gets the
 	// replay instead: it starts over.
 	Continues bool
+}
+
+// Greeting is the first message of a subscriber that follows positions,
+// where it stands: "id: EPOCH:SEQ\nevent: joined\n\n" when what follows
+// continues from where it was, "event: reset" when it starts over.
+func (j Joined) Greeting() []byte {
+	event := "reset"
+	if j.Continues {
+		event = "joined"
+	}
+	text := j.Before.AppendText([]byte("id: "))
+	return append(append(append(text, "\nevent: "...), event...), "\n\n"...)
 }
 
 // JoinAfter adds a subscriber that follows positions: from just after at,
@@ -57,6 +71,28 @@ func (s *Stream) Reached(p Position) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return p.Epoch != s.epoch || p.Seq < s.seqAt(s.dataHead.Load())
+}
+
+// AwaitReached waits while p is of the stream's history but beyond what it
+// has published (Reached), for within at most or until stop is closed: the
+// bus may still be bringing that message here.
+func (s *Stream) AwaitReached(p Position, within time.Duration, stop <-chan struct{}) {
+	if s.Reached(p) {
+		return
+	}
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !s.Reached(p) {
+		select {
+		case <-stop:
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Last returns the position of the last message published: Seq 0 before

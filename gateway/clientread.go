@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/childin"
 	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/wsconn"
 )
@@ -12,7 +13,7 @@ import (
 // Every client is read the same way, whatever the mode: its reader reads
 // the connection into a pooled buffer, a frames.Decoder (which holds
 // nothing between messages) decodes it, and the whole messages go to the
-// child's stdin in a bounded batch (stdinBatch), after each read's worth.
+// child's stdin in a bounded batch (childin.Batch), after each read's worth.
 // gorilla only performs the handshake. Who reads differs: in
 // per-connection mode, and for a broadcast member under TLS, the session's
 // own goroutine (copyInput); for a member over a plain socket, a goroutine
@@ -23,7 +24,7 @@ import (
 // frame is recorded and answered. Only the client's reader uses it.
 type clientInput struct {
 	s       *session
-	batch   stdinBatch
+	batch   childin.Batch
 	decoder *frames.Decoder
 	closed  *websocket.CloseError // the client's close frame, once read
 }
@@ -31,7 +32,7 @@ type clientInput struct {
 func newClientInput(s *session) clientInput {
 	return clientInput{
 		s:       s,
-		batch:   stdinBatch{s: s, open: true, small: s.member != nil},
+		batch:   childin.Batch{Write: s.writeStdin, Lines: !s.gw.cfg.Binary, Small: s.member != nil},
 		decoder: frames.NewDecoder(frames.Config{MaxMessage: s.gw.cfg.MaxMessageSize, Deflate: s.deflate}),
 	}
 }
@@ -54,8 +55,8 @@ func (s *session) copyInput() error {
 // returns err as the session is to record it: the end of the stream is a
 // close with no close frame (1006), as gorilla reports it.
 func (in *clientInput) end(err error) error {
-	in.batch.deliverRest(err)
-	in.batch.release()
+	in.s.deliverRest(&in.batch, err)
+	in.batch.Release()
 	if err == io.EOF {
 		err = &websocket.CloseError{Code: wsconn.CloseAbnormal, Text: io.ErrUnexpectedEOF.Error()}
 	}
@@ -73,7 +74,7 @@ func (in *clientInput) deliver(err error) error {
 	var pe *frames.ProtocolError
 	switch {
 	case errors.As(err, &pe):
-		if err := in.batch.flush(); err != nil {
+		if err := in.batch.Flush(); err != nil {
 			return err
 		}
 		in.s.protocolError(pe.Code, pe.Reason)
@@ -83,16 +84,22 @@ func (in *clientInput) deliver(err error) error {
 	case in.closed != nil:
 		return in.closed // end delivers the batch
 	}
-	return in.batch.flush()
+	return in.batch.Flush()
 }
 
 // Message adds a data message to the batch for the stdin, or refuses it.
 func (in *clientInput) Message(text bool, payload []byte) error {
 	s := in.s
 	s.heard()
-	err := in.batch.add(payload, text)
-	if errors.Is(err, errInvalidText) {
-		if err := in.batch.flush(); err != nil { // the messages before it were whole
+	if s.ends.ClosingByUs() {
+		return nil // the session is closing: input is no longer wanted
+	}
+	taken, err := in.batch.Add(payload, text)
+	if taken {
+		s.countIn(len(payload))
+	}
+	if errors.Is(err, childin.ErrInvalidText) {
+		if err := in.batch.Flush(); err != nil { // the messages before it were whole
 			return err
 		}
 		s.log.Info("client message refused", "remote", s.remote, "reason", reasonInvalidText)

@@ -13,7 +13,9 @@
 // CGI, static files), internal/wsconn (the connection: wire, batch,
 // watchdog, close record, socket reads, lifetime), internal/frames (frame
 // encoding, compression, the one decoder of what clients send),
-// internal/childout (what a child prints, as frames), broadcast (the fan-out
+// internal/childout (what a child prints, as frames), internal/childin
+// (what clients send, batched for a stdin), internal/rawquery (query
+// parameters wsgate takes for itself), broadcast (the fan-out
 // and the Bus: Local, or redisbus), process (starting, feeding, stopping and
 // reaping children), internal/observe (what is told for metrics).
 //
@@ -47,9 +49,9 @@
 // serveSession -> session.run -> session.copyInput ->
 // wsconn.SocketReader.ReadWhenReady (a read turn into a pooled buffer) ->
 // clientInput.decode -> frames.Decoder.Feed -> clientInput.Message ->
-// stdinBatch.add (checks UTF-8, appends the line; a batch at maxStdinBatch
+// childin.Batch.Add (checks UTF-8, appends the line; a batch at its Limit
 // is written first) -> clientInput.deliver at the end of the read turn ->
-// stdinBatch.flush -> stdinBatch.write -> session.writeStdin ->
+// childin.Batch.Flush -> session.writeStdin ->
 // writeStdinParts -> process.Stdin.Take and Write -> the pipe. A broadcast
 // member's goes the same way from memberInput.readTurn, and from
 // session.writeStdin to stream.input: the leader's process.Stdin, or the

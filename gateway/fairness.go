@@ -2,10 +2,7 @@ package gateway
 
 import (
 	"log/slog"
-	"math"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/internal/fairness"
@@ -51,10 +48,5 @@ func (g *Gateway) checkRate(q *request) *refusal {
 	}
 	return &refusal{status: http.StatusTooManyRequests, reason: "too many handshakes from your address",
 		metric: observe.RefusedRate, level: slog.LevelInfo, hint: "raise --ratelimit",
-		header: http.Header{"Retry-After": {retryAfter(wait)}}}
-}
-
-// retryAfter is a Retry-After value in whole seconds, one at least.
-func retryAfter(wait time.Duration) string {
-	return strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
+		header: http.Header{"Retry-After": {fairness.RetryAfter(wait)}}}
 }

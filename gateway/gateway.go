@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/broadcast"
 	"github.com/wsgate/wsgate/internal/auth"
+	"github.com/wsgate/wsgate/internal/cgienv"
 	"github.com/wsgate/wsgate/internal/fairness"
 	"github.com/wsgate/wsgate/internal/httppolicy"
 	"github.com/wsgate/wsgate/internal/observe"
@@ -182,7 +183,7 @@ type Gateway struct {
 	observe   *observe.Counting
 	rate      *fairness.RateLimiter // nil without a RateLimit
 	plain     *plainhttp.Handler
-	wsHeaders http.Header // --header and --header-ws, for gorilla to write
+	headers   *httppolicy.Headers // --header, --header-ws, --header-http
 
 	// plainSteps and upgradeSteps are admission's checks (admission.go).
 	plainSteps, upgradeSteps []step
@@ -195,16 +196,13 @@ type Gateway struct {
 	live     map[*process.Process]struct{} // running children
 	open     map[*session]struct{}         // sessions being served
 	sessions sync.WaitGroup
-	members  *readiness.Set // where broadcast members wait for their clients; made for the first
+	members  readiness.Lazy // where broadcast members wait for their clients; made for the first
 	hooks    testHooks
 }
 
 // testHooks are what tests change of a gateway's behaviour, all in one
 // place; the zero value is the real behaviour.
 type testHooks struct {
-	// newMemberSet makes the readiness set of broadcast members;
-	// readiness.NewSet when nil, and in tests of what happens when it fails.
-	newMemberSet func() (*readiness.Set, error)
 	// memberOpening runs as a broadcast member is about to be counted open
 	// (enter): a shutdown begun just then must still reach it.
 	memberOpening func()
@@ -252,12 +250,7 @@ func New(cfg Config) (*Gateway, error) {
 	if g.plain, err = g.newPlainHandler(); err != nil {
 		return nil, err
 	}
-	g.wsHeaders = http.Header{}
-	for _, h := range []http.Header{cfg.Headers, cfg.HeadersWS} {
-		for name, values := range h {
-			g.wsHeaders[name] = append(g.wsHeaders[name], values...)
-		}
-	}
+	g.headers = httppolicy.NewHeaders(cfg.Headers, cfg.HeadersWS, cfg.HeadersHTTP)
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	return g, nil
 }
@@ -302,7 +295,7 @@ func (g *Gateway) newPlainHandler() (*plainhttp.Handler, error) {
 // requests go to the developer console, CGI scripts or static files. Every
 // request goes through admission first (admission.go).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	addHeaders(w, g.cfg.Headers)
+	httppolicy.AddTo(w, g.headers.All)
 	q, ref := g.admit(r)
 	if ref != nil {
 		// Refusals are plain HTTP responses and carry --header; a
@@ -311,8 +304,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !q.upgrade {
-		addHeaders(w, g.cfg.HeadersHTTP)
-		g.plain.Serve(w, q.r, identityEnv(q.identity))
+		httppolicy.AddTo(w, g.headers.Plain)
+		g.plain.Serve(w, q.r, cgienv.IdentityEnv(q.identity))
 		return
 	}
 	if !g.track() {
@@ -322,14 +315,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q.id = newSessionID()
 	g.serveWebSocket(w, q)
-}
-
-func addHeaders(w http.ResponseWriter, headers http.Header) {
-	for name, values := range headers {
-		for _, v := range values {
-			w.Header().Add(name, v)
-		}
-	}
 }
 
 // track counts a new session, unless shutdown has begun.
@@ -373,7 +358,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		g.sessions.Wait()
-		g.closeMemberSockets()
+		g.members.Close()
 		close(done)
 	}()
 	select {
@@ -466,7 +451,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, q *request) {
 		}
 	}
 	hw := &wsconn.HijackWriter{ResponseWriter: w}
-	_, err := g.upgrader.Upgrade(hw, g.offersForGorilla(q.r, q.client), g.handshakeHeader(q.protocol))
+	_, err := g.upgrader.Upgrade(hw, g.offersForGorilla(q.r, q.client), g.headers.ForHandshake(q.protocol, g.protocols != nil))
 	if err != nil {
 		g.log.Debug("handshake failed", "remote", q.client.Addr, "path", q.r.URL.Path, "err", err)
 		if m != nil {
@@ -522,52 +507,6 @@ func (g *Gateway) sessionEnded(s *session) {
 	g.setOpen(s, false)
 	close(s.ended)
 	g.sessions.Done()
-}
-
-// memberSockets returns the readiness set broadcast members' sockets wait
-// in, made for the first. Shutdown closes it once every session has ended.
-func (g *Gateway) memberSockets() (*readiness.Set, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.members == nil {
-		newSet := g.hooks.newMemberSet
-		if newSet == nil {
-			newSet = readiness.NewSet
-		}
-		set, err := newSet()
-		if err != nil {
-			return nil, err
-		}
-		g.members = set
-	}
-	return g.members, nil
-}
-
-// closeMemberSockets stops the readiness set, if there is one; call it
-// once no session is left.
-func (g *Gateway) closeMemberSockets() {
-	g.mu.Lock()
-	set := g.members
-	g.members = nil
-	g.mu.Unlock()
-	if set != nil {
-		set.Close()
-	}
-}
-
-// handshakeHeader returns the headers of the handshake response, naming
-// protocol when one was chosen. gorilla answers with the
-// Sec-WebSocket-Protocol it finds there.
-func (g *Gateway) handshakeHeader(protocol string) http.Header {
-	if g.protocols == nil {
-		return g.wsHeaders
-	}
-	h := g.wsHeaders.Clone()
-	h.Del("Sec-WebSocket-Protocol") // --header-ws must not name one the client did not offer
-	if protocol != "" {
-		h.Set("Sec-WebSocket-Protocol", protocol)
-	}
-	return h
 }
 
 // writeHandshakeError answers a handshake gorilla refuses, with its status

@@ -56,15 +56,6 @@ func authRefusal(ref *auth.Refusal) *refusal {
 	return r
 }
 
-// identityEnv is what a CGI script is told of who its client is: nothing
-// when no method is in use.
-func identityEnv(id auth.Identity) []string {
-	if id.Type == "" {
-		return nil
-	}
-	return append([]string{"AUTH_TYPE=" + id.Type, "REMOTE_USER=" + id.User}, id.Vars...)
-}
-
 // sessionLogger is the logger of q's session: every line names the
 // connection and, when one is known, the user, never the credential.
 func sessionLogger(log *slog.Logger, q *request) *slog.Logger {

@@ -160,12 +160,3 @@ func TestRateLimit_RefusesWith429AndRetryAfterBeforeAnythingStarts(t *testing.T)
 		t.Errorf("%d children started for 2 admitted handshakes", n)
 	}
 }
-
-func TestRetryAfterIsWholeSecondsOneAtLeast(t *testing.T) {
-	t.Parallel()
-	for wait, want := range map[time.Duration]string{0: "1", time.Millisecond: "1", 1500 * time.Millisecond: "2", 10 * time.Second: "10"} {
-		if got := retryAfter(wait); got != want {
-			t.Errorf("retryAfter(%v) = %q, want %q", wait, got, want)
-		}
-	}
-}

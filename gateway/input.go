@@ -3,126 +3,34 @@ package gateway
 import (
 	"errors"
 	"time"
-	"unicode/utf8"
 
+	"github.com/wsgate/wsgate/internal/childin"
 	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/observe"
 	"github.com/wsgate/wsgate/internal/wsconn"
 	"github.com/wsgate/wsgate/process"
 )
 
-// errInvalidText reports a client text message that is not UTF-8.
-var errInvalidText = errors.New("invalid UTF-8 in text message")
-
-// reasonInvalidText is the reason of the 1007 that refuses it.
+// reasonInvalidText is the reason of the 1007 that refuses a text message
+// that is not UTF-8.
 const reasonInvalidText = "invalid UTF-8 in text message"
 
 // errClientGone reports a client that hung up while its child was not
 // reading what it had sent.
 var errClientGone = errors.New("client hung up")
 
-// stdinBatch gathers whole client messages, each as a line in text mode,
-// for one write to the child's stdin, in a pooled buffer held only while
-// messages wait. It is bounded (maxStdinBatch): writing it blocks while the
-// stdin takes nothing, and so, through TCP, holds the client back. A
-// member's buffer starts small (see wsconn.SmallBufferSize) and grows up to the
-// bound.
-type stdinBatch struct {
-	s     *session
-	buf   *[]byte // nil when empty
-	open  bool    // the child still reads its stdin: else messages are dropped
-	small bool
-}
-
-// add adds one whole message to the batch, writing the batch first if the
-// message would take it past its bound, and the message too if it is bigger
-// than the bound. Text that is not UTF-8 is refused (errInvalidText) and
-// not added.
-func (b *stdinBatch) add(payload []byte, text bool) error {
-	if !b.open || b.s.ends.ClosingByUs() {
-		return nil // the child stopped reading, or the session is closing
-	}
-	if text && !utf8.Valid(payload) {
-		return errInvalidText
-	}
-	b.s.msgsIn.Add(1)
-	b.s.bytesIn.Add(int64(len(payload)))
-	b.s.gw.observe.Messages(b.s.ep.Name, observe.In, 1, int64(len(payload)))
-	line := !b.s.gw.cfg.Binary
-	size := len(payload)
-	if line {
-		size++
-	}
-	if b.buf != nil && len(*b.buf)+size > maxStdinBatch {
-		if err := b.flush(); err != nil || !b.open {
-			return err
-		}
-	}
-	if size > maxStdinBatch { // too big for any batch: written as it is, not copied
-		if line {
-			return b.write(payload, newline)
-		}
-		return b.write(payload, nil)
-	}
-	if b.buf == nil && b.small {
-		b.buf = wsconn.GetSmallBuffer()
-	} else if b.buf == nil {
-		b.buf = wsconn.GetBuffer()
-	}
-	*b.buf = append(*b.buf, payload...)
-	if line {
-		*b.buf = append(*b.buf, '\n')
-	}
-	return nil
-}
-
-// flush writes the batched messages.
-func (b *stdinBatch) flush() error {
-	if b.buf == nil {
-		return nil
-	}
-	err := b.write(*b.buf, nil)
-	b.release()
-	return err
-}
-
-// newline ends each message in text mode.
-var newline = []byte{'\n'}
-
-// write writes p then tail to stdin, unless the child stopped reading it:
-// then what follows is dropped.
-func (b *stdinBatch) write(p, tail []byte) error {
-	if !b.open || len(p)+len(tail) == 0 {
-		return nil
-	}
-	err := b.s.writeStdin(p, tail)
-	if errors.Is(err, process.ErrStdinClosed) {
-		b.open = false
-		return nil
-	}
-	return err
-}
-
 // deliverRest writes the whole messages still batched when the client's
 // side ended with them, by a close frame or a drop that came in the same
 // read: they were received, so the child gets them. A child that does not
-// read gets wsconn.CloseWait to take them; a session that is closing anyway gives
-// them up.
-func (b *stdinBatch) deliverRest(err error) {
-	if b.buf == nil || !b.open || errors.Is(err, errClientGone) || b.s.ends.ClosingByUs() {
+// read gets wsconn.CloseWait to take them; a session that is closing anyway
+// gives them up.
+func (s *session) deliverRest(b *childin.Batch, err error) {
+	rest := b.Pending()
+	if rest == nil || errors.Is(err, errClientGone) || s.ends.ClosingByUs() {
 		return
 	}
-	if err := b.s.writeLastInput(*b.buf, wsconn.CloseWait); err != nil {
-		b.s.log.Debug("messages not delivered at the client's end", "bytes", len(*b.buf), "err", err)
-	}
-	b.release()
-}
-
-// release gives the buffer back to the pool.
-func (b *stdinBatch) release() {
-	if b.buf != nil {
-		wsconn.PutBuffer(b.buf)
-		b.buf = nil
+	if err := s.writeLastInput(rest, wsconn.CloseWait); err != nil {
+		s.log.Debug("messages not delivered at the client's end", "bytes", len(rest), "err", err)
 	}
 }
 
@@ -222,4 +130,11 @@ func (s *session) stdinWaiting() error {
 // pong; one at a time is queued (wire.control).
 func (s *session) probeClient() {
 	s.wire.Control(frames.ControlFrame(frames.OpPong, nil))
+}
+
+// countIn counts a message of size bytes taken from the client.
+func (s *session) countIn(size int) {
+	s.msgsIn.Add(1)
+	s.bytesIn.Add(int64(size))
+	s.gw.observe.Messages(s.ep.Name, observe.In, 1, int64(size))
 }

@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"time"
-
-	"github.com/wsgate/wsgate/internal/wsconn"
 )
 
 // The sizes and timeouts of a gateway, and how they relate to each other
@@ -13,7 +11,7 @@ import (
 //     control frame waits for one chunk at most.
 //   - wsconn.BatchLimit (64 KiB): the most a batch of frames holds before
 //     it is written, the most a read turn takes from a socket, and the bound
-//     of decoded client messages waiting for a stdin (maxStdinBatch).
+//     of decoded client messages waiting for a stdin (childin.Limit).
 //   - wsconn.ControlWriteWait (1 s): how long a close frame we start may
 //     wait to be taken; wsconn.CloseWait (1 s): how long the client then has
 //     to answer. Shutdown's bound (about 2 s + 3 x --closems) is their sum
@@ -56,14 +54,6 @@ const (
 	// ended meanwhile.
 	joinAttempts = 3
 )
-
-// maxStdinBatch bounds the decoded bytes a batch of client messages holds
-// while it waits for the stdin, however many messages one read decodes: 64
-// KiB of compressed frames can inflate to dozens of megabytes. A message
-// that would take the batch past the bound has the batch written first; one
-// bigger than the bound is written by itself, from where the decoder holds
-// it, without a copy.
-const maxStdinBatch = wsconn.BatchLimit
 
 // takeBatch is how many messages a member's writer takes from the stream at
 // a time, into an array on its stack: a chunk's worth of short lines.

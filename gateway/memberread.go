@@ -9,7 +9,7 @@ import (
 // gorilla, and without a goroutine while it waits: an idle viewer of a
 // dashboard should cost next to nothing, and a goroutine waiting in a read
 // holds at least its 2 KiB stack, gorilla's reader a buffer besides. Its
-// socket waits in the gateway's readiness set (memberSockets) instead, and
+// socket waits in the gateway's readiness set (Gateway.members) instead, and
 // each time the client has sent something, a goroutine started for that
 // (readTurn) reads what is there into a pooled buffer, decodes it with a
 // frames.Decoder, which holds nothing between messages, writes the
@@ -23,7 +23,7 @@ import (
 // reports true, the session is the readiness set's: it ends, logs and
 // leaves the gateway from the goroutine of its last read (memberInput.end).
 func (s *session) watchMember(sr *wsconn.SocketReader) bool {
-	set, err := s.gw.memberSockets()
+	set, err := s.gw.members.Get()
 	if err != nil {
 		s.log.Warn("broadcast member read by a goroutine of its own", "err", err)
 		return false

@@ -69,7 +69,7 @@ func TestBroadcastMemberIsReadByGorillaWhenTheReadinessSetCannotBeMade(t *testin
 	t.Parallel()
 	tg := newTestGateway(t, broadcastScript(t, "exec cat"))
 	tg.gw.mu.Lock()
-	tg.gw.hooks.newMemberSet = func() (*readiness.Set, error) { return nil, errors.New("no epoll set in this test") }
+	tg.gw.members.New = func() (*readiness.Set, error) { return nil, errors.New("no epoll set in this test") }
 	tg.gw.mu.Unlock()
 	conn := tg.dial(t, "/", nil)
 	send(t, conn, websocket.TextMessage, "hello")

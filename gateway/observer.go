@@ -1,7 +1,5 @@
 package gateway
 
-import ()
-
 // Stats is what a gateway is doing at one moment.
 type Stats struct {
 	Connections int // open WebSocket connections

@@ -3,13 +3,12 @@ package gateway
 import (
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/wsgate/wsgate/broadcast"
 	"github.com/wsgate/wsgate/internal/frames"
 	"github.com/wsgate/wsgate/internal/observe"
+	"github.com/wsgate/wsgate/internal/rawquery"
 )
 
 // Resume (broadcast mode, text only): a client that names the query
@@ -50,7 +49,7 @@ func (g *Gateway) checkResume(q *request) *refusal {
 	if !g.cfg.Broadcast {
 		return nil
 	}
-	rest, values := withoutParam(q.r.URL.RawQuery, resumeParam)
+	rest, values := rawquery.Without(q.r.URL.RawQuery, resumeParam)
 	if len(values) == 0 {
 		return nil
 	}
@@ -74,46 +73,8 @@ func (g *Gateway) checkResume(q *request) *refusal {
 		f.at = &at
 	}
 	q.follow = f
-	q.r = withQuery(q.r, rest)
+	q.r = rawquery.WithQuery(q.r, rest)
 	return nil
-}
-
-// withoutParam returns the raw query string without the parameters named
-// name, the others kept in their order and as they were written, and the
-// values of those it dropped, unescaped (a value that does not unescape is
-// kept as written, and fails to parse).
-func withoutParam(raw, name string) (string, []string) {
-	if !strings.Contains(raw, name) && !strings.Contains(raw, "%") {
-		return raw, nil // the common case: nothing to look at
-	}
-	var kept []string
-	var values []string
-	for _, part := range strings.Split(raw, "&") {
-		key, value, _ := strings.Cut(part, "=")
-		if k, err := url.QueryUnescape(key); err != nil || k != name {
-			kept = append(kept, part)
-			continue
-		}
-		if v, err := url.QueryUnescape(value); err == nil {
-			value = v
-		}
-		values = append(values, value)
-	}
-	if len(values) == 0 {
-		return raw, nil
-	}
-	return strings.Join(kept, "&"), values
-}
-
-// withQuery returns a shallow copy of r whose URL has the raw query string
-// raw.
-func withQuery(r *http.Request, raw string) *http.Request {
-	r2 := new(http.Request)
-	*r2 = *r
-	u := *r.URL
-	u.RawQuery = raw
-	r2.URL = &u
-	return r2
 }
 
 // subscribe joins m to the local fan-out, with the registry's lock held:
@@ -125,53 +86,20 @@ func (st *stream) subscribe(m *member) (*broadcast.Subscriber, bool) {
 	}
 	sub, j, ok := st.fanout.JoinAfter(m, m.follow.at)
 	if ok {
-		m.greeting = greeting(j)
+		m.greeting = j.Greeting()
 		if st.g.log.Enabled(st.g.ctx, slog.LevelDebug) {
-			st.log.Debug("client follows positions", "asked", positionText(m.follow.at), "from", j.Before.String(), "continues", j.Continues)
+			st.log.Debug("client follows positions", "asked", m.follow.at, "from", j.Before.String(), "continues", j.Continues)
 		}
 	}
 	return sub, ok
 }
 
-// positionText is a position for the log: "" for none.
-func positionText(p *broadcast.Position) string {
-	if p == nil {
-		return ""
-	}
-	return p.String()
-}
-
-// greeting returns the first message of a client that follows positions:
-// where it stands, and whether what follows continues from where it was.
-func greeting(j broadcast.Joined) []byte {
-	event := "reset"
-	if j.Continues {
-		event = "joined"
-	}
-	text := j.Before.AppendText([]byte("id: "))
-	return append(append(append(text, "\nevent: "...), event...), "\n\n"...)
-}
-
 // catchUp waits, resumeCatchUp at most, while the position f gives is of
-// the stream's history but beyond what this instance has delivered: the
-// bus may still be bringing it. It is called before the member joins, and
-// holds no lock.
+// the stream's history but beyond what this instance has delivered. It is
+// called before the member joins, and holds no lock.
 func (st *stream) catchUp(f *following) {
-	if f == nil || f.at == nil || st.fanout.Reached(*f.at) {
-		return
-	}
-	deadline := time.NewTimer(resumeCatchUp)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !st.fanout.Reached(*f.at) {
-		select {
-		case <-st.done:
-			return
-		case <-deadline.C:
-			return
-		case <-tick.C:
-		}
+	if f != nil && f.at != nil {
+		st.fanout.AwaitReached(*f.at, resumeCatchUp, st.done)
 	}
 }
 
@@ -180,24 +108,10 @@ func (st *stream) catchUp(f *following) {
 // compressed frame too. The stream's messages in text mode are each one
 // whole text frame.
 func (st *stream) tagMessage(msg *broadcast.Message) *broadcast.Tagged {
-	line := msg.Data[len(msg.Data)-msg.Size:]
-	// The frame is built after room for the longest header, which then
-	// goes just before the text: one allocation.
-	buf := make([]byte, frames.MaxHeader, frames.MaxHeader+len("id: :\n\n")+len(st.epoch)+20+len(line))
-	buf = broadcast.Position{Epoch: st.epoch, Seq: msg.Seq}.AppendText(append(buf, "id: "...))
-	buf = append(append(buf, "\n\n"...), line...)
-	text := buf[frames.MaxHeader:]
-	var header [frames.MaxHeader]byte
-	h := frames.AppendHeader(header[:0], frames.OpText, true, len(text))
-	start := frames.MaxHeader - len(h)
-	copy(buf[start:], h)
-	t := &broadcast.Tagged{Data: buf[start:], Size: len(text)}
-	if st.g.cfg.Compress {
-		if f := frames.AppendMessage(nil, frames.OpText, text, true); f[0]&frames.RSV1Bit != 0 {
-			t.Compressed = f
-		}
-	}
-	return t
+	var room [64]byte
+	prefix := broadcast.Position{Epoch: st.epoch, Seq: msg.Seq}.AppendText(append(room[:0], "id: "...))
+	data, compressed, size := frames.PrefixedText(append(prefix, "\n\n"...), msg.Data[len(msg.Data)-msg.Size:], st.g.cfg.Compress)
+	return &broadcast.Tagged{Data: data, Compressed: compressed, Size: size}
 }
 
 // form returns what msg is sent to the member as: the frame, compressed

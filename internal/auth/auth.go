@@ -16,9 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/rawquery"
 )
 
 // maxLoggedUser bounds a user name a client sent, in a log line.
@@ -178,7 +179,7 @@ func (m Methods) tokenOf(r *http.Request) (string, string) {
 			return c.Value, "cookie " + m.TokenCookie
 		}
 	}
-	if raw := queryValue(r.URL.RawQuery, TokenParameter); raw != "" {
+	if raw := rawquery.Value(r.URL.RawQuery, TokenParameter); raw != "" {
 		return raw, "the " + TokenParameter + " parameter"
 	}
 	return "", ""
@@ -237,25 +238,6 @@ func (m Methods) challenges(badToken bool) []string {
 // Challenges are the WWW-Authenticate values of a 401 that no credential
 // was checked for (the command's).
 func (m Methods) Challenges() []string { return m.challenges(false) }
-
-// queryValue returns the first value of name in a raw query, or "".
-func queryValue(rawQuery, name string) string {
-	for piece := range strings.SplitSeq(rawQuery, "&") {
-		key, value, _ := strings.Cut(piece, "=")
-		if unescaped(key) == name {
-			return unescaped(value)
-		}
-	}
-	return ""
-}
-
-// unescaped is s with its query escapes undone, or s when it has bad ones.
-func unescaped(s string) string {
-	if u, err := url.QueryUnescape(s); err == nil {
-		return u
-	}
-	return s
-}
 
 // truncate cuts s to n bytes for a log line.
 func truncate(s string, n int) string {

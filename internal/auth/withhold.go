@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+
+	"github.com/wsgate/wsgate/internal/rawquery"
 )
 
 // Withhold returns r without the credentials the methods in use read, for
@@ -25,7 +27,7 @@ func (m Methods) Withhold(r *http.Request) *http.Request {
 		withoutCookie(w.Header, m.TokenCookie)
 	}
 	if m.Tokens != nil {
-		w.URL.RawQuery = withoutParameter(w.URL.RawQuery, TokenParameter)
+		w.URL.RawQuery, _ = rawquery.Without(w.URL.RawQuery, TokenParameter)
 		w.RequestURI = w.URL.RequestURI()
 	}
 	return w
@@ -37,31 +39,7 @@ func (m Methods) carries(r *http.Request) bool {
 	return h.Get("Authorization") != "" ||
 		m.UserHeader != "" && len(h.Values(m.UserHeader)) > 0 ||
 		m.TokenCookie != "" && len(h.Values("Cookie")) > 0 ||
-		m.Tokens != nil && hasParameter(r.URL.RawQuery, TokenParameter)
-}
-
-// hasParameter reports whether rawQuery names the parameter name.
-func hasParameter(rawQuery, name string) bool {
-	for piece := range strings.SplitSeq(rawQuery, "&") {
-		if key, _, _ := strings.Cut(piece, "="); unescaped(key) == name {
-			return true
-		}
-	}
-	return false
-}
-
-// withoutParameter returns rawQuery without the parameter name, its other
-// parameters as they were written, in their order.
-func withoutParameter(rawQuery, name string) string {
-	pieces := strings.Split(rawQuery, "&")
-	kept := pieces[:0]
-	for _, piece := range pieces {
-		key, _, _ := strings.Cut(piece, "=")
-		if unescaped(key) != name {
-			kept = append(kept, piece)
-		}
-	}
-	return strings.Join(kept, "&")
+		m.Tokens != nil && rawquery.Has(r.URL.RawQuery, TokenParameter)
 }
 
 // withoutCookie removes the cookie name from h's Cookie headers, keeping

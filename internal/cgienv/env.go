@@ -139,3 +139,12 @@ func localPort(r *http.Request) string {
 	_, port := httppolicy.SplitHostPort(addr.String())
 	return port
 }
+
+// IdentityEnv is what a CGI script is told of who its client is: AUTH_TYPE,
+// REMOTE_USER and the token's claims; nothing when no method is in use.
+func IdentityEnv(id auth.Identity) []string {
+	if id.Type == "" {
+		return nil
+	}
+	return append([]string{"AUTH_TYPE=" + id.Type, "REMOTE_USER=" + id.User}, id.Vars...)
+}

@@ -170,3 +170,12 @@ func TestCounter_LimitsEachAddressAndForgetsItWhenNothingIsHeld(t *testing.T) {
 		t.Fatalf("%d addresses remembered with nothing held", n)
 	}
 }
+
+func TestRetryAfterIsWholeSecondsOneAtLeast(t *testing.T) {
+	t.Parallel()
+	for wait, want := range map[time.Duration]string{0: "1", time.Millisecond: "1", 1500 * time.Millisecond: "2", 10 * time.Second: "10"} {
+		if got := RetryAfter(wait); got != want {
+			t.Errorf("RetryAfter(%v) = %q, want %q", wait, got, want)
+		}
+	}
+}

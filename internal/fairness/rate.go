@@ -2,6 +2,7 @@ package fairness
 
 import (
 	"math"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -99,4 +100,10 @@ func (l *RateLimiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.buckets)
+}
+
+// RetryAfter is a Retry-After value for wait, in whole seconds, one at
+// least.
+func RetryAfter(wait time.Duration) string {
+	return strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
 }

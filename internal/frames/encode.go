@@ -41,6 +41,27 @@ func AppendHeader(b []byte, op byte, fin bool, size int) []byte {
 	return binary.BigEndian.AppendUint64(append(b, first, 127), uint64(size))
 }
 
+// PrefixedText returns one final text frame whose payload is prefix then
+// text, made with one allocation, and the payload's size; with deflate,
+// also its compressed frame when that is smaller, else nil.
+func PrefixedText(prefix, text []byte, deflate bool) (frame, compressed []byte, size int) {
+	size = len(prefix) + len(text)
+	// The payload goes after room for the longest header, which then goes
+	// just before it.
+	buf := append(append(make([]byte, MaxHeader, MaxHeader+size), prefix...), text...)
+	payload := buf[MaxHeader:]
+	var header [MaxHeader]byte
+	h := AppendHeader(header[:0], OpText, true, size)
+	frame = buf[MaxHeader-len(h):]
+	copy(frame, h)
+	if deflate {
+		if f := AppendMessage(nil, OpText, payload, true); f[0]&RSV1Bit != 0 {
+			compressed = f
+		}
+	}
+	return frame, compressed, size
+}
+
 // ControlFrame returns a whole control frame; payload is cut to what a
 // control frame can carry.
 func ControlFrame(op byte, payload []byte) []byte {
