@@ -378,7 +378,7 @@ func (c *CLI) mainPort() int {
 // on the main port, and the Unix socket. A Unix socket alone replaces TCP.
 // Sockets passed by systemd replace both. TLS is the caller's to add.
 func (c *CLI) listeners(inherited []net.Listener) httpserver.Listeners {
-	ls := httpserver.Listeners{Inherited: inherited, RedirectPort: c.mainPort()}
+	ls := httpserver.Listeners{Inherited: inherited, RedirectPort: c.mainPort(), Console: c.DevConsole}
 	switch {
 	case len(inherited) > 0:
 	case c.listensOnTCP():

@@ -260,6 +260,20 @@ func (g *gatewayProc) waitLog(timeout time.Duration, msg string, match func(map[
 	}
 }
 
+// logsSay reports whether the log holds text, waiting for it up to
+// within: a line about what a client was just told may be written a moment
+// after the client got it.
+func (g *gatewayProc) logsSay(text string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for !strings.Contains(g.logs(), text) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
 // logLines returns the fields of each text-format line of logs with the
 // given msg.
 func logLines(logs, msg string) []map[string]string {

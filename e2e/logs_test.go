@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -179,5 +181,71 @@ func TestLogs_ChildStderrIsLoggedWithConnectionIdAndPid(t *testing.T) {
 	if access["id"] != f["id"] || access["pid"] != f["pid"] {
 		t.Errorf("access line id=%s pid=%s, stderr line id=%s pid=%s: want the same connection",
 			access["id"], access["pid"], f["id"], f["pid"])
+	}
+}
+
+// Under --dir, a stderr line names the script that printed it, in both
+// modes: two scripts complain, and each line is told apart by its path.
+func TestLogs_ChildStderrNamesThePathOfItsScript(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"per-connection", "broadcast"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			for _, name := range []string{"disk.sh", "net.sh"} {
+				writeFile(t, filepath.Join(dir, name), "#!/bin/sh\necho \"complaint from "+name+"\" >&2\necho ready\nexec cat\n")
+				if err := os.Chmod(filepath.Join(dir, name), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := []string{"--dir=" + dir}
+			if mode == "broadcast" {
+				args = append(args, "--broadcast")
+			}
+			g := startGateway(t, args...)
+			for _, name := range []string{"disk.sh", "net.sh"} {
+				conn := dial(t, g.url("/"+name))
+				if got := receive(t, conn); got != "ready" {
+					t.Fatalf("/%s said %q first, want ready", name, got)
+				}
+				f := g.waitLog(10*time.Second, "stderr", func(f map[string]string) bool {
+					return f["line"] == "complaint from "+name
+				})
+				if f["path"] != "/"+name {
+					t.Errorf("stderr line of /%s has path=%q: %v", name, f["path"], f)
+				}
+				conn.Close()
+			}
+		})
+	}
+}
+
+// The start-up line of each listener names the URL to open, and the
+// console's page when it is served; the URL works.
+func TestLogs_TheListeningLineNamesTheURLToOpen(t *testing.T) {
+	t.Parallel()
+	for _, console := range []bool{false, true} {
+		args := []string{"cat"}
+		if console {
+			args = []string{"--devconsole", "cat"}
+		}
+		g := startGateway(t, args...)
+		lines := logLines(g.logs(), "listening")
+		if len(lines) != 1 {
+			t.Fatalf("%d listening lines, want 1:\n%s", len(lines), g.logs())
+		}
+		f := lines[0]
+		if f["url"] != "ws://"+g.addr+"/" {
+			t.Errorf("url=%q, want ws://%s/", f["url"], g.addr)
+		}
+		if want := "http://" + g.addr + "/"; console && f["console"] != want || !console && f["console"] != "" {
+			t.Errorf("console=%q with --devconsole %v", f["console"], console)
+		}
+		conn := dial(t, f["url"])
+		send(t, conn, "hi")
+		if got := receive(t, conn); got != "hi" {
+			t.Errorf("the logged URL echoed %q", got)
+		}
+		conn.Close()
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -334,5 +335,42 @@ func TestSystemd_TextLogsToTheJournalCarryNoTime(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The socket unit, the nginx and HAProxy examples and the README agree:
+// systemd listens on loopback where both proxies forward, and the
+// README's quick start listens on loopback too.
+func TestExamples_TheSocketUnitListensWhereTheProxiesForward(t *testing.T) {
+	t.Parallel()
+	find := func(path string, pattern string) []string {
+		t.Helper()
+		var found []string
+		for _, m := range regexp.MustCompile(pattern).FindAllStringSubmatch(readExample(t, path), -1) {
+			found = append(found, m[1])
+		}
+		if len(found) == 0 {
+			t.Fatalf("examples/%s has no line matching %s", path, pattern)
+		}
+		return found
+	}
+	socket := find("systemd/wsgate.socket", `(?m)^ListenStream=(\S+)$`)
+	if len(socket) != 1 || !strings.HasPrefix(socket[0], "127.0.0.1:") {
+		t.Fatalf("wsgate.socket listens on %q, want one loopback address", socket)
+	}
+	nginx := find("nginx/wsgate.conf", `(?m)^\s*server (\S+);`)
+	haproxy := find("haproxy/wsgate.cfg", `(?m)^\s*server \S+ (\S+)`)
+	for _, forward := range append(nginx, haproxy...) {
+		if forward != socket[0] {
+			t.Errorf("a proxy forwards to %s, wsgate.socket listens on %s", forward, socket[0])
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := regexp.MustCompile("(?s)```sh\n([^\n]*)\n").FindSubmatch(readme)
+	if first == nil || !strings.Contains(string(first[1]), "--address=127.0.0.1") || !strings.Contains(string(first[1]), "http://127.0.0.1:") {
+		t.Errorf("the README's first command does not listen on loopback and name what to open: %q", first)
 	}
 }

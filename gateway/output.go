@@ -13,13 +13,14 @@ import (
 	"github.com/wsgate/wsgate/process"
 )
 
-// childOutput returns the writers of a child's stdout and stderr, whose
-// frames go to out.
-func (g *Gateway) childOutput(out childout.Out, log *slog.Logger, replaced *atomic.Bool) (stdout, stderr io.Writer) {
+// childOutput returns the writers of the stdout and stderr of a child of
+// endpoint, whose frames go to out. What it logs (its stderr) names the
+// endpoint's path: under --dir, which script complained.
+func (g *Gateway) childOutput(endpoint string, out childout.Out, log *slog.Logger, replaced *atomic.Bool) (stdout, stderr io.Writer) {
 	return childout.Writers(childout.Config{
 		Out:        out,
 		MaxLine:    g.cfg.MaxLineSize,
-		Log:        log,
+		Log:        log.With("path", endpoint),
 		Replaced:   replaced,
 		Binary:     g.cfg.Binary,
 		PassStderr: g.cfg.PassStderr,

@@ -167,7 +167,7 @@ func (s *session) run(ctx context.Context) {
 // child's exit status after the last of the output, unless one was sent.
 func (s *session) pumpOutput() {
 	defer close(s.pumped)
-	status := s.proc.Feed(s.gw.childOutput(sessionOut{s}, s.log, &s.replacedUTF8))
+	status := s.proc.Feed(s.gw.childOutput(s.ep.Name, sessionOut{s}, s.log, &s.replacedUTF8))
 	s.gw.observe.ChildEnded(s.ep.Name)
 	code, reason := closeCodeFor(status), status.String()
 	if s.close(code, reason, closeAfterData) {

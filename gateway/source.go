@@ -78,7 +78,7 @@ func (src *source) pumpOutput() {
 	defer g.forks.Release()
 	defer g.setLive(src.proc, false)
 	defer src.stopOnShutdown()
-	status := src.proc.Feed(g.childOutput(src, src.log, &src.replaced))
+	status := src.proc.Feed(g.childOutput(st.endpoint, src, src.log, &src.replaced))
 	g.observe.ChildEnded(st.endpoint)
 	exit := status.String()
 	src.endAfterBatch(frames.CloseFrame(closeCodeFor(status), exit))

@@ -27,8 +27,9 @@ type health struct {
 	takeovers atomic.Uint64          // leads taken of a stream another instance led
 	errors    [len(ErrorKinds)]atomic.Uint64
 
-	mu       sync.Mutex // serializes the log lines of changes
-	lastSaid string     // the last reason logged, so that a new one is told
+	mu        sync.Mutex // serializes the log lines of changes
+	lastSaid  string     // the last reason logged, so that a new one is told
+	connected bool       // Redis has answered once: a return is "reachable again"
 }
 
 // kindIndex numbers the error kinds, for the counters.
@@ -182,15 +183,28 @@ func (b *Bus) learnRunID(ctx context.Context) {
 }
 
 // answered marks the bus up after Redis answered, and says so when it was
-// not.
+// not: connected the first time, reachable again after that, whichever
+// call finds it first (this, or the prober).
 func (b *Bus) answered() {
 	if b.health.up.Swap(true) {
 		return
 	}
+	b.sayUp(0)
+}
+
+// sayUp logs that Redis answers, once for each time it was lost; attempts
+// is how many probes it took, 0 when another call found it.
+func (b *Bus) sayUp(attempts int) {
 	b.health.mu.Lock()
 	defer b.health.mu.Unlock()
+	switch {
+	case !b.health.connected:
+		b.health.connected = true
+		b.log.Info("bus connected")
+	case b.health.lastSaid != "":
+		b.log.Info("bus reachable again", "attempts", attempts)
+	}
 	b.health.lastSaid = ""
-	b.log.Info("bus connected")
 }
 
 // setReason records why the bus is not up.
@@ -250,7 +264,7 @@ func (b *Bus) probe() {
 		if err == nil {
 			b.down.Store(false)
 			b.health.up.Store(true)
-			b.say("", func() { b.log.Info("bus reachable again", "attempts", attempt) })
+			b.sayUp(attempt)
 			return
 		}
 		be := explain(err)

@@ -54,6 +54,9 @@ type Listeners struct {
 	RedirectAddrs []string
 	// RedirectPort is the main port redirects point to.
 	RedirectPort int
+	// Console says the developer console is served: a main listener's
+	// start-up line names the page to open too.
+	Console bool
 }
 
 // Handler is what a Server serves: an http.Handler that can drain the
@@ -74,6 +77,8 @@ type Server struct {
 	redirects []net.Listener
 	fresh     *freshConns // of both HTTP servers
 	log       *slog.Logger
+	tls       bool // the main listeners speak TLS
+	console   bool // the developer console is served
 }
 
 // Listen opens every listener of ls for gw. On error, the ones already open
@@ -81,10 +86,12 @@ type Server struct {
 func Listen(ls Listeners, gw Handler, logger *slog.Logger) (*Server, error) {
 	fresh := newFreshConns()
 	s := &Server{
-		gw:    gw,
-		log:   logger,
-		fresh: fresh,
-		main:  newHTTPServer(gw, fresh, logger),
+		gw:      gw,
+		log:     logger,
+		fresh:   fresh,
+		main:    newHTTPServer(gw, fresh, logger),
+		tls:     ls.TLS != nil,
+		console: ls.Console,
 	}
 	if err := s.open(ls); err != nil {
 		s.closeListeners()
@@ -196,8 +203,8 @@ func (s *Server) RedirectAddrs() []net.Addr {
 func (s *Server) Serve() error {
 	errs := make(chan error, len(s.listeners)+len(s.redirects))
 	var wg sync.WaitGroup
-	serve := func(srv *http.Server, l net.Listener, what string) {
-		s.log.Info(what, "addr", l.Addr().String())
+	serve := func(srv *http.Server, l net.Listener, what string, urls ...any) {
+		s.log.Info(what, append([]any{"addr", l.Addr().String()}, urls...)...)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -205,7 +212,7 @@ func (s *Server) Serve() error {
 		}()
 	}
 	for _, l := range s.listeners {
-		serve(s.main, l, "listening")
+		serve(s.main, l, "listening", s.urls(l.Addr())...)
 	}
 	for _, l := range s.redirects {
 		serve(s.redirect, l, "redirecting")
@@ -222,6 +229,34 @@ func (s *Server) Serve() error {
 		return nil
 	}
 	return err
+}
+
+// urls returns the log attributes that name what to open on the main
+// listener at addr: the WebSocket URL, and the console's page when it is
+// served. A wildcard address is named by the machine's host name, as
+// websocketd does; a Unix socket has no URL.
+func (s *Server) urls(addr net.Addr) []any {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return nil
+	}
+	host := tcp.IP.String()
+	if tcp.IP.IsUnspecified() {
+		host = "localhost"
+		if name, err := os.Hostname(); err == nil && name != "" {
+			host = name
+		}
+	}
+	hostPort := net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+	ws, page := "ws://", "http://"
+	if s.tls {
+		ws, page = "wss://", "https://"
+	}
+	attrs := []any{"url", ws + hostPort + "/"}
+	if s.console {
+		attrs = append(attrs, "console", page+hostPort+"/")
+	}
+	return attrs
 }
 
 // Shutdown stops accepting, closes every session with 1001, stops every
