@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/internal/observe"
+	"github.com/wsgate/wsgate/process"
 )
 
 // recorder is an observe.Observer that notes every event as a line.
@@ -51,7 +52,12 @@ func (r *recorder) ConnectionClosed(e string, code int, d time.Duration) {
 }
 func (r *recorder) ChildStarted(e string)     { r.note("started "+e, 1) }
 func (r *recorder) ChildStartFailed(e string) { r.note("failed "+e, 1) }
-func (r *recorder) ChildEnded(e string)       { r.note("ended "+e, 1) }
+func (r *recorder) ChildEnded(e string, status process.Status) {
+	r.note("ended "+e, 1)
+	r.note(fmt.Sprintf("exit %s %s", e, status), 1)
+}
+func (r *recorder) FirstMessage(e string, after time.Duration) { r.note("first message "+e, 1) }
+func (r *recorder) StderrLine(e string)                        { r.note("stderr "+e, 1) }
 func (r *recorder) Messages(e string, dir observe.Direction, msgs, bytes int64) {
 	r.note(fmt.Sprintf("msgs %s %s", e, dir), msgs)
 	r.note(fmt.Sprintf("bytes %s %s", e, dir), bytes)

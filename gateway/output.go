@@ -14,8 +14,8 @@ import (
 )
 
 // childOutput returns the writers of a child's stdout and stderr, whose
-// frames go to out.
-func (g *Gateway) childOutput(out childout.Out, log *slog.Logger, replaced *atomic.Bool) (stdout, stderr io.Writer) {
+// frames go to out; endpoint's stderr lines are counted.
+func (g *Gateway) childOutput(out childout.Out, endpoint string, log *slog.Logger, replaced *atomic.Bool) (stdout, stderr io.Writer) {
 	return childout.Writers(childout.Config{
 		Out:        out,
 		MaxLine:    g.cfg.MaxLineSize,
@@ -23,6 +23,7 @@ func (g *Gateway) childOutput(out childout.Out, log *slog.Logger, replaced *atom
 		Replaced:   replaced,
 		Binary:     g.cfg.Binary,
 		PassStderr: g.cfg.PassStderr,
+		StderrLine: func() { g.observe.StderrLine(endpoint) },
 	})
 }
 
