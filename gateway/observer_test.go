@@ -86,7 +86,7 @@ func (r *recorder) waitCount(t *testing.T, event string, want int64) {
 
 func TestObserverIsToldOfASessionByEndpoint(t *testing.T) {
 	t.Parallel()
-	dir := scriptDir(t, map[string]string{"echo.sh": "exec cat", "sub/fail.sh": "exit 3"})
+	dir := scriptDir(t, map[string]string{"echo.sh": "exec cat", "sub/fail.sh": "echo oops >&2; printf 'no newline' >&2; exit 3"})
 	obs := newRecorder()
 	tg := newTestGateway(t, Config{Dir: dir, Observer: obs})
 
@@ -112,6 +112,9 @@ func TestObserverIsToldOfASessionByEndpoint(t *testing.T) {
 		"msgs /echo.sh in": 3, "bytes /echo.sh in": 9, "msgs /echo.sh out": 3, "bytes /echo.sh out": 9,
 		"opened /sub/fail.sh": 1, "started /sub/fail.sh": 1, "ended /sub/fail.sh": 1,
 		"closed with no duration": 0,
+		"exit /echo.sh exit status 0": 1, "exit /sub/fail.sh exit status 3": 1,
+		"first message /echo.sh": 1, "first message /sub/fail.sh": 0, // a close frame is no message
+		"stderr /echo.sh": 0, "stderr /sub/fail.sh": 2,
 	} {
 		obs.waitCount(t, event, want)
 	}
@@ -216,4 +219,5 @@ func TestObserverIsToldOfBroadcastSubscribersSharedChildrenAndSlowClients(t *tes
 	readUntilClose(t, fast, 10*time.Second)
 	obs.waitCount(t, "subscribers /", 0)
 	obs.waitCount(t, "ended /", 1) // the last client left: the shared child is stopped
+	obs.waitCount(t, "first message /", 2)
 }
