@@ -111,7 +111,7 @@ func TestObserverIsToldOfASessionByEndpoint(t *testing.T) {
 		"opened /echo.sh": 1, "started /echo.sh": 1,
 		"msgs /echo.sh in": 3, "bytes /echo.sh in": 9, "msgs /echo.sh out": 3, "bytes /echo.sh out": 9,
 		"opened /sub/fail.sh": 1, "started /sub/fail.sh": 1, "ended /sub/fail.sh": 1,
-		"closed with no duration": 0,
+		"closed with no duration":     0,
 		"exit /echo.sh exit status 0": 1, "exit /sub/fail.sh exit status 3": 1,
 		"first message /echo.sh": 1, "first message /sub/fail.sh": 0, // a close frame is no message
 		"stderr /echo.sh": 0, "stderr /sub/fail.sh": 2,
