@@ -604,9 +604,13 @@ func (c *CLI) limits() metrics.Limits {
 	}
 }
 
+// maxListedEndpoints bounds the endpoints whose series are made at
+// start-up: a --dir pointed at a whole tree costs no more than this.
+const maxListedEndpoints = 1000
+
 // endpoints are the endpoints served at start-up, for the metrics: "/" for a
-// single command, every executable under --dir (one added later shows at its
-// first use).
+// single command, every executable under --dir up to maxListedEndpoints (one
+// added later, or past the bound, shows at its first use).
 func (c *CLI) endpoints() []string {
 	if c.Dir == "" {
 		return []string{"/"}
@@ -615,5 +619,5 @@ func (c *CLI) endpoints() []string {
 	if err != nil {
 		return nil // gateway.New says what is wrong with --dir
 	}
-	return router.Endpoints()
+	return router.Endpoints(maxListedEndpoints)
 }

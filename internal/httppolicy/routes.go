@@ -111,11 +111,15 @@ func (d DirRouter) Route(urlPath string) (Endpoint, error) {
 }
 
 // Endpoints returns the names of the executables under the directory now,
+// at most limit of them (the first found, walking in lexical order),
 // sorted, each once: the endpoints Route would give for them (a symlink is
 // named by its target, one outside the directory is left out).
-func (d DirRouter) Endpoints() []string {
+func (d DirRouter) Endpoints(limit int) []string {
 	seen := map[string]bool{}
 	_ = filepath.WalkDir(d.root, func(path string, entry fs.DirEntry, err error) error {
+		if len(seen) >= limit {
+			return fs.SkipAll
+		}
 		if err != nil || entry.IsDir() {
 			return nil // an unreadable subdirectory serves nothing either
 		}
