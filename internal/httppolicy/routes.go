@@ -111,13 +111,13 @@ func (d DirRouter) Route(urlPath string) (Endpoint, error) {
 }
 
 // Endpoints returns the names of the executables under the directory now,
-// at most limit of them (the first found, walking in lexical order),
-// sorted, each once: the endpoints Route would give for them (a symlink is
+// at most limit of them (the first found, walking in lexical order, among
+// the first 100 per endpoint of the directory's entries), sorted, each once: the endpoints Route would give for them (a symlink is
 // named by its target, one outside the directory is left out).
 func (d DirRouter) Endpoints(limit int) []string {
-	seen := map[string]bool{}
+	seen, visited := map[string]bool{}, 0
 	_ = filepath.WalkDir(d.root, func(path string, entry fs.DirEntry, err error) error {
-		if len(seen) >= limit {
+		if visited++; len(seen) >= limit || visited > 100*limit {
 			return fs.SkipAll
 		}
 		if err != nil || entry.IsDir() {
