@@ -23,6 +23,7 @@ import (
 	"github.com/wsgate/wsgate/internal/httppolicy"
 	"github.com/wsgate/wsgate/internal/httpserver"
 	"github.com/wsgate/wsgate/internal/logs"
+	"github.com/wsgate/wsgate/metrics"
 )
 
 // CLI is wsgate's command line. Flags keep websocketd's names and meanings;
@@ -586,4 +587,37 @@ func (c configResolver) keyOf(flag *kong.Flag) string {
 		return underscored
 	}
 	return flag.Name
+}
+
+// limits are the configured bounds, for the metrics.
+func (c *CLI) limits() metrics.Limits {
+	return metrics.Limits{
+		Connections:           c.MaxConns,
+		Forks:                 c.MaxForks,
+		ConnectionsPerAddress: c.MaxConnsPerIP,
+		HandshakeRate:         c.RateLimit,
+		MessageBytes:          c.MaxFrameSize,
+		LineBytes:             c.MaxLineSize,
+		Queue:                 c.Queue,
+		Lifetime:              c.MaxLifetime,
+		Idle:                  c.IdleTimeout,
+	}
+}
+
+// maxListedEndpoints bounds the endpoints whose series are made at
+// start-up: a --dir pointed at a whole tree costs no more than this.
+const maxListedEndpoints = 1000
+
+// endpoints are the endpoints served at start-up, for the metrics: "/" for a
+// single command, every executable under --dir up to maxListedEndpoints (one
+// added later, or past the bound, shows at its first use).
+func (c *CLI) endpoints() []string {
+	if c.Dir == "" {
+		return []string{"/"}
+	}
+	router, err := httppolicy.NewDirRouter(c.Dir)
+	if err != nil {
+		return nil // gateway.New says what is wrong with --dir
+	}
+	return router.Endpoints(maxListedEndpoints)
 }

@@ -180,7 +180,9 @@ func wire(cli *CLI, stderr io.Writer) (*wiring, error) {
 	w.listeners = cli.listeners(w.sockets.main)
 	w.listeners.TLS = tlsConfig
 	if cli.Metrics != "" || len(w.sockets.metrics) > 0 {
-		w.metrics = metrics.New(version)
+		w.metrics = metrics.New(metrics.Build{Version: version, Commit: buildCommit()})
+		w.metrics.SetLimits(cli.limits())
+		w.metrics.Endpoints(cli.endpoints(), cli.Broadcast)
 		cfg.Observer = w.metrics
 	}
 	cfg.Logger = logger

@@ -176,7 +176,7 @@ func TestMetrics_EveryMetricCountsRealTraffic(t *testing.T) {
 	for reason, want := range map[string]float64{"origin": 1, "not_found": 1, "limit": 1, "shutdown": 0, "bad_request": 1} {
 		s.expect(t, want, "wsgate_handshakes_refused_total", "reason="+reason)
 	}
-	s.expect(t, 1, "wsgate_build_info", "goversion="+runtime.Version(), "version="+mainVersion(t))
+	s.expect(t, 1, "wsgate_build_info", "commit="+versionCommit(t), "goversion="+runtime.Version(), "version="+mainVersion(t))
 	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_open_fds", "process_resident_memory_bytes"} {
 		if _, ok := s[name]; !ok {
 			t.Errorf("no %s: the Go and process collectors are missing", name)

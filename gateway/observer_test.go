@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate/internal/observe"
+	"github.com/wsgate/wsgate/process"
 )
 
 // recorder is an observe.Observer that notes every event as a line.
@@ -51,7 +52,12 @@ func (r *recorder) ConnectionClosed(e string, code int, d time.Duration) {
 }
 func (r *recorder) ChildStarted(e string)     { r.note("started "+e, 1) }
 func (r *recorder) ChildStartFailed(e string) { r.note("failed "+e, 1) }
-func (r *recorder) ChildEnded(e string)       { r.note("ended "+e, 1) }
+func (r *recorder) ChildEnded(e string, status process.Status) {
+	r.note("ended "+e, 1)
+	r.note(fmt.Sprintf("exit %s %s", e, status), 1)
+}
+func (r *recorder) FirstMessage(e string, after time.Duration) { r.note("first message "+e, 1) }
+func (r *recorder) StderrLine(e string)                        { r.note("stderr "+e, 1) }
 func (r *recorder) Messages(e string, dir observe.Direction, msgs, bytes int64) {
 	r.note(fmt.Sprintf("msgs %s %s", e, dir), msgs)
 	r.note(fmt.Sprintf("bytes %s %s", e, dir), bytes)
@@ -80,7 +86,7 @@ func (r *recorder) waitCount(t *testing.T, event string, want int64) {
 
 func TestObserverIsToldOfASessionByEndpoint(t *testing.T) {
 	t.Parallel()
-	dir := scriptDir(t, map[string]string{"echo.sh": "exec cat", "sub/fail.sh": "exit 3"})
+	dir := scriptDir(t, map[string]string{"echo.sh": "exec cat", "sub/fail.sh": "echo oops >&2; printf 'no newline' >&2; exit 3"})
 	obs := newRecorder()
 	tg := newTestGateway(t, Config{Dir: dir, Observer: obs})
 
@@ -105,7 +111,10 @@ func TestObserverIsToldOfASessionByEndpoint(t *testing.T) {
 		"opened /echo.sh": 1, "started /echo.sh": 1,
 		"msgs /echo.sh in": 3, "bytes /echo.sh in": 9, "msgs /echo.sh out": 3, "bytes /echo.sh out": 9,
 		"opened /sub/fail.sh": 1, "started /sub/fail.sh": 1, "ended /sub/fail.sh": 1,
-		"closed with no duration": 0,
+		"closed with no duration":     0,
+		"exit /echo.sh exit status 0": 1, "exit /sub/fail.sh exit status 3": 1,
+		"first message /echo.sh": 1, "first message /sub/fail.sh": 0, // a close frame is no message
+		"stderr /echo.sh": 0, "stderr /sub/fail.sh": 2,
 	} {
 		obs.waitCount(t, event, want)
 	}
@@ -210,4 +219,5 @@ func TestObserverIsToldOfBroadcastSubscribersSharedChildrenAndSlowClients(t *tes
 	readUntilClose(t, fast, 10*time.Second)
 	obs.waitCount(t, "subscribers /", 0)
 	obs.waitCount(t, "ended /", 1) // the last client left: the shared child is stopped
+	obs.waitCount(t, "first message /", 2)
 }

@@ -15,7 +15,8 @@ import (
 
 // childOutput returns the writers of the stdout and stderr of a child of
 // endpoint, whose frames go to out. What it logs (its stderr) names the
-// endpoint's path: under --dir, which script complained.
+// endpoint's path, under --dir which script complained; its stderr lines
+// are counted.
 func (g *Gateway) childOutput(endpoint string, out childout.Out, log *slog.Logger, replaced *atomic.Bool) (stdout, stderr io.Writer) {
 	return childout.Writers(childout.Config{
 		Out:        out,
@@ -24,6 +25,7 @@ func (g *Gateway) childOutput(endpoint string, out childout.Out, log *slog.Logge
 		Replaced:   replaced,
 		Binary:     g.cfg.Binary,
 		PassStderr: g.cfg.PassStderr,
+		StderrLine: func() { g.observe.StderrLine(endpoint) },
 	})
 }
 

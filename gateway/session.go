@@ -94,7 +94,9 @@ func newSession(g *Gateway, hw *wsconn.HijackWriter, q *request) *session {
 	s.wire = wsconn.NewWire(s.client, hw.Raw(), g.cfg.WriteTimeout)
 	name := q.endpoint.Name // not all of q: every session holds this closure
 	s.wire.Written = func(msgs, payload int64) {
-		s.msgsOut.Add(msgs)
+		if s.msgsOut.Add(msgs) == msgs && msgs > 0 {
+			g.observe.FirstMessage(name, time.Since(s.start))
+		}
 		g.observe.Messages(name, observe.Out, msgs, payload)
 	}
 	s.heard()
@@ -168,7 +170,7 @@ func (s *session) run(ctx context.Context) {
 func (s *session) pumpOutput() {
 	defer close(s.pumped)
 	status := s.proc.Feed(s.gw.childOutput(s.ep.Name, sessionOut{s}, s.log, &s.replacedUTF8))
-	s.gw.observe.ChildEnded(s.ep.Name)
+	s.gw.observe.ChildEnded(s.ep.Name, status)
 	code, reason := closeCodeFor(status), status.String()
 	if s.close(code, reason, closeAfterData) {
 		s.log.Debug("child ended; closing", "code", code, "reason", reason)

@@ -79,7 +79,7 @@ func (src *source) pumpOutput() {
 	defer g.setLive(src.proc, false)
 	defer src.stopOnShutdown()
 	status := src.proc.Feed(g.childOutput(st.endpoint, src, src.log, &src.replaced))
-	g.observe.ChildEnded(st.endpoint)
+	g.observe.ChildEnded(st.endpoint, status)
 	exit := status.String()
 	src.endAfterBatch(frames.CloseFrame(closeCodeFor(status), exit))
 	st.leader.Store(nil)

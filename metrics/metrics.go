@@ -13,11 +13,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/wsgate/wsgate/internal/observe"
+	"github.com/wsgate/wsgate/process"
 )
 
 // sessionBuckets are the upper bounds of the session duration histogram, in
 // seconds: from a refused connection to a dashboard left open all day.
 var sessionBuckets = []float64{0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600}
+
+// firstMessageBuckets are the upper bounds of the histogram of the time
+// from a connection's opening to its first message out, in seconds: from a
+// program that answers at once to one that waits minutes for an event.
+var firstMessageBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300}
+
+// Build is what wsgate_build_info tells of the binary.
+type Build struct {
+	Version string // wsgate's version
+	Commit  string // the commit it was built from, or "unknown"
+}
 
 // Metrics is a observe.Observer that counts in Prometheus metrics, all
 // named wsgate_*, next to the Go runtime's and the process's. It is safe for
@@ -36,6 +48,9 @@ type Metrics struct {
 	sessionDuration  *prometheus.HistogramVec
 	subscribers      *prometheus.GaugeVec
 	slowClients      *prometheus.CounterVec
+	exits            *prometheus.CounterVec
+	stderrLines      *prometheus.CounterVec
+	firstMessage     *prometheus.HistogramVec
 
 	// traffic holds each endpoint's message counters, looked up once: the
 	// vectors hash their labels at every lookup, and Messages runs for
@@ -60,9 +75,9 @@ func counter(name, help string, labels ...string) *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 }
 
-// New returns the metrics of a wsgate of the given version, registered with
-// a registry of their own.
-func New(version string) *Metrics {
+// New returns the metrics of the wsgate binary build, registered with a
+// registry of their own.
+func New(build Build) *Metrics {
 	m := &Metrics{
 		registry:         prometheus.NewRegistry(),
 		connections:      gauge("wsgate_connections", "Open WebSocket connections.", "endpoint"),
@@ -78,15 +93,22 @@ func New(version string) *Metrics {
 		}, []string{"endpoint"}),
 		subscribers: gauge("wsgate_broadcast_subscribers", "Clients sharing a process in broadcast mode.", "endpoint"),
 		slowClients: counter("wsgate_slow_clients_total", "Clients closed with 1013 client too slow.", "endpoint"),
+		exits: counter("wsgate_program_exits_total", "Child processes ended, by status: the exit code 0 to 8, other for a higher one, "+
+			"the name of a common signal that killed it (SIGTERM, SIGKILL...), signal for any other.", "endpoint", "status"),
+		stderrLines: counter("wsgate_stderr_lines_total", "Lines child processes printed on stderr.", "endpoint"),
+		firstMessage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wsgate_first_message_seconds", Help: "Time from a WebSocket connection's opening to its first message to the client.", Buckets: firstMessageBuckets,
+		}, []string{"endpoint"}),
 	}
-	buildInfo := gauge("wsgate_build_info", "Always 1: the version of wsgate and of Go it was built with.", "version", "goversion")
-	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	buildInfo := gauge("wsgate_build_info", "Always 1: the version and commit of wsgate and the Go it was built with.", "version", "commit", "goversion")
+	buildInfo.WithLabelValues(build.Version, build.Commit, runtime.Version()).Set(1)
 	for _, reason := range observe.RefusalReasons {
 		m.refused.WithLabelValues(string(reason)) // every reason shows, at 0 until it happens
 	}
 	m.registry.MustRegister(
 		m.connections, m.connectionsTotal, m.children, m.childStarts, m.childFailures,
 		m.messages, m.bytes, m.refused, m.sessionDuration, m.subscribers, m.slowClients, buildInfo,
+		m.exits, m.stderrLines, m.firstMessage,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -121,9 +143,20 @@ func (m *Metrics) ChildStartFailed(endpoint string) {
 	m.childFailures.WithLabelValues(endpoint).Inc()
 }
 
-// ChildEnded counts a child out.
-func (m *Metrics) ChildEnded(endpoint string) {
+// ChildEnded counts a child out, and how it ended.
+func (m *Metrics) ChildEnded(endpoint string, status process.Status) {
 	m.children.WithLabelValues(endpoint).Dec()
+	m.exits.WithLabelValues(endpoint, observe.ExitLabel(status)).Inc()
+}
+
+// FirstMessage notes how long a connection waited for its first message.
+func (m *Metrics) FirstMessage(endpoint string, after time.Duration) {
+	m.firstMessage.WithLabelValues(endpoint).Observe(after.Seconds())
+}
+
+// StderrLine counts a line of a child's stderr.
+func (m *Metrics) StderrLine(endpoint string) {
+	m.stderrLines.WithLabelValues(endpoint).Inc()
 }
 
 // Messages counts messages and their payload bytes.
@@ -164,6 +197,28 @@ func (m *Metrics) SlowClient(endpoint string) {
 // BroadcastSubscribers changes the number of clients sharing a process.
 func (m *Metrics) BroadcastSubscribers(endpoint string, delta int) {
 	m.subscribers.WithLabelValues(endpoint).Add(float64(delta))
+}
+
+// Endpoints makes the series of each endpoint named, at 0, so that an
+// endpoint shows from the start rather than at its first connection: every
+// series labelled by the endpoint alone (and direction), the broadcast
+// ones too when broadcast is set. Series that also carry a close code or an
+// exit status appear at their first event.
+func (m *Metrics) Endpoints(names []string, broadcast bool) {
+	for _, e := range names {
+		m.connections.WithLabelValues(e)
+		m.children.WithLabelValues(e)
+		m.childStarts.WithLabelValues(e)
+		m.childFailures.WithLabelValues(e)
+		m.trafficOf(e)
+		m.sessionDuration.WithLabelValues(e)
+		m.firstMessage.WithLabelValues(e)
+		m.stderrLines.WithLabelValues(e)
+		if broadcast {
+			m.subscribers.WithLabelValues(e)
+			m.slowClients.WithLabelValues(e)
+		}
+	}
 }
 
 // Handler serves the metrics at /metrics, and at /healthz 200 "ok" while

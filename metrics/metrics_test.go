@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/wsgate/wsgate/internal/observe"
+	"github.com/wsgate/wsgate/process"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {
@@ -28,11 +29,13 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 // The table of DESIGN.md section 7: every metric, its type and its labels.
 func TestEveryMetricOfTheDesignIsServedWithItsLabels(t *testing.T) {
 	t.Parallel()
-	m := New("1.2.3")
+	m := New(Build{Version: "1.2.3", Commit: "abc123"})
 	m.ConnectionOpened("/a.sh")
 	m.ConnectionClosed("/a.sh", 1000, 1500*time.Millisecond)
 	m.ChildStarted("/a.sh")
-	m.ChildEnded("/a.sh")
+	m.ChildEnded("/a.sh", process.Status{Code: 200})
+	m.FirstMessage("/a.sh", 20*time.Millisecond)
+	m.StderrLine("/a.sh")
 	m.ChildStartFailed("/a.sh")
 	m.Messages("/a.sh", observe.In, 2, 10)
 	m.Messages("/a.sh", observe.Out, 3, 30)
@@ -62,7 +65,10 @@ func TestEveryMetricOfTheDesignIsServedWithItsLabels(t *testing.T) {
 		"wsgate_session_duration_seconds":   "HISTOGRAM endpoint",
 		"wsgate_broadcast_subscribers":      "GAUGE endpoint",
 		"wsgate_slow_clients_total":         "COUNTER endpoint",
-		"wsgate_build_info":                 "GAUGE goversion,version",
+		"wsgate_build_info":                 "GAUGE commit,goversion,version",
+		"wsgate_program_exits_total":        "COUNTER endpoint,status",
+		"wsgate_stderr_lines_total":         "COUNTER endpoint",
+		"wsgate_first_message_seconds":      "HISTOGRAM endpoint",
 	}
 	for name, typeAndLabels := range want {
 		f, ok := families[name]
@@ -83,7 +89,10 @@ func TestEveryMetricOfTheDesignIsServedWithItsLabels(t *testing.T) {
 		`wsgate_broadcast_subscribers{endpoint="/a.sh"} 1`,
 		`wsgate_slow_clients_total{endpoint="/a.sh"} 1`,
 		`wsgate_handshakes_refused_total{reason="limit"} 0`,
-		`wsgate_build_info{goversion="` + runtime.Version() + `",version="1.2.3"} 1`,
+		`wsgate_build_info{commit="abc123",goversion="` + runtime.Version() + `",version="1.2.3"} 1`,
+		`wsgate_program_exits_total{endpoint="/a.sh",status="other"} 1`,
+		`wsgate_stderr_lines_total{endpoint="/a.sh"} 1`,
+		`wsgate_first_message_seconds_bucket{endpoint="/a.sh",le="0.025"} 1`,
 		`wsgate_session_duration_seconds_sum{endpoint="/a.sh"} 1.5`,
 		`wsgate_messages_total{direction="out",endpoint="/a.sh"} 3`,
 	} {
@@ -96,7 +105,7 @@ func TestEveryMetricOfTheDesignIsServedWithItsLabels(t *testing.T) {
 func TestHealthzSaysOKOnlyWhileHealthy(t *testing.T) {
 	t.Parallel()
 	var draining atomic.Bool
-	h := New("x").Handler(func() error {
+	h := New(Build{Version: "x"}).Handler(func() error {
 		if draining.Load() {
 			return errors.New("shutting down")
 		}
@@ -126,7 +135,7 @@ func (fakeBus) ErrorCounts() map[string]uint64 {
 
 func TestBusSeriesShowWhatTheBusSays(t *testing.T) {
 	t.Parallel()
-	m := New("x")
+	m := New(Build{Version: "x"})
 	m.WatchBus(fakeBus{up: true})
 	_, body := get(t, m.Handler(func() error { return nil }), "/metrics")
 	for _, line := range []string{
@@ -136,5 +145,48 @@ func TestBusSeriesShowWhatTheBusSays(t *testing.T) {
 		if !strings.Contains(body, line+"\n") {
 			t.Errorf("no line %s in:\n%s", line, body)
 		}
+	}
+}
+
+func TestLimitsAreGaugesOfTheConfiguredValues(t *testing.T) {
+	t.Parallel()
+	m := New(Build{Version: "x"})
+	m.SetLimits(Limits{Connections: 100, Forks: 50, ConnectionsPerAddress: 4, HandshakeRate: 2.5, MessageBytes: 1 << 20,
+		LineBytes: 4096, Queue: 16, Lifetime: 8 * time.Hour, Idle: 90 * time.Second})
+	_, body := get(t, m.Handler(func() error { return nil }), "/metrics")
+	for _, line := range []string{
+		"wsgate_limit_connections 100", "wsgate_limit_forks 50", "wsgate_limit_connections_per_address 4",
+		"wsgate_limit_handshake_rate 2.5", "wsgate_limit_message_bytes 1.048576e+06", "wsgate_limit_line_bytes 4096",
+		"wsgate_limit_queue_messages 16", "wsgate_limit_lifetime_seconds 28800", "wsgate_limit_idle_seconds 90",
+	} {
+		if !strings.Contains(body, line+"\n") {
+			t.Errorf("no line %s", line)
+		}
+	}
+}
+
+func TestEndpointsHaveSeriesBeforeTheirFirstConnection(t *testing.T) {
+	t.Parallel()
+	m := New(Build{Version: "x"})
+	m.Endpoints([]string{"/idle.sh"}, false)
+	_, body := get(t, m.Handler(func() error { return nil }), "/metrics")
+	for _, line := range []string{
+		`wsgate_connections{endpoint="/idle.sh"} 0`, `wsgate_children{endpoint="/idle.sh"} 0`,
+		`wsgate_child_starts_total{endpoint="/idle.sh"} 0`, `wsgate_child_start_failures_total{endpoint="/idle.sh"} 0`,
+		`wsgate_messages_total{direction="in",endpoint="/idle.sh"} 0`, `wsgate_bytes_total{direction="out",endpoint="/idle.sh"} 0`,
+		`wsgate_session_duration_seconds_count{endpoint="/idle.sh"} 0`, `wsgate_first_message_seconds_count{endpoint="/idle.sh"} 0`,
+		`wsgate_stderr_lines_total{endpoint="/idle.sh"} 0`,
+	} {
+		if !strings.Contains(body, line+"\n") {
+			t.Errorf("no line %s", line)
+		}
+	}
+	if strings.Contains(body, "wsgate_broadcast_subscribers{") {
+		t.Error("broadcast series made outside broadcast mode")
+	}
+	m.Endpoints([]string{"/idle.sh"}, true)
+	_, body = get(t, m.Handler(func() error { return nil }), "/metrics")
+	if !strings.Contains(body, `wsgate_broadcast_subscribers{endpoint="/idle.sh"} 0`+"\n") {
+		t.Error("broadcast series not made in broadcast mode")
 	}
 }

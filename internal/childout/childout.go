@@ -61,18 +61,24 @@ type Config struct {
 	Binary bool
 	// PassStderr sends stderr too, every message then being JSON.
 	PassStderr bool
+	// StderrLine, when set, is called for each whole line of stderr (a
+	// line logged in pieces counts once).
+	StderrLine func()
 }
 
 // Writers returns the writers of a child's stdout and stderr.
 func Writers(c Config) (stdout, stderr io.Writer) {
-	sc := sinkConfig{out: c.Out, maxLine: c.MaxLine, log: c.Log, replaced: c.Replaced}
+	sc := sinkConfig{out: c.Out, maxLine: c.MaxLine, log: c.Log, replaced: c.Replaced, stderrLine: c.StderrLine}
+	if sc.stderrLine == nil {
+		sc.stderrLine = func() {}
+	}
 	switch {
 	case c.Binary:
-		return chunkSink{sc.out}, &stderrLog{log: sc.log}
+		return chunkSink{sc.out}, &stderrLog{log: sc.log, line: sc.stderrLine}
 	case c.PassStderr:
 		return &lineSink{sinkConfig: sc, stream: "stdout"}, &lineSink{sinkConfig: sc, stream: "stderr"}
 	}
-	return &lineSink{sinkConfig: sc}, &stderrLog{log: sc.log}
+	return &lineSink{sinkConfig: sc}, &stderrLog{log: sc.log, line: sc.stderrLine}
 }
 
 // sinkConfig is what the sinks of one child share.
@@ -81,6 +87,8 @@ type sinkConfig struct {
 	maxLine  int
 	log      *slog.Logger
 	replaced *atomic.Bool // invalid UTF-8 was replaced: logged once
+
+	stderrLine func() // told of each line of stderr
 }
 
 // lineSink turns output into text messages, one per line. Where its
@@ -194,6 +202,7 @@ func (l *lineSink) text(line []byte) error {
 	}
 	if l.stream == "stderr" {
 		logStderrRecord(l.log, line, false)
+		l.stderrLine()
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -271,6 +280,7 @@ func (c chunkSink) Close() error { return c.Flush() }
 // in pieces. Feed writes to it as stderr is read.
 type stderrLog struct {
 	log     *slog.Logger
+	line    func() // told of each whole line
 	pending []byte // a line begun but not ended
 }
 
@@ -298,12 +308,14 @@ func (l *stderrLog) logLines(buf []byte, final bool) []byte {
 		switch {
 		case i >= 0:
 			logStderrRecord(l.log, trimCR(rest[:i]), false)
+			l.line()
 			rest = rest[i+1:]
 		case len(rest) > stderrRecordSize:
 			logStderrRecord(l.log, rest[:stderrRecordSize], true)
 			rest = rest[stderrRecordSize:]
 		case final && len(rest) > 0:
 			logStderrRecord(l.log, rest, false)
+			l.line()
 			return buf[:0]
 		default:
 			return buf[:copy(buf, rest)]

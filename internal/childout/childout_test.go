@@ -1,7 +1,10 @@
 package childout
 
 import (
+	"io"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -154,6 +157,42 @@ func TestSafeCutTable(t *testing.T) {
 			t.Parallel()
 			if got := safeCut([]byte(c.data)); got != c.want {
 				t.Errorf("safeCut(%q) = %d, want %d", c.data, got, c.want)
+			}
+		})
+	}
+}
+
+// discard is an Out that takes every frame.
+type discard struct{}
+
+func (discard) Frame(byte, bool, []byte, bool) error { return nil }
+func (discard) Flush() error                         { return nil }
+func (discard) Failed(err error) error               { return err }
+func (discard) Streams() bool                        { return true }
+
+// Each whole line of stderr is counted once, in every mode: a line split
+// across writes, one logged in pieces, and a last one without a newline.
+func TestStderrLinesAreCountedOncePerLine(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{{"text", Config{}}, {"binary", Config{Binary: true}}, {"passstderr", Config{PassStderr: true}}} {
+		t.Run(c.name, func(t *testing.T) {
+			var lines int
+			cfg := c.cfg
+			cfg.Out, cfg.MaxLine, cfg.Log, cfg.Replaced = discard{}, 1<<20, slog.New(slog.DiscardHandler), new(atomic.Bool)
+			cfg.StderrLine = func() { lines++ }
+			_, stderr := Writers(cfg)
+			for _, p := range []string{"one\ntw", "o\n", strings.Repeat("x", stderrRecordSize+10) + "\n", "last"} {
+				if _, err := stderr.Write([]byte(p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := stderr.(io.Closer).Close(); err != nil {
+				t.Fatal(err)
+			}
+			if lines != 4 {
+				t.Errorf("%d lines counted, want 4", lines)
 			}
 		})
 	}

@@ -378,6 +378,35 @@ func TestOfferedSubprotocolsTable(t *testing.T) {
 	}
 }
 
+// routesFixture is a --dir with a script, a subdirectory, a file that is not
+// executable, a symlink to a script in it and one to a script outside.
+func routesFixture(t testing.TB) DirRouter {
+	base := t.TempDir()
+	dir := filepath.Join(base, "www")
+	for name, mode := range map[string]os.FileMode{"run.sh": 0o755, "sub/inner.sh": 0o755, "plain.txt": 0o644} {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("#!/bin/sh\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(base, "outside.sh"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for target, link := range map[string]string{filepath.Join(base, "outside.sh"): "out.sh", filepath.Join(dir, "run.sh"): "in.sh"} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	router, err := NewDirRouter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return router
+}
+
 // FuzzRoutes splits URL paths and routes them through a --dir with a
 // script, a subdirectory, a file that is not executable and symlinks in and
 // out: no segment is "." or "..", and nothing routed lies outside the
@@ -386,26 +415,7 @@ func FuzzRoutes(f *testing.F) {
 	for _, p := range []string{"/", "/run.sh", "/run.sh/a/b", "/sub/inner.sh/x", "/../x", "/%2e%2e/x", "/out.sh", "/in.sh", "/sub/..", "/a\x00b", "//run.sh//"} {
 		f.Add(p)
 	}
-	base := f.TempDir()
-	dir := filepath.Join(base, "www")
-	for name, mode := range map[string]os.FileMode{"run.sh": 0o755, "sub/inner.sh": 0o755, "plain.txt": 0o644} {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			f.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte("#!/bin/sh\n"), mode); err != nil {
-			f.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(base, "outside.sh"), []byte("#!/bin/sh\n"), 0o755); err != nil {
-		f.Fatal(err)
-	}
-	_ = os.Symlink(filepath.Join(base, "outside.sh"), filepath.Join(dir, "out.sh"))
-	_ = os.Symlink(filepath.Join(dir, "run.sh"), filepath.Join(dir, "in.sh"))
-	router, err := NewDirRouter(dir)
-	if err != nil {
-		f.Fatal(err)
-	}
+	router := routesFixture(f)
 	f.Fuzz(func(t *testing.T, urlPath string) {
 		for _, seg := range splitPath(urlPath) {
 			if seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "/\x00") {
@@ -462,4 +472,23 @@ func FuzzOriginAndHost(f *testing.F) {
 		_ = HasControlChar(host)
 		_ = OriginHint(origin)
 	})
+}
+
+// The endpoints listed at start-up are those Route gives: executables
+// under the directory, a symlink by its target, nothing outside.
+func TestDirEndpointsListExecutablesAsRouteNamesThem(t *testing.T) {
+	t.Parallel()
+	router := routesFixture(t)
+	if got := router.Endpoints(1); len(got) != 1 {
+		t.Errorf("Endpoints(1) = %q, want one", got)
+	}
+	got := strings.Join(router.Endpoints(100), " ")
+	if want := "/run.sh /sub/inner.sh"; got != want {
+		t.Errorf("Endpoints() = %s, want %s", got, want)
+	}
+	for _, urlPath := range []string{"/run.sh", "/in.sh", "/sub/inner.sh/x"} {
+		if e, err := router.Route(urlPath); err != nil || !strings.Contains(" "+got+" ", " "+e.Name+" ") {
+			t.Errorf("Route(%s) = %q, %v: not among the endpoints listed", urlPath, e.Name, err)
+		}
+	}
 }

@@ -2,8 +2,10 @@ package httppolicy
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -106,6 +108,39 @@ func (d DirRouter) Route(urlPath string) (Endpoint, error) {
 		return e, nil
 	}
 	return Endpoint{}, ErrNoEndpoint
+}
+
+// Endpoints returns the names of the executables under the directory now,
+// at most limit of them (the first found, walking in lexical order, among
+// the first 100 per endpoint of the directory's entries), sorted, each once: the endpoints Route would give for them (a symlink is
+// named by its target, one outside the directory is left out).
+func (d DirRouter) Endpoints(limit int) []string {
+	seen, visited := map[string]bool{}, 0
+	_ = filepath.WalkDir(d.root, func(path string, entry fs.DirEntry, err error) error {
+		if visited++; len(seen) >= limit || visited > 100*limit {
+			return fs.SkipAll
+		}
+		if err != nil || entry.IsDir() {
+			return nil // an unreadable subdirectory serves nothing either
+		}
+		real, err := filepath.EvalSymlinks(path)
+		if err != nil || !within(d.root, real) {
+			return nil
+		}
+		info, err := os.Stat(real)
+		if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
+			return nil
+		}
+		rel, _ := filepath.Rel(d.root, real)
+		seen["/"+filepath.ToSlash(rel)] = true
+		return nil
+	})
+	names := make([]string, 0, len(seen))
+	for name := range seen {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // splitPath splits a URL path into its non-empty segments; it returns nil

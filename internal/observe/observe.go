@@ -4,8 +4,12 @@
 package observe
 
 import (
+	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/wsgate/wsgate/process"
 )
 
 // Observer is told what the gateway does, for metrics. Its methods are
@@ -30,11 +34,17 @@ type Observer interface {
 	ChildStarted(endpoint string)
 	// ChildStartFailed: one could not be started.
 	ChildStartFailed(endpoint string)
-	// ChildEnded: a started child and its process group are gone.
-	ChildEnded(endpoint string)
+	// ChildEnded: a started child and its process group are gone; status
+	// is how it ended (ExitLabel bounds it for a label).
+	ChildEnded(endpoint string, status process.Status)
 	// Messages: messages, with bytes of payload, went from clients to
 	// endpoint's child (In) or from it to clients (Out).
 	Messages(endpoint string, dir Direction, messages, bytes int64)
+	// FirstMessage: the first message to a client of endpoint was written,
+	// after since its connection opened.
+	FirstMessage(endpoint string, after time.Duration)
+	// StderrLine: endpoint's child printed a line on stderr.
+	StderrLine(endpoint string)
 	// SlowClient: a client of endpoint was closed with 1013 "client too
 	// slow" (broadcast mode).
 	SlowClient(endpoint string)
@@ -59,6 +69,36 @@ func CloseCodeLabel(code int) string {
 		return label
 	}
 	return "other"
+}
+
+// MaxExitLabel is the highest exit code told as it is by ExitLabel; higher
+// ones are "other". Scripts rarely use more than a few codes, and each
+// told code is a series per endpoint.
+const MaxExitLabel = 8
+
+// ExitLabel is how a child's end is told in metrics, from a bounded set:
+// "0" to "8" for those exit codes, "other" for a higher one, the signal's
+// name ("SIGTERM", "SIGKILL"...) for a common signal and "signal" for any
+// other.
+func ExitLabel(status process.Status) string {
+	if status.Signal != 0 {
+		if name, ok := signalNames[status.Signal]; ok {
+			return name
+		}
+		return "signal"
+	}
+	if status.Code < 0 || status.Code > MaxExitLabel {
+		return "other"
+	}
+	return strconv.Itoa(status.Code)
+}
+
+// signalNames are the signals a child's end is told by name: those that
+// wsgate's stop sequence sends and those a program commonly dies of.
+var signalNames = map[syscall.Signal]string{
+	syscall.SIGHUP: "SIGHUP", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT", syscall.SIGILL: "SIGILL",
+	syscall.SIGABRT: "SIGABRT", syscall.SIGBUS: "SIGBUS", syscall.SIGFPE: "SIGFPE", syscall.SIGKILL: "SIGKILL",
+	syscall.SIGSEGV: "SIGSEGV", syscall.SIGPIPE: "SIGPIPE", syscall.SIGALRM: "SIGALRM", syscall.SIGTERM: "SIGTERM",
 }
 
 // Direction is which way messages went.
@@ -110,7 +150,13 @@ func (NopObserver) ChildStarted(string) {}
 func (NopObserver) ChildStartFailed(string) {}
 
 // ChildEnded does nothing.
-func (NopObserver) ChildEnded(string) {}
+func (NopObserver) ChildEnded(string, process.Status) {}
+
+// FirstMessage does nothing.
+func (NopObserver) FirstMessage(string, time.Duration) {}
+
+// StderrLine does nothing.
+func (NopObserver) StderrLine(string) {}
 
 // Messages does nothing.
 func (NopObserver) Messages(string, Direction, int64, int64) {}
@@ -147,9 +193,9 @@ func (c *Counting) ChildStarted(endpoint string) {
 }
 
 // ChildEnded counts the child out and passes the event on.
-func (c *Counting) ChildEnded(endpoint string) {
+func (c *Counting) ChildEnded(endpoint string, status process.Status) {
 	c.children.Add(-1)
-	c.Observer.ChildEnded(endpoint)
+	c.Observer.ChildEnded(endpoint, status)
 }
 
 // Connections returns the open connections.
