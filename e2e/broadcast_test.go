@@ -20,14 +20,22 @@ func TestBroadcast_NonReadingClientsKeepMemoryBoundedAndReadersGetEveryLine(t *t
 		padding = 990
 		idle    = 100
 		readers = 2
+		chunk   = 500 // lines between the readers' acks
 	)
-	// The producer writes 500 lines, then pauses 100 ms: about 5 MB/s. The
-	// readers' queues hold 8 MB, so that a reader starved of CPU on a
-	// loaded machine can fall over a second behind without being too slow
-	// (at 10 MB/s one was, with both cores busy and the load average at 10).
-	script := writeScript(t, fmt.Sprintf(`read -r go; exec awk 'BEGIN { p = sprintf("%%%ds", ""); gsub(/ /, "x", p);
-		for (i = 1; i <= %d; i++) { printf "%%08d %%s\n", i, p; if (i %% 500 == 0) { fflush(); system("sleep 0.1") } } }'`,
-		padding, lines))
+	// The producer writes 500 lines, then waits for each reader to say it
+	// has them ("ack", to the shared stdin): the readers set its pace,
+	// however short of CPU a loaded machine leaves them, so that a reader is
+	// never more than 500 lines behind and never too slow. The silent
+	// clients set nothing: were they to hold the process back, the readers
+	// would wait in vain.
+	// (The shell reads the acks: awk would wait to fill its buffer.)
+	script := writeScript(t, fmt.Sprintf(`read -r go; c=0
+		while [ $c -lt %d ]; do
+			awk -v from=$((c * %d + 1)) -v to=$(((c + 1) * %d)) 'BEGIN { p = sprintf("%%%ds", ""); gsub(/ /, "x", p);
+				for (i = from; i <= to; i++) printf "%%08d %%s\n", i, p }'
+			c=$((c + 1))
+			if [ $c -lt %d ]; then k=0; while [ $k -lt %d ]; do read -r ack || exit 1; k=$((k + 1)); done; fi
+		done`, lines/chunk, chunk, chunk, padding, lines/chunk, readers))
 	const queue = 8192
 	// A binary without the race detector, whose memory would dwarf the queues.
 	g := startPlainGateway(t, "--broadcast", fmt.Sprintf("--queue=%d", queue), script)
@@ -49,7 +57,7 @@ func TestBroadcast_NonReadingClientsKeepMemoryBoundedAndReadersGetEveryLine(t *t
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+			_ = conn.SetReadDeadline(time.Now().Add(120 * time.Second))
 			for i := 1; i <= lines; i++ {
 				_, data, err := conn.ReadMessage()
 				if err != nil {
@@ -59,6 +67,12 @@ func TestBroadcast_NonReadingClientsKeepMemoryBoundedAndReadersGetEveryLine(t *t
 				if string(data) != floodLine(i, want) {
 					t.Errorf("reader %d: line %d is %.20q...", r, i, data)
 					return
+				}
+				if i%chunk == 0 && i < lines {
+					if err := conn.WriteMessage(websocket.TextMessage, []byte("ack")); err != nil {
+						t.Errorf("reader %d: ack after line %d: %v", r, i, err)
+						return
+					}
 				}
 			}
 			expectClose(t, conn, websocket.CloseNormalClosure, "exit status 0")

@@ -451,7 +451,10 @@ func TestBus_A1013IsPerClientAndAStoppedInstanceHoldsNoOneBack(t *testing.T) {
 	during := fast.rate(6 * time.Second)
 	gs[2].stop(syscall.SIGCONT)
 	t.Logf("a client on another instance got %.0f lines/s before the stop, %.0f during it", before, during)
-	if during < before/2 {
+	// Held back, the stream would stall once the buffers filled, within the
+	// first second: a tenth of the rate before. A busy machine's own swings
+	// (measured: 2.4x at a load average of 27) stay well above that.
+	if during < before/10 {
 		t.Errorf("%.0f lines/s while an instance was stopped, %.0f before: held back", during, before)
 	}
 	select {

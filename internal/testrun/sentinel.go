@@ -122,8 +122,10 @@ func (s *Sentinels) MasterAddr() string {
 	return ""
 }
 
-// WaitFailover waits until the sentinels name another master than old and
-// it answers as a master, and returns its address.
+// WaitFailover waits until every sentinel names the same master, another
+// than old, and it answers as a master, and returns its address. A client
+// asks any sentinel: one that has not heard of the failover yet would send
+// it to the dead master.
 func (s *Sentinels) WaitFailover(old string, within time.Duration) string {
 	s.t.Helper()
 	var addr string
@@ -131,6 +133,12 @@ func (s *Sentinels) WaitFailover(old string, within time.Duration) string {
 		addr = s.MasterAddr()
 		if addr == "" || addr == old {
 			return false
+		}
+		for _, sen := range s.Sentinels {
+			f := strings.Fields(sen.Command("", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SentinelMaster))
+			if len(f) != 2 || net.JoinHostPort(f[0], f[1]) != addr {
+				return false
+			}
 		}
 		for _, r := range s.Replicas {
 			if r.Addr() == addr {
