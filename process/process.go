@@ -105,17 +105,10 @@ func Start(spec Spec) (*Process, error) {
 		files.closeParentEnds()
 		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
 	}
-	pid, pidfd, err := forkExec(spec, &files)
+	pid, watch, err := spawn(spec, &files)
 	if err != nil {
 		files.closeParentEnds()
 		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
-	}
-	watch, err := newWatcher(pidfd, files.stdout, files.stderr)
-	if err != nil {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		reap(pid)
-		files.closeParentEnds()
-		return nil, fmt.Errorf("watch %s: %w", spec.Path, err)
 	}
 	return &Process{
 		pid:      pid,
@@ -127,38 +120,6 @@ func Start(spec Spec) (*Process, error) {
 		exited:   make(chan struct{}),
 		finished: make(chan struct{}),
 	}, nil
-}
-
-// forkExec starts the child on the pipes' ends, in its own process group,
-// and returns its pid and a pidfd for it. It is os/exec without what wsgate
-// does not need: no path lookup, no environment copy, no second pidfd. The
-// child is forked on the fork thread and gets SIGKILL if wsgate dies
-// (forkthread.go).
-func forkExec(spec Spec, files *pipeSet) (pid, pidfd int, err error) {
-	env := spec.Env
-	if env == nil {
-		env = []string{} // nil would mean "inherit"
-	}
-	pidfd = -1
-	attr := &syscall.ProcAttr{
-		Dir:   spec.Dir,
-		Env:   env,
-		Files: []uintptr{uintptr(files.childStdin), uintptr(files.childStdout), uintptr(files.childStderr)},
-		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd, Pdeathsig: parentDeathSignal},
-	}
-	argv := append([]string{spec.Path}, spec.Args...)
-	onForkThread(func() { pid, err = forkExecRetrying(spec.Path, argv, attr) })
-	if err != nil {
-		return 0, -1, err
-	}
-	if pidfd < 0 { // a kernel without CLONE_PIDFD
-		if pidfd, err = pidfdOpen(pid); err != nil {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			reap(pid)
-			return 0, -1, err
-		}
-	}
-	return pid, pidfd, nil
 }
 
 // textBusyRetries are the waits before each new attempt at a program that
