@@ -161,10 +161,16 @@ func Processes() []Proc {
 	return procs
 }
 
-// GroupMembers lists the processes of group pgid, zombies included.
+// GroupMembers lists the processes of group pgid, zombies included. With
+// the portable backend, which is no subreaper, the zombies orphaned to init
+// are left out: they are dead, and reaping them is init's (an init that
+// does not reap, as in some containers, keeps them).
 func GroupMembers(pgid int) []Proc {
 	var members []Proc
 	for _, p := range Processes() {
+		if PortableBackend && p.State == "Z" && p.PPid == 1 {
+			continue
+		}
 		if p.Pgid == pgid {
 			members = append(members, p)
 		}
