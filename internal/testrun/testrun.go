@@ -64,6 +64,9 @@ func needsBinary() bool {
 func build(bin string, flags ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
+	if PortableBackend { // the binary's backend is the tests'
+		flags = append(flags, "-tags", "wsgate_portable")
+	}
 	args := append(append([]string{"build"}, flags...), "-o", bin, "github.com/wsgate/wsgate")
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
