@@ -1,6 +1,13 @@
 // Package process starts, feeds, stops and reaps the child processes behind
-// wsgate's connections. It uses only the standard library, knows nothing of
-// HTTP or WebSocket, and runs on Linux.
+// wsgate's connections. It knows nothing of HTTP or WebSocket. It has two
+// backends behind the same Process: Linux's (a pidfd per child, an epoll
+// set per child, the fork thread, the subreaper; spawn_linux.go,
+// watch_linux.go, reap_linux.go), and a portable one for macOS and FreeBSD,
+// also built on Linux with the wsgate_portable tag so that it is tested
+// there (SIGCHLD for exits, the runtime's poller for output, nothing of the
+// subreaper or the parent-death signal; spawn_portable.go,
+// watch_portable.go, reap_portable.go). Where this comment says Linux, the
+// portable backend does without.
 //
 // Each child runs in its own process group, so that signals reach every
 // process it forked. Its stdin is a plain pipe the owner writes. Start forks
