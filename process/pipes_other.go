@@ -27,10 +27,11 @@ func pipe() (r, w int, err error) {
 	return fds[0], fds[1], nil
 }
 
-// openTerminal is Linux's only: a pseudo-terminal stdout is not offered
-// elsewhere.
-func openTerminal() (master, slave int, err error) {
-	return -1, -1, errTerminalLinuxOnly
-}
+// TerminalStdoutOffered reports whether Spec.TerminalStdout can be had:
+// only on Linux.
+const TerminalStdoutOffered = false
 
-var errTerminalLinuxOnly = errors.New("--linebuffer (a pseudo-terminal stdout) is Linux-only")
+// openTerminal fails: a pseudo-terminal stdout is Linux's only.
+func openTerminal() (master, slave int, err error) {
+	return -1, -1, errors.New("a pseudo-terminal stdout is Linux-only")
+}
