@@ -10,17 +10,6 @@ import (
 // architecture; package syscall has it for some only.
 const tcpNotSentLowat = 25
 
-// notSentLimit bounds what a client's TCP socket holds that is not yet
-// sent. Without it, Linux lets the send queue of a client that reads slower
-// than its child prints grow to megabytes (3.2 MB each, measured with 100
-// clients reading yes at full speed on loopback), and a close frame or ping
-// that jumps ahead of the session's own batch still waits behind all of it:
-// shutdown's 1001 then cannot reach a client within its bound. With it, what
-// is ahead of a control frame is what the client's window holds in flight,
-// plus this much; writes block sooner, which only moves the backpressure
-// from the kernel to the child's pipe.
-const notSentLimit = 128 << 10
-
 // LimitUnsent applies notSentLimit to a TCP connection; other kinds are left
 // as they are.
 func LimitUnsent(conn net.Conn) {
