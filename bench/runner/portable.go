@@ -21,9 +21,10 @@ import (
 func init() { subcommands["portable"] = portableMain }
 
 // portableScenarios are what the backends differ in: starting and reaping
-// children (spawn), a child's input and output (echo, stream), and what an
-// idle connection holds (idle).
-var portableScenarios = []string{"spawn", "echo", "stream", "idle"}
+// children (spawn), a child's input and output (echo, stream), what an
+// idle connection holds (idle), and what an idle broadcast member holds
+// (fanout: the readiness set).
+var portableScenarios = []string{"spawn", "echo", "stream", "idle", "fanout"}
 
 // backendColumn is one wsgate binary of the comparison.
 type backendColumn struct {
@@ -39,19 +40,24 @@ func portableMain(args []string) int {
 	smoke := fs.Bool("smoke", false, "tiny counts and 1 repetition: checks correctness, not speed")
 	linux := fs.String("wsgate", "", "path to wsgate built with the Linux backend")
 	portable := fs.String("wsgate-portable", "", "path to wsgate built with -tags wsgate_portable")
+	producer := fs.String("producer", "", "path to the fan-out scenario's producer (bench/producer)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg := config{reps: *reps, smoke: *smoke, sizes: fullSizes}
+	cfg := config{reps: *reps, smoke: *smoke, sizes: fullSizes, producer: *producer}
 	if *smoke {
 		cfg.sizes = smokeSizes
 		if !flagSet(fs, "reps") {
 			cfg.reps = 1
 		}
 	}
+	if err := checkExecutable(serverKind{name: "producer", path: *producer}); err != nil {
+		fmt.Fprintln(os.Stderr, "runner portable:", err)
+		return 2
+	}
 	columns := []backendColumn{
-		{"Linux backend", serverKind{name: "wsgate", path: *linux, frameFlag: true}},
-		{"portable backend", serverKind{name: "wsgate", path: *portable, frameFlag: true}},
+		{"Linux backend", serverKind{name: "wsgate", path: *linux, frameFlag: true, broadcastFlag: true}},
+		{"portable backend", serverKind{name: "wsgate", path: *portable, frameFlag: true, broadcastFlag: true}},
 	}
 	for _, col := range columns {
 		if err := checkExecutable(col.kind); err != nil {
