@@ -19,10 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// the program-long goroutines of the Linux and the portable backends
-		goleak.IgnoreAnyFunction("github.com/wsgate/wsgate/process.runForks"),
-		goleak.IgnoreAnyFunction("github.com/wsgate/wsgate/process.(*exitWatch).reapAsTheyExit"))
+	goleak.VerifyTestMain(m, testrun.ProcessGoroutines...)
 }
 
 // loadSlack is what a loaded machine may add to a bound: the bounds are the

@@ -23,6 +23,14 @@ import (
 // buildTimeout bounds building the binary.
 const buildTimeout = 5 * time.Minute
 
+// ProcessGoroutines are goleak's options for the goroutines package process
+// keeps for the program's life, once it has started a child: the Linux
+// backend's fork thread, the portable backend's exit watch.
+var ProcessGoroutines = []goleak.Option{
+	goleak.IgnoreAnyFunction("github.com/wsgate/wsgate/process.runForks"),
+	goleak.IgnoreAnyFunction("github.com/wsgate/wsgate/process.(*exitWatch).reapAsTheyExit"),
+}
+
 // binDir holds the binaries Main and PlainBinary build.
 var binDir string
 
