@@ -24,6 +24,7 @@ import (
 	"github.com/wsgate/wsgate/internal/httpserver"
 	"github.com/wsgate/wsgate/internal/logs"
 	"github.com/wsgate/wsgate/metrics"
+	"github.com/wsgate/wsgate/process"
 )
 
 // CLI is wsgate's command line. Flags keep websocketd's names and meanings;
@@ -149,6 +150,8 @@ func (c *CLI) validate() error {
 		return errors.New("no command given: usage is wsgate [flags] COMMAND [ARGS...] or wsgate [flags] --dir=DIR, e.g. wsgate --port=8080 ./script.sh")
 	case len(c.Command) > 0 && c.Dir != "":
 		return fmt.Errorf("both --dir and a command (%s) given: use one or the other", c.Command[0])
+	case c.LineBuffer && !process.TerminalStdoutOffered:
+		return errors.New("--linebuffer is Linux-only (it gives the program a pseudo-terminal as its stdout): leave it out, and have the program flush its lines itself (stdbuf -oL, python3 -u)")
 	case c.RedirPort < 0 || c.RedirPort > 65535:
 		return fmt.Errorf("--redirport=%d is out of range: use 1 to 65535", c.RedirPort)
 	case c.Port != nil && (*c.Port < 0 || *c.Port > 65535):

@@ -18,6 +18,7 @@ const zombieGrace = time.Second
 // subreaper), they become its zombies when they exit, and it must reap them
 // then, not whenever some other session happens to end.
 func TestReap_SetsidEscapeesAreReapedAsSoonAsTheyExit(t *testing.T) {
+	testrun.LinuxOnlyPromise(t, "the child subreaper reaps escapees")
 	t.Parallel()
 	const escapees = 25
 	// Each escapee sleeps 40 ms longer than the one before (1 s to 1.96 s),

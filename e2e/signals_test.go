@@ -228,6 +228,7 @@ func gone(pid int) bool {
 // parent-death signal kills each child, and a grandchild that writes dies of
 // SIGPIPE at its next line, since nothing reads its output anymore.
 func TestSignals_KilledWsgateLeavesNoChildRunning(t *testing.T) {
+	testrun.LinuxOnlyPromise(t, "the parent-death signal kills the children of a killed wsgate")
 	t.Parallel()
 	script := writeScript(t, `echo $$; (while :; do echo tick; sleep 0.1; done) & echo "grandchild $!"; exec sleep 600`)
 	g := startGateway(t, script)

@@ -324,9 +324,9 @@ func TestSystemd_TextLogsToTheJournalCarryNoTime(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := info.Sys().(*syscall.Stat_t)
-			stream := strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10)
+			stream := strconv.FormatUint(uint64(st.Dev), 10) + ":" + strconv.FormatUint(st.Ino, 10)
 			if !c.matching {
-				stream = strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino+1, 10)
+				stream = strconv.FormatUint(uint64(st.Dev), 10) + ":" + strconv.FormatUint(st.Ino+1, 10)
 			}
 			logged := runToListening(t, f, []string{"JOURNAL_STREAM=" + stream})
 			for _, line := range strings.Split(strings.TrimSpace(logged), "\n") {

@@ -23,7 +23,7 @@ import (
 
 func TestMain(m *testing.M) {
 	// The fork thread lives as long as the program, on purpose.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsgate/wsgate/process.runForks"))
+	goleak.VerifyTestMain(m, testrun.ProcessGoroutines...)
 }
 
 // syncBuffer is a buffer safe to log into while the test reads it.

@@ -25,8 +25,8 @@ import (
 func (p *Process) Feed(stdout, stderr io.Writer) Status {
 	defer close(p.finished)
 	defer p.watch.close()
-	out := &feed{fd: p.stdoutFd, w: orDiscard(stdout), flag: stdoutReady}
-	errs := &feed{fd: p.stderrFd, w: orDiscard(stderr), flag: stderrReady}
+	out := &feed{fd: p.stdoutFd, w: orDiscard(stdout), flag: stdoutReady, watch: p.watch}
+	errs := &feed{fd: p.stderrFd, w: orDiscard(stderr), flag: stderrReady, watch: p.watch}
 	defer out.close()
 	defer errs.close()
 	feeds := [...]*feed{out, errs}
@@ -115,7 +115,7 @@ func (p *Process) holdFailed(feeds []*feed, exited bool) {
 
 // reapLeader collects the exited leader.
 func (p *Process) reapLeader() {
-	p.status = statusOf(reap(p.pid))
+	p.status = statusOf(p.watch.reapLeader(p.pid))
 	close(p.exited)
 }
 
@@ -140,9 +140,10 @@ type feed struct {
 	fd     int // the parent's read end; -1 once the output has ended
 	w      io.Writer
 	flag   int
-	dirty  bool // written to but not flushed
-	failed bool // w returned an error: drop the rest
-	held   bool // failed, and not read for now (holdFailed)
+	watch  *watcher // which closes fd
+	dirty  bool     // written to but not flushed
+	failed bool     // w returned an error: drop the rest
+	held   bool     // failed, and not read for now (holdFailed)
 }
 
 // pass passes on what the pipe holds now. A read that did not fill the
@@ -161,7 +162,7 @@ func (f *feed) pass() {
 		if c, ok := f.w.(io.Closer); ok && !f.failed {
 			_ = c.Close()
 		}
-		f.close() // which also takes it out of the epoll set
+		f.close() // which also takes it out of the watcher
 		return
 	}
 	if !f.failed {
@@ -192,7 +193,7 @@ func (f *feed) flushNow() {
 // close closes the parent's read end.
 func (f *feed) close() {
 	if f.fd >= 0 {
-		syscall.Close(f.fd)
+		f.watch.closeOutput(f.fd)
 		f.fd = -1
 	}
 }

@@ -1,6 +1,13 @@
 // Package process starts, feeds, stops and reaps the child processes behind
-// wsgate's connections. It uses only the standard library, knows nothing of
-// HTTP or WebSocket, and runs on Linux.
+// wsgate's connections. It knows nothing of HTTP or WebSocket. It has two
+// backends behind the same Process: Linux's (a pidfd per child, an epoll
+// set per child, the fork thread, the subreaper; spawn_linux.go,
+// watch_linux.go, reap_linux.go), and a portable one for macOS and FreeBSD,
+// also built on Linux with the wsgate_portable tag so that it is tested
+// there (SIGCHLD for exits, the runtime's poller for output, nothing of the
+// subreaper or the parent-death signal; spawn_portable.go,
+// watch_portable.go, reap_portable.go). Where this comment says Linux, the
+// portable backend does without.
 //
 // Each child runs in its own process group, so that signals reach every
 // process it forked. Its stdin is a plain pipe the owner writes. Start forks
@@ -105,17 +112,10 @@ func Start(spec Spec) (*Process, error) {
 		files.closeParentEnds()
 		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
 	}
-	pid, pidfd, err := forkExec(spec, &files)
+	pid, watch, err := spawn(spec, &files)
 	if err != nil {
 		files.closeParentEnds()
 		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
-	}
-	watch, err := newWatcher(pidfd, files.stdout, files.stderr)
-	if err != nil {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		reap(pid)
-		files.closeParentEnds()
-		return nil, fmt.Errorf("watch %s: %w", spec.Path, err)
 	}
 	return &Process{
 		pid:      pid,
@@ -127,38 +127,6 @@ func Start(spec Spec) (*Process, error) {
 		exited:   make(chan struct{}),
 		finished: make(chan struct{}),
 	}, nil
-}
-
-// forkExec starts the child on the pipes' ends, in its own process group,
-// and returns its pid and a pidfd for it. It is os/exec without what wsgate
-// does not need: no path lookup, no environment copy, no second pidfd. The
-// child is forked on the fork thread and gets SIGKILL if wsgate dies
-// (forkthread.go).
-func forkExec(spec Spec, files *pipeSet) (pid, pidfd int, err error) {
-	env := spec.Env
-	if env == nil {
-		env = []string{} // nil would mean "inherit"
-	}
-	pidfd = -1
-	attr := &syscall.ProcAttr{
-		Dir:   spec.Dir,
-		Env:   env,
-		Files: []uintptr{uintptr(files.childStdin), uintptr(files.childStdout), uintptr(files.childStderr)},
-		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd, Pdeathsig: parentDeathSignal},
-	}
-	argv := append([]string{spec.Path}, spec.Args...)
-	onForkThread(func() { pid, err = forkExecRetrying(spec.Path, argv, attr) })
-	if err != nil {
-		return 0, -1, err
-	}
-	if pidfd < 0 { // a kernel without CLONE_PIDFD
-		if pidfd, err = pidfdOpen(pid); err != nil {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			reap(pid)
-			return 0, -1, err
-		}
-	}
-	return pid, pidfd, nil
 }
 
 // textBusyRetries are the waits before each new attempt at a program that

@@ -142,7 +142,7 @@ func checkFileLimit(n int) error {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return err
 	}
-	if need := uint64(fdsPerConn*n + fileReserve); lim.Cur < need {
+	if need := uint64(fdsPerConn*n + fileReserve); uint64(lim.Cur) < need {
 		return fmt.Errorf("open-file limit %d is below the %d that %d connections need: run as root or raise `ulimit -n`", lim.Cur, need, n)
 	}
 	return nil
@@ -156,10 +156,10 @@ func raiseFileLimit(want uint64) error {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return err
 	}
-	if lim.Cur >= want {
+	if uint64(lim.Cur) >= want {
 		return nil
 	}
-	raised := syscall.Rlimit{Cur: want, Max: max(lim.Max, want)}
+	raised := syscall.Rlimit{Cur: limitOf(lim.Cur, want), Max: limitOf(lim.Max, max(uint64(lim.Max), want))}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err == nil {
 		return nil
 	}
@@ -167,3 +167,7 @@ func raiseFileLimit(want uint64) error {
 	lim.Cur = lim.Max
 	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 }
+
+// limitOf is n in the type of an Rlimit field like like: uint64 on Linux
+// and macOS, int64 on FreeBSD.
+func limitOf[T int64 | uint64](like T, n uint64) T { return T(n) }

@@ -252,7 +252,7 @@ func checkFanFileLimit(n int) error {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return err
 	}
-	if need := uint64(fdsPerSubscriber*n + fileReserve); lim.Cur < need {
+	if need := uint64(fdsPerSubscriber*n + fileReserve); uint64(lim.Cur) < need {
 		return fmt.Errorf("open-file limit %d is below the %d that %d subscribers need: raise `ulimit -n`", lim.Cur, need, n)
 	}
 	return nil

@@ -1,3 +1,5 @@
+//go:build linux && !wsgate_portable
+
 package process
 
 import (
@@ -105,6 +107,14 @@ func (w *watcher) kick() {
 func (w *watcher) rearm() {
 	_ = w.ep.SetReadDeadline(time.Time{})
 }
+
+// reapLeader collects the leader, once reported exited, and returns how it
+// ended.
+func (w *watcher) reapLeader(pid int) syscall.WaitStatus { return reap(pid) }
+
+// closeOutput closes the parent's read end of an output, which also takes
+// it out of the epoll set.
+func (w *watcher) closeOutput(fd int) { syscall.Close(fd) }
 
 func (w *watcher) close() {
 	if w.ep != nil {

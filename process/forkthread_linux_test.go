@@ -1,3 +1,5 @@
+//go:build linux && !wsgate_portable
+
 package process
 
 import (

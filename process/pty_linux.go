@@ -7,6 +7,10 @@ import (
 	"unsafe"
 )
 
+// TerminalStdoutOffered reports whether Spec.TerminalStdout can be had:
+// only on Linux.
+const TerminalStdoutOffered = true
+
 // openTerminal opens a pseudo-terminal for a child's stdout and returns its
 // master, the parent's end, and its slave, the child's. Both are
 // close-on-exec, and neither becomes a controlling terminal (O_NOCTTY): the

@@ -1,9 +1,8 @@
-//go:build linux
-
 // Package pollnow asks the kernel, without waiting, which poll(2) events a
 // file descriptor has. It is what the runtime's poller cannot tell: whether
 // a peer hung up while unread data is queued, or whether a read would
 // return at once.
+// On Linux it is ppoll(2) with a zero timeout; elsewhere poll(2).
 package pollnow
 
 import (
