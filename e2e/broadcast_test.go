@@ -69,6 +69,7 @@ func TestBroadcast_NonReadingClientsKeepMemoryBoundedAndReadersGetEveryLine(t *t
 					return
 				}
 				if i%chunk == 0 && i < lines {
+					_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 					if err := conn.WriteMessage(websocket.TextMessage, []byte("ack")); err != nil {
 						t.Errorf("reader %d: ack after line %d: %v", r, i, err)
 						return

@@ -190,7 +190,7 @@ func TestObserverIsToldOfAChildThatCannotStart(t *testing.T) {
 func TestObserverIsToldOfBroadcastSubscribersSharedChildrenAndSlowClients(t *testing.T) {
 	t.Parallel()
 	obs := newRecorder()
-	cfg := broadcastScript(t, pacedLinesScript)
+	cfg := broadcastScript(t, ackPacedLinesScript)
 	cfg.QueueSize, cfg.Observer = 256, obs
 	tg := newTestGateway(t, cfg)
 	slow := tg.dial(t, "/", nil)
@@ -201,13 +201,15 @@ func TestObserverIsToldOfBroadcastSubscribersSharedChildrenAndSlowClients(t *tes
 	if s := tg.gw.Stats(); s.Connections != 2 || s.Children != 1 {
 		t.Errorf("stats: %+v, want 2 connections sharing 1 child", s)
 	}
-	// The slow client reads nothing until its queue overflows.
+	// The slow client reads nothing until its queue overflows; the fast one
+	// sets the pace.
+	send(t, fast, websocket.TextMessage, "go")
 	deadline := time.Now().Add(30 * time.Second)
 	for obs.count("slow /") == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no slow client counted")
 		}
-		readN(t, fast, 50)
+		readChunk(t, fast)
 	}
 	_, ce := readUntilClose(t, slow, 10*time.Second)
 	assertClose(t, ce, websocket.CloseTryAgainLater, "client too slow")
