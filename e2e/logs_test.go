@@ -248,4 +248,11 @@ func TestLogs_TheListeningLineNamesTheURLToOpen(t *testing.T) {
 		}
 		conn.Close()
 	}
+	// Under TLS, the schemes say so.
+	pki := newTestPKI(t)
+	g := startGateway(t, "--ssl", "--sslcert="+pki.serverCert, "--sslkey="+pki.serverKey, "--devconsole", "cat")
+	f := logLines(g.logs(), "listening")[0]
+	if f["url"] != "wss://"+g.addr+"/" || f["console"] != "https://"+g.addr+"/" {
+		t.Errorf("under TLS: url=%q console=%q, want wss:// and https://", f["url"], f["console"])
+	}
 }
