@@ -43,6 +43,21 @@ func TestBroadcastAbortEndsAndLogsEveryIdleMember(t *testing.T) {
 	for range members {
 		tg.dial(t, "/", nil) // and never read: the 1001 is not answered
 	}
+	// The client's handshake returns before the gateway counts its member
+	// open: on a loaded machine, a moment before (a CI run saw 5 ms).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tg.gw.mu.Lock()
+		open := len(tg.gw.open)
+		tg.gw.mu.Unlock()
+		if open == members {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d members open after 5 s", open, members)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
 	_ = tg.gw.Shutdown(ctx)
